@@ -1,0 +1,246 @@
+"""Initializers for ReLU recurrent networks, in the style of `jax.nn.initializers`.
+
+Every public function here is a *builder*: it captures its hyperparameters and
+returns ``init(key, shape, dtype=jnp.float32) -> Array``, the signature of
+`jax.nn.initializers`, so the result drops into ``kernel_init=`` or
+``recurrent_kernel_init=`` of any Flax layer::
+
+    import flax.linen as nn
+    from nprnn_jax import initializers
+
+    cell = nn.SimpleCell(features=100, activation_fn=nn.relu,
+                         recurrent_kernel_init=initializers.np_init())
+
+The np initialization of Talathi & Vartak (arXiv:1511.03771, Eq. 9) is the
+composition of two builders::
+
+    np_init() == eigen_normalized(positive_definite(add_identity=True))
+
+    R ~ N(0, 1)^(N x N),   A = R^T R / N + I,   W_hh = A / lambda_max(A)
+
+so that W_hh is symmetric positive definite with largest eigenvalue exactly 1
+and every other eigenvalue in (0, 1).
+
+Conventions: kernels follow Flax, ``[fan_in, fan_out]`` and ``y = x @ W``; for
+an input kernel ``W_hx`` of shape ``[input_size, hidden_size]`` the hidden size
+N is ``shape[-1]``.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Callable, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+Initializer = Callable[..., jax.Array]
+
+__all__ = [
+    "Initializer",
+    "identity",
+    "positive_definite",
+    "eigen_normalized",
+    "np_init",
+    "random_walk_gain",
+    "random_walk_normal",
+    "glorot_normal",
+    "normal",
+    "orthogonal",
+    "zeros",
+]
+
+# Re-exported from jax so that users find every initializer of the paper in
+# one place; we do not rewrite what jax already has.
+glorot_normal = jax.nn.initializers.glorot_normal
+normal = jax.nn.initializers.normal
+orthogonal = jax.nn.initializers.orthogonal
+zeros = jax.nn.initializers.zeros
+
+
+def _square_size(shape: Sequence[int], name: str) -> int:
+    shape = tuple(shape)
+    if len(shape) != 2 or shape[0] != shape[1]:
+        raise ValueError(
+            f"{name} needs a square 2-D shape (N, N); got shape {shape}."
+        )
+    if shape[0] < 1:
+        raise ValueError(f"{name} needs N >= 1; got shape {shape}.")
+    return shape[0]
+
+
+def _matrix_shape(shape: Sequence[int], name: str) -> tuple[int, int]:
+    shape = tuple(shape)
+    if len(shape) != 2 or min(shape) < 1:
+        raise ValueError(
+            f"{name} needs a 2-D shape (fan_in, fan_out) with positive sizes; "
+            f"got shape {shape}."
+        )
+    return shape
+
+
+def _compute_dtype(dtype) -> jnp.dtype:
+    """The dtype used for eigen-decompositions: higher than `dtype` where possible.
+
+    float64 when x64 is enabled; otherwise float32 (the best JAX offers without
+    x64), which is still higher than bfloat16/float16 requests.
+    """
+    if jax.config.jax_enable_x64:
+        return jnp.dtype(jnp.float64)
+    return jnp.dtype(jnp.float32)
+
+
+def identity(gain: float = 1.0) -> Initializer:
+    """The (scaled) identity: ``W = gain * I``.
+
+    ``gain=1`` gives the IRNN of Le et al. (arXiv:1504.00941); a small gain
+    (0.01 is the usual reading) gives the "scaled IRNN" (iRNN) baseline.
+
+    Args:
+      gain: the scale of the identity.
+
+    Returns:
+      ``init(key, shape, dtype)`` returning ``gain * eye(N)`` for shape (N, N).
+
+    Example:
+      >>> identity(0.5)(jax.random.key(0), (2, 2))
+      Array([[0.5, 0. ],
+             [0. , 0.5]], dtype=float32)
+    """
+
+    def init(key, shape, dtype=jnp.float32):
+        del key
+        n = _square_size(shape, "identity")
+        return (gain * jnp.eye(n, dtype=jnp.float32)).astype(dtype)
+
+    return init
+
+
+def positive_definite(add_identity: bool = True) -> Initializer:
+    """A random symmetric positive (semi-)definite matrix ``R^T R / N (+ I)``.
+
+    ``R`` is N x N with i.i.d. standard normal entries. With ``add_identity``
+    every eigenvalue is at least 1; without it the spectrum follows the
+    Marchenko-Pastur law on [0, 4] with many eigenvalues near 0.
+
+    Args:
+      add_identity: add ``I`` (the paper's choice, and every public
+        reimplementation's).
+
+    Returns:
+      ``init(key, shape, dtype)`` for square shapes (N, N). The matrix is
+      exactly symmetric (it is symmetrized after the product).
+    """
+
+    def init(key, shape, dtype=jnp.float32):
+        n = _square_size(shape, "positive_definite")
+        work = jnp.promote_types(dtype, jnp.float32)
+        r = jax.random.normal(key, (n, n), work)
+        a = (r.T @ r) / n
+        a = 0.5 * (a + a.T)
+        if add_identity:
+            a = a + jnp.eye(n, dtype=work)
+        return a.astype(dtype)
+
+    return init
+
+
+def _raise_if_asymmetric(asymmetry, tolerance):
+    asymmetry = np.asarray(asymmetry)
+    if np.any(asymmetry > tolerance):
+        raise ValueError(
+            "eigen_normalized: the base initializer returned a non-symmetric "
+            f"matrix (max |W - W^T| / max |W| = {float(asymmetry.max()):.3g} > "
+            f"{tolerance:g}); eigen_normalized only accepts initializers of "
+            "symmetric matrices."
+        )
+
+
+def eigen_normalized(base: Initializer, target: float = 1.0) -> Initializer:
+    """Rescales a symmetric initializer so that its largest eigenvalue is ``target``.
+
+    ``W = target * B / lambda_max(B)`` with ``B = base(key, shape)``. The
+    eigenvalues are computed with `jnp.linalg.eigvalsh` in a higher precision
+    than the requested dtype (float64 when x64 is enabled, else float32) and the
+    result is cast to the requested dtype at the end.
+
+    Args:
+      base: an initializer that returns symmetric matrices.
+      target: the largest eigenvalue of the result.
+
+    Returns:
+      ``init(key, shape, dtype)``. A non-symmetric output of ``base`` raises
+      ``ValueError`` (eagerly; under `jit` the same message is raised from a
+      host callback when the program runs).
+    """
+
+    def init(key, shape, dtype=jnp.float32):
+        _square_size(shape, "eigen_normalized")
+        work = _compute_dtype(dtype)
+        b = jnp.asarray(base(key, shape, work), work)
+        scale = jnp.max(jnp.abs(b))
+        tolerance = 100 * float(jnp.finfo(work).eps)
+        asymmetry = jnp.max(jnp.abs(b - b.T)) / jnp.where(scale > 0, scale, 1)
+        if isinstance(asymmetry, jax.core.Tracer):
+            jax.debug.callback(_raise_if_asymmetric, asymmetry, tolerance)
+        else:
+            _raise_if_asymmetric(asymmetry, tolerance)
+        b = 0.5 * (b + b.T)
+        lambda_max = jnp.linalg.eigvalsh(b)[-1]
+        return (b * (target / lambda_max)).astype(dtype)
+
+    return init
+
+
+def np_init(add_identity: bool = True) -> Initializer:
+    """The np initialization (Talathi & Vartak, arXiv:1511.03771, Eq. 9).
+
+    ``W_hh = A / lambda_max(A)`` with ``A = R^T R / N + I``, ``R`` standard
+    normal: symmetric positive definite, top eigenvalue 1, the rest in (0, 1).
+    With ``add_identity`` the smallest eigenvalue is at least
+    ``1 / lambda_max(A)`` (about 0.2 for N = 100).
+
+    Args:
+      add_identity: the "+ I" of Eq. 9 (default). Without it the matrix is
+        much more contractive (many eigenvalues near 0).
+
+    Returns:
+      ``init(key, shape, dtype)`` for square shapes (N, N).
+
+    Example:
+      >>> w = np_init()(jax.random.key(0), (100, 100))
+      >>> float(jnp.linalg.eigvalsh(w)[-1])  # doctest: +ELLIPSIS
+      1.0...
+    """
+    return eigen_normalized(positive_definite(add_identity=add_identity), 1.0)
+
+
+def random_walk_gain(hidden_size: int) -> float:
+    """Sussillo & Abbott's random-walk gain for ReLU layers (arXiv:1412.6558).
+
+    ``alpha = sqrt(2) * exp(1.2 / (max(N, 6) - 2.4))``; 1.4317 for N = 100.
+    """
+    if hidden_size < 1:
+        raise ValueError(f"random_walk_gain needs hidden_size >= 1; got {hidden_size}.")
+    return math.sqrt(2.0) * math.exp(1.2 / (max(hidden_size, 6) - 2.4))
+
+
+def random_walk_normal() -> Initializer:
+    """Input weights ``N(0, alpha^2 / N)`` with the random-walk gain ``alpha``.
+
+    For a kernel of shape ``[input_size, hidden_size]`` (Flax convention,
+    ``h = x @ W``) N is the hidden size, ``shape[-1]``, and
+    ``alpha = random_walk_gain(N)``.
+
+    Returns:
+      ``init(key, shape, dtype)`` for 2-D shapes.
+    """
+
+    def init(key, shape, dtype=jnp.float32):
+        _, hidden_size = _matrix_shape(shape, "random_walk_normal")
+        std = random_walk_gain(hidden_size) / math.sqrt(hidden_size)
+        work = jnp.promote_types(dtype, jnp.float32)
+        return (std * jax.random.normal(key, shape, work)).astype(dtype)
+
+    return init

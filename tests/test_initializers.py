@@ -1,0 +1,139 @@
+import math
+import re
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from nprnn_jax import initializers as inits
+
+KEY = jax.random.key(0)
+
+
+@pytest.mark.parametrize("n", [2, 3, 100, 257])
+@pytest.mark.parametrize("add_identity", [True, False])
+def test_np_init_spectrum(n, add_identity):
+    w = inits.np_init(add_identity)(KEY, (n, n), jnp.float32)
+    assert w.dtype == jnp.float32 and w.shape == (n, n)
+    w64 = np.asarray(w, np.float64)
+    np.testing.assert_array_equal(w64, w64.T)
+    eig = np.linalg.eigvalsh(w64)
+    assert abs(eig[-1] - 1.0) < 1e-5
+    assert np.all(eig[:-1] > 0) and np.all(eig[:-1] < 1)
+    if add_identity:
+        # A = R^T R / N + I has lambda_min(A) >= 1, so lambda_min(W) >= 1 / lambda_max(A).
+        a = np.asarray(inits.positive_definite(True)(KEY, (n, n), jnp.float32), np.float64)
+        lambda_max_a = np.linalg.eigvalsh(a)[-1]
+        assert eig[0] >= 1.0 / lambda_max_a - 1e-6
+        np.testing.assert_allclose(w64, a / lambda_max_a, atol=1e-5)
+
+
+def test_np_init_n100_range_matches_method():
+    eig = np.linalg.eigvalsh(np.asarray(inits.np_init()(KEY, (100, 100)), np.float64))
+    # METHOD.md: for N = 100 with + I, eigenvalues lie in about [0.2, 1].
+    assert 0.15 < eig[0] < 0.3
+    no_id = np.linalg.eigvalsh(np.asarray(inits.np_init(False)(KEY, (100, 100)), np.float64))
+    assert no_id[0] < 0.01  # without + I, eigenvalues crowd near 0
+
+
+def test_np_init_deterministic_and_key_dependent():
+    init = inits.np_init()
+    a = init(jax.random.key(1), (50, 50))
+    b = init(jax.random.key(1), (50, 50))
+    c = init(jax.random.key(2), (50, 50))
+    np.testing.assert_array_equal(a, b)
+    assert float(jnp.max(jnp.abs(a - c))) > 1e-3
+
+
+def test_np_init_float64_precision():
+    with jax.enable_x64(True):
+        w = inits.np_init()(KEY, (64, 64), jnp.float64)
+        assert w.dtype == jnp.float64
+        assert abs(np.linalg.eigvalsh(np.asarray(w))[-1] - 1.0) < 1e-12
+
+
+@pytest.mark.parametrize("builder", [inits.identity, inits.positive_definite, inits.np_init,
+                                     lambda: inits.identity(0.01), inits.random_walk_normal])
+@pytest.mark.parametrize("dtype", [jnp.float32, jnp.bfloat16, jnp.float16])
+def test_dtype_honoured(builder, dtype):
+    w = builder()(KEY, (6, 6), dtype)
+    assert w.dtype == dtype
+    assert bool(jnp.all(jnp.isfinite(w.astype(jnp.float32))))
+
+
+def test_bfloat16_np_init_top_eigenvalue_close_to_one():
+    w = inits.np_init()(KEY, (32, 32), jnp.bfloat16)
+    top = np.linalg.eigvalsh(np.asarray(w.astype(jnp.float32), np.float64))[-1]
+    assert abs(top - 1.0) < 1e-2  # bfloat16 has 8 bits of mantissa
+
+
+@pytest.mark.parametrize("builder,name", [
+    (inits.identity, "identity"), (inits.positive_definite, "positive_definite"),
+    (inits.np_init, "eigen_normalized")])
+@pytest.mark.parametrize("shape", [(3, 4), (3,), (2, 2, 2), ()])
+def test_square_builders_reject_bad_shapes(builder, name, shape):
+    with pytest.raises(ValueError, match=rf"{name}.*{re.escape(str(tuple(shape)))}"):
+        builder()(KEY, shape)
+
+
+@pytest.mark.parametrize("shape", [(3,), (2, 2, 2), (0, 4)])
+def test_random_walk_rejects_bad_shapes(shape):
+    with pytest.raises(ValueError, match=re.escape(str(shape))):
+        inits.random_walk_normal()(KEY, shape)
+
+
+def test_identity_exact():
+    np.testing.assert_array_equal(inits.identity()(KEY, (5, 5)), np.eye(5, dtype=np.float32))
+    np.testing.assert_array_equal(inits.identity(0.01)(KEY, (3, 3)),
+                                  np.float32(0.01) * np.eye(3, dtype=np.float32))
+
+
+def test_random_walk_gain_and_std():
+    assert round(inits.random_walk_gain(100), 4) == 1.4317
+    assert inits.random_walk_gain(3) == inits.random_walk_gain(6)  # max(N, 6)
+    w = inits.random_walk_normal()(KEY, (1000, 1000))
+    expected = inits.random_walk_gain(1000) / math.sqrt(1000)
+    assert abs(float(jnp.std(w)) / expected - 1.0) < 0.02
+    # N is the output axis: a [2, 100] input kernel uses alpha(100) / sqrt(100).
+    w = inits.random_walk_normal()(KEY, (400, 100))
+    assert abs(float(jnp.std(w)) / (1.4317 / 10.0) - 1.0) < 0.02
+
+
+def test_eigen_normalized_rejects_non_symmetric_eagerly():
+    base = jax.nn.initializers.normal(1.0)
+    with pytest.raises(ValueError, match="non-symmetric"):
+        inits.eigen_normalized(base)(KEY, (4, 4))
+
+
+def test_eigen_normalized_rejects_non_symmetric_under_jit():
+    init = inits.eigen_normalized(jax.nn.initializers.normal(1.0))
+    with pytest.raises(Exception, match="non-symmetric"):
+        jax.jit(lambda k: init(k, (4, 4)))(KEY).block_until_ready()
+
+
+def test_eigen_normalized_target_and_composition():
+    w = inits.eigen_normalized(inits.positive_definite(), target=0.9)(KEY, (20, 20))
+    assert abs(np.linalg.eigvalsh(np.asarray(w, np.float64))[-1] - 0.9) < 1e-5
+    np.testing.assert_array_equal(
+        inits.np_init()(KEY, (20, 20)),
+        inits.eigen_normalized(inits.positive_definite(True))(KEY, (20, 20)))
+
+
+def test_np_init_jit_and_vmap_match_single_calls():
+    init = inits.np_init()
+    keys = jax.random.split(KEY, 8)
+    batched = jax.jit(jax.vmap(lambda k: init(k, (30, 30))))(keys)
+    assert batched.shape == (8, 30, 30)
+    for i in range(8):
+        np.testing.assert_allclose(batched[i], init(keys[i], (30, 30)), atol=1e-6)
+    tops = np.linalg.eigvalsh(np.asarray(batched, np.float64))[:, -1]
+    np.testing.assert_allclose(tops, 1.0, atol=1e-5)
+
+
+def test_flax_default_dtype_signature():
+    # jax.nn.initializers call init(key, shape) and init(key, shape, dtype).
+    for builder in (inits.identity(), inits.np_init(), inits.random_walk_normal()):
+        assert builder(KEY, (4, 4)).dtype == jnp.float32
+
+

@@ -1,0 +1,152 @@
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from nprnn_jax import rnn
+
+KEY = jax.random.key(42)
+PRESET_NAMES = list(rnn.PRESETS)
+
+
+def reference_loop(params, xs, cell, lengths=None):
+    """A hand-written per-step loop in float64 NumPy, independent of the scan."""
+    p = {k: np.asarray(v, np.float64) for k, v in params.items()}
+    xs = np.asarray(xs, np.float64)
+    batch, steps, _ = xs.shape
+    outs = []
+    for b in range(batch):
+        length = steps if lengths is None else int(lengths[b])
+        if cell == "lstm":
+            n = p["W_h"].shape[0]
+            h, c = np.zeros(n), np.zeros(n)
+            sig = lambda z: 1 / (1 + np.exp(-z))
+            for t in range(length):
+                z = xs[b, t] @ p["W_x"] + h @ p["W_h"] + p["b"]
+                i, f, g, o = z[:n], z[n:2 * n], z[2 * n:3 * n], z[3 * n:]
+                c = sig(f) * c + sig(i) * np.tanh(g)
+                h = sig(o) * np.tanh(c)
+        else:
+            act = (lambda z: np.maximum(z, 0)) if cell == "relu" else np.tanh
+            h = np.zeros(p["W_hh"].shape[0])
+            for t in range(length):
+                h = act(xs[b, t] @ p["W_hx"] + h @ p["W_hh"] + p["b_h"])
+        outs.append(h @ p["W_hy"] + p["b_y"])
+    return np.stack(outs)
+
+
+def make(preset, input_size=3, hidden_size=16, output_size=2, unroll=1):
+    config = rnn.RNNConfig(input_size=input_size, hidden_size=hidden_size,
+                           output_size=output_size, preset=preset, unroll=unroll)
+    params = rnn.init_params(KEY, config)
+    # Make the small default weights of irnn presets visible in the output.
+    params = {k: (v * 300 if preset.startswith("irnn") and k in ("W_hx", "W_hy") else v)
+              for k, v in params.items()}
+    params = {k: (v + 0.1 if k.startswith("b") else v) for k, v in params.items()}
+    return config, params
+
+
+@pytest.mark.parametrize("preset", PRESET_NAMES)
+@pytest.mark.parametrize("unroll", [1, 4])
+def test_scan_equals_python_loop(preset, unroll):
+    config, params = make(preset, unroll=unroll)
+    xs = jax.random.uniform(jax.random.key(1), (4, 20, 3))
+    out = jax.jit(rnn.apply, static_argnums=2)(params, xs, config)
+    ref = reference_loop(params, xs, config.cell)
+    assert np.abs(ref).max() > 1e-2  # the comparison is not between zeros
+    np.testing.assert_allclose(out, ref, atol=1e-6, rtol=1e-5)
+
+
+@pytest.mark.parametrize("preset", PRESET_NAMES)
+def test_masked_lengths_equal_single_runs(preset):
+    config, params = make(preset)
+    xs = jax.random.uniform(jax.random.key(2), (5, 12, 3))
+    lengths = jnp.array([12, 1, 7, 3, 10])
+    padded = rnn.apply(params, xs, config, lengths)
+    for b in range(5):
+        alone = rnn.apply(params, xs[b:b + 1, :int(lengths[b])], config)
+        np.testing.assert_allclose(padded[b], alone[0], atol=1e-6, rtol=1e-6)
+    np.testing.assert_allclose(padded, reference_loop(params, xs, config.cell, lengths),
+                               atol=1e-6, rtol=1e-5)
+    # Garbage in the padding changes nothing.
+    noisy = xs + 100.0 * (jnp.arange(12)[None, :, None] >= lengths[:, None, None])
+    np.testing.assert_array_equal(rnn.apply(params, noisy, config, lengths), padded)
+
+
+@pytest.mark.parametrize("preset", PRESET_NAMES)
+@pytest.mark.parametrize("masked", [False, True])
+def test_gradients_match_float64_reference(preset, masked):
+    config, params = make(preset, hidden_size=10)
+    xs = jax.random.uniform(jax.random.key(3), (3, 15, 3))
+    ys = jax.random.normal(jax.random.key(4), (3, 2))
+    lengths = jnp.array([15, 6, 11]) if masked else None
+
+    def loss(p, x):
+        return jnp.mean((rnn.apply(p, x, config, lengths) - ys) ** 2)
+
+    grads32 = jax.grad(loss)(params, xs)
+    with jax.enable_x64(True):
+        p64 = jax.tree.map(lambda a: jnp.asarray(a, jnp.float64), params)
+        grads64 = jax.grad(loss)(p64, jnp.asarray(xs, jnp.float64))
+        # The float64 reference itself agrees with central finite differences.
+        direction = jax.tree.map(lambda a: jax.random.normal(jax.random.key(5), a.shape, a.dtype), p64)
+        eps = 1e-6
+        plus = jax.tree.map(lambda a, d: a + eps * d, p64, direction)
+        minus = jax.tree.map(lambda a, d: a - eps * d, p64, direction)
+        fd = (loss(plus, xs) - loss(minus, xs)) / (2 * eps)
+        analytic = sum(jnp.vdot(g, d) for g, d in zip(jax.tree.leaves(grads64), jax.tree.leaves(direction)))
+        np.testing.assert_allclose(float(fd), float(analytic), rtol=1e-6, atol=1e-10)
+        grads64 = jax.tree.map(np.asarray, grads64)
+    for name in params:
+        g32, g64 = np.asarray(grads32[name], np.float64), grads64[name]
+        scale = np.abs(g64).max()
+        assert np.abs(g32 - g64).max() <= 1e-4 * max(scale, 1e-8), name
+
+
+def test_vmap_over_seeds_matches_single_inits():
+    config = rnn.RNNConfig(input_size=2, hidden_size=8)
+    keys = jax.random.split(KEY, 4)
+    batched = jax.vmap(lambda k: rnn.init_params(k, config))(keys)
+    xs = jnp.ones((2, 5, 2))
+    outs = jax.vmap(lambda p: rnn.apply(p, xs, config))(batched)
+    for i in range(4):
+        single = rnn.init_params(keys[i], config)
+        np.testing.assert_allclose(outs[i], rnn.apply(single, xs, config), atol=1e-6)
+
+
+def test_hidden_states_last_equals_final_hidden():
+    config, params = make("np")
+    xs = jax.random.uniform(jax.random.key(6), (2, 9, 3))
+    hs = rnn.hidden_states(params, xs, config)
+    assert hs.shape == (2, 9, 16)
+    np.testing.assert_allclose(hs[:, -1], rnn.final_hidden(params, xs, config), atol=1e-7)
+
+
+def test_presets_use_the_documented_initializers():
+    n = 100
+    p = rnn.init_params(KEY, rnn.RNNConfig(input_size=2, hidden_size=n, preset="np"))
+    np.testing.assert_allclose(np.linalg.eigvalsh(np.asarray(p["W_hh"], np.float64))[-1], 1, atol=1e-5)
+    assert float(jnp.abs(p["b_h"]).max()) == 0.0
+    p = rnn.init_params(KEY, rnn.RNNConfig(input_size=2, hidden_size=n, preset="irnn"))
+    np.testing.assert_array_equal(p["W_hh"], np.eye(n))
+    p = rnn.init_params(KEY, rnn.RNNConfig(input_size=2, hidden_size=n, preset="irnn_scaled"))
+    np.testing.assert_allclose(p["W_hh"], 0.01 * np.eye(n))
+    p = rnn.init_params(KEY, rnn.RNNConfig(input_size=2, hidden_size=n, preset="lstm"))
+    np.testing.assert_array_equal(p["b"][n:2 * n], 1.0)
+
+
+def test_unknown_preset_lists_valid_names():
+    with pytest.raises(ValueError, match="unknown preset 'bogus'.*np, np_no_identity, irnn"):
+        rnn.RNNConfig(input_size=1, preset="bogus")
+
+
+def test_bad_shapes_are_clear_errors():
+    config, params = make("np")
+    with pytest.raises(ValueError, match=r"\[batch, time, input_size\].*\(4, 3\)"):
+        rnn.apply(params, jnp.ones((4, 3)), config)
+    with pytest.raises(ValueError, match="5 features.*input_size=3"):
+        rnn.apply(params, jnp.ones((2, 4, 5)), config)
+    with pytest.raises(ValueError, match=r"lengths must have shape \[batch\]"):
+        rnn.apply(params, jnp.ones((2, 4, 3)), config, jnp.ones((3,), int))
+    with pytest.raises(ValueError, match="hidden_size must be a positive int"):
+        rnn.RNNConfig(input_size=1, hidden_size=0)
