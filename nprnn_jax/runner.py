@@ -1,0 +1,345 @@
+"""Host-side runner: executes a (learning rate x seed) grid per init in segments.
+
+Between segments it evaluates every run on the task's fixed test set, appends
+metrics (JSONL), shows progress with an ETA and checkpoints the whole grid state
+(parameters, optimizer state, keys, step, divergence flags) with orbax. Started
+again on the same workdir it resumes from the last finished checkpoint and ends
+with the results of an uninterrupted run.
+
+Workdir layout::
+
+    config.json          the resolved configuration (a different one is refused)
+    metrics.jsonl        one row per run per evaluation
+    summary.json         one record per run: init, learning_rate, seed, final metrics, diverged
+    checkpoints/<init>/  orbax checkpoints of that init's grid
+
+Devices: when several devices are visible the seed axis is sharded across them
+(`jax.sharding.Mesh` with one axis "seeds" and `NamedSharding`); the grid's
+results do not depend on how many devices there are.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import pathlib
+import sys
+import time
+from typing import Callable, Optional, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import orbax.checkpoint as ocp
+from absl import logging
+
+from nprnn_jax import rnn
+from nprnn_jax.tasks import Task
+from nprnn_jax.train import TrainConfig, TrainState, hparams, make_train
+
+# Counts traces of the jitted grid functions; tests read it to check "compiles once".
+TRACE_COUNTS: dict = {}
+
+
+class WorkdirConfigError(ValueError):
+    """The workdir holds a run of a different configuration."""
+
+
+@dataclasses.dataclass(frozen=True)
+class GridConfig:
+    """What to run: inits compared, and the grid of each (learning rates x seeds)."""
+
+    inits: Sequence[str] = ("np", "irnn", "irnn_scaled")
+    learning_rates: Sequence[float] = (0.01,)
+    num_seeds: int = 4
+    clip_norm: float = 10.0
+
+    def __post_init__(self):
+        if not self.inits:
+            raise ValueError("inits is empty; give at least one of: " + ", ".join(rnn.PRESETS))
+        for name in self.inits:
+            rnn.get_preset(name)
+        if len(set(self.inits)) != len(self.inits):
+            raise ValueError(f"inits has duplicates: {list(self.inits)}")
+        if not self.learning_rates:
+            raise ValueError("learning_rates is empty")
+        for lr in self.learning_rates:
+            if not (isinstance(lr, (int, float)) and math.isfinite(lr) and lr > 0):
+                raise ValueError(f"learning rate {lr!r} is not allowed: learning rates must be > 0")
+        if not isinstance(self.num_seeds, int) or self.num_seeds < 1:
+            raise ValueError(f"num_seeds must be a positive int; got {self.num_seeds!r}")
+        if not (math.isfinite(self.clip_norm) and self.clip_norm > 0):
+            raise ValueError(f"clip_norm must be > 0; got {self.clip_norm!r}")
+
+
+def _atomic_write(path: pathlib.Path, text: str):
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def resolved_config(task: Task, train_config: TrainConfig, grid: GridConfig) -> dict:
+    train = dataclasses.asdict(train_config)
+    train.pop("preset")
+    return {"task": task.describe(), "train": train,
+            "grid": {"inits": list(grid.inits), "learning_rates": [float(x) for x in grid.learning_rates],
+                     "num_seeds": grid.num_seeds, "clip_norm": float(grid.clip_norm)}}
+
+
+def check_or_write_config(workdir: pathlib.Path, config: dict):
+    """Writes config.json, or checks that an existing one is the same; never damages a workdir."""
+    path = workdir / "config.json"
+    if path.exists():
+        try:
+            old = json.loads(path.read_text())
+        except json.JSONDecodeError as error:
+            raise WorkdirConfigError(f"{path} is not valid JSON ({error}); use a new --workdir") from None
+        if old != config:
+            diffs = []
+            for section in sorted(set(old) | set(config)):
+                a, b = old.get(section, {}), config.get(section, {})
+                for key in sorted(set(a) | set(b)):
+                    if a.get(key) != b.get(key):
+                        diffs.append(f"{section}.{key}: {a.get(key)!r} in workdir vs {b.get(key)!r} now")
+            raise WorkdirConfigError(
+                f"workdir {workdir} holds a run with a different config ({'; '.join(diffs)}); "
+                "use a new --workdir or the same settings to resume")
+        return
+    workdir.mkdir(parents=True, exist_ok=True)
+    _atomic_write(path, json.dumps(config, indent=2, sort_keys=True) + "\n")
+
+
+class Progress:
+    """A one-line progress bar with ETA on stderr (a log line instead when not a terminal)."""
+
+    def __init__(self, total: int, stream=None):
+        self.total, self.done = total, 0
+        self.stream = stream or sys.stderr
+        self.start = None
+        self.timed = 0
+        self.tty = hasattr(self.stream, "isatty") and self.stream.isatty()
+
+    def begin(self):
+        if self.start is None:
+            self.start = time.perf_counter()
+
+    def update(self, count: int, message: str, timed: bool = True):
+        self.done += count
+        if timed:
+            self.timed += count
+        elapsed = time.perf_counter() - (self.start or time.perf_counter())
+        rate = elapsed / self.timed if self.timed else float("nan")
+        eta = rate * (self.total - self.done) if self.timed else float("nan")
+        width = 24
+        filled = int(width * self.done / max(self.total, 1))
+        bar = "#" * filled + "-" * (width - filled)
+        eta_text = time.strftime("%H:%M:%S", time.gmtime(eta)) if math.isfinite(eta) else "--:--:--"
+        line = f"[{bar}] {self.done}/{self.total} steps, ETA {eta_text} | {message}"
+        if self.tty:
+            self.stream.write("\r" + line[:200].ljust(200))
+            if self.done >= self.total:
+                self.stream.write("\n")
+        else:
+            self.stream.write(line + "\n")
+        self.stream.flush()
+
+
+def _mesh_sharding(num_seeds: int):
+    """NamedSharding of [lr, seed, ...] arrays over a 1-D "seeds" mesh, or None on one device."""
+    devices = jax.devices()
+    if len(devices) < 2:
+        return None
+    if num_seeds % len(devices):
+        logging.warning("num_seeds=%d is not a multiple of the %d devices: the grid is not sharded",
+                        num_seeds, len(devices))
+        return None
+    mesh = jax.sharding.Mesh(np.array(devices), ("seeds",))
+    return jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec(None, "seeds"))
+
+
+def _shard(tree, sharding):
+    if sharding is None:
+        return tree
+    return jax.tree.map(lambda x: jax.device_put(x, sharding) if jnp.ndim(x) >= 2 else x, tree)
+
+
+def _to_float(x) -> Optional[float]:
+    x = float(x)
+    return x if math.isfinite(x) else None
+
+
+class GridRun:
+    """The compiled functions of one init's (learning rate x seed) grid."""
+
+    def __init__(self, task: Task, train_config: TrainConfig, grid: GridConfig):
+        self.trainer = make_train(train_config, task)
+        self.config = train_config
+        self.grid = grid
+        self.sharding = _mesh_sharding(grid.num_seeds)
+        num_lrs = len(grid.learning_rates)
+        self.keys = jax.vmap(jax.random.PRNGKey)(jnp.arange(grid.num_seeds))
+        self.hp = hparams(jnp.asarray(grid.learning_rates, jnp.float32),
+                          jnp.full((num_lrs,), grid.clip_norm, jnp.float32))
+        trainer, eval_every = self.trainer, train_config.eval_every
+
+        def grid_map(fn, seed_axes, lr_axes):
+            return jax.vmap(jax.vmap(fn, seed_axes), lr_axes)
+
+        def init(keys, hp):
+            TRACE_COUNTS["init"] = TRACE_COUNTS.get("init", 0) + 1
+            return grid_map(trainer.init, (0, None), (None, 0))(keys, hp)
+
+        def segment(state, hp):
+            TRACE_COUNTS["segment"] = TRACE_COUNTS.get("segment", 0) + 1
+            return grid_map(lambda s, h: trainer.run(s, h, eval_every), (0, None), (0, 0))(state, hp)
+
+        def evaluate(params, test_set):
+            TRACE_COUNTS["evaluate"] = TRACE_COUNTS.get("evaluate", 0) + 1
+            return grid_map(trainer.evaluate, (0, None), (0, None))(params, test_set)
+
+        self.init = jax.jit(init)
+        self.segment = jax.jit(segment, donate_argnums=0)
+        self.evaluate = jax.jit(evaluate)
+
+    def initial_state(self) -> TrainState:
+        return _shard(self.init(self.keys, self.hp), self.sharding)
+
+
+def run_experiment(task: Task, train_config: TrainConfig, grid: GridConfig,
+                   workdir, *, on_event: Optional[Callable[[str, str, int], None]] = None,
+                   progress_stream=None) -> list:
+    """Trains every init's grid, resuming from checkpoints in ``workdir``.
+
+    Args:
+      task: the task.
+      train_config: static settings; its ``preset`` is replaced by each init.
+      grid: inits, learning rates, seeds, clip norm.
+      workdir: output folder (created; an existing one must hold the same config).
+      on_event: optional ``fn(event, init, step)`` called at "segment_done" and
+        "checkpoint_started" (fault-injection tests use it).
+      progress_stream: where the progress bar goes (stderr by default).
+
+    Returns:
+      The summary records (also written to ``summary.json``).
+    """
+    workdir = pathlib.Path(workdir)
+    check_or_write_config(workdir, resolved_config(task, train_config, grid))
+    test_set = task.test_set()
+    segments = train_config.num_steps // train_config.eval_every
+    progress = Progress(len(grid.inits) * train_config.num_steps, progress_stream)
+    metrics_path = workdir / "metrics.jsonl"
+    summary = []
+    for init_name in grid.inits:
+        config = dataclasses.replace(train_config, preset=init_name)
+        run = GridRun(task, config, grid)
+        manager = ocp.CheckpointManager(
+            (workdir / "checkpoints" / init_name).absolute(),
+            # Synchronous saves: the states are small, and a save that returns is on disk
+            # (orbax writes to a temporary folder and renames it: a crash mid-write
+            # leaves the previous checkpoint as the latest).
+            options=ocp.CheckpointManagerOptions(max_to_keep=2, create=True,
+                                                 enable_async_checkpointing=False))
+        state = run.initial_state()
+        start = manager.latest_step()
+        if start is not None:
+            state = manager.restore(start, args=ocp.args.StandardRestore(state))
+            logging.info("%s: resumed from the checkpoint at step %d", init_name, start)
+        else:
+            start = 0
+        _truncate_metrics(metrics_path, init_name, start if start else -1)
+        progress.begin()
+        progress.update(start, f"{init_name}: resumed at step {start}" if start else f"{init_name}: start",
+                        timed=False)
+        if start == 0:
+            _append_metrics(metrics_path, init_name, grid, 0, None, state,
+                            run.evaluate(state.params, test_set), task)
+        for index in range(start // config.eval_every, segments):
+            state, train_loss = run.segment(state, run.hp)
+            step = (index + 1) * config.eval_every
+            test_metrics = run.evaluate(state.params, test_set)
+            rows = _append_metrics(metrics_path, init_name, grid, step, train_loss, state,
+                                   test_metrics, task)
+            if on_event:
+                on_event("segment_done", init_name, step)
+            manager.save(step, args=ocp.args.StandardSave(state))
+            if on_event:
+                on_event("checkpoint_started", init_name, step)
+            progress.update(config.eval_every, _progress_message(init_name, rows, task))
+        manager.wait_until_finished()
+        manager.close()
+        summary.extend(_summary_records(init_name, grid, state, run.evaluate(state.params, test_set), task))
+    _atomic_write(workdir / "summary.json", json.dumps(summary, indent=2) + "\n")
+    return summary
+
+
+def _rows(init_name, grid, step, train_loss, state, test_metrics, task):
+    test_metrics = jax.tree.map(np.asarray, test_metrics)
+    diverged = np.asarray(state.diverged)
+    train_loss = None if train_loss is None else np.asarray(train_loss)
+    rows = []
+    for li, lr in enumerate(grid.learning_rates):
+        for seed in range(grid.num_seeds):
+            is_diverged = bool(diverged[li, seed])
+            row = {"init": init_name, "learning_rate": float(lr), "seed": seed, "step": step,
+                   "train_loss": None if train_loss is None or is_diverged else _to_float(train_loss[li, seed])}
+            for name, values in sorted(test_metrics.items()):
+                value = values[li, seed]
+                row[name] = None if is_diverged else (bool(value) if value.dtype == bool else _to_float(value))
+            row["diverged"] = is_diverged
+            rows.append(row)
+    return rows
+
+
+def _append_metrics(path, init_name, grid, step, train_loss, state, test_metrics, task):
+    rows = _rows(init_name, grid, step, train_loss, state, test_metrics, task)
+    with open(path, "a") as f:
+        for row in rows:
+            f.write(json.dumps(row) + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+    return rows
+
+
+def _truncate_metrics(path: pathlib.Path, init_name: str, last_step: int):
+    """Drops this init's rows after ``last_step`` (written after the checkpoint we resume from)."""
+    if not path.exists():
+        return
+    kept = []
+    for line in path.read_text().splitlines():
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            continue  # a line cut short by a crash
+        if row.get("init") == init_name and row.get("step", 0) > last_step:
+            continue
+        kept.append(line)
+    _atomic_write(path, "".join(line + "\n" for line in kept))
+
+
+def _progress_message(init_name, rows, task):
+    live = [r for r in rows if not r["diverged"]]
+    diverged = len(rows) - len(live)
+    metric = [r[task.metric] for r in live if r[task.metric] is not None]
+    losses = [r["train_loss"] for r in live if r["train_loss"] is not None]
+    parts = [f"{init_name} step {rows[0]['step']}"]
+    if losses:
+        parts.append(f"train_loss {np.mean(losses):.4g}")
+    if metric:
+        parts.append(f"{task.metric} {np.mean(metric):.4g}")
+    if diverged:
+        parts.append(f"{diverged} diverged")
+    return ", ".join(parts)
+
+
+def _summary_records(init_name, grid, state, test_metrics, task):
+    records = []
+    for row in _rows(init_name, grid, None, None, state, test_metrics, task):
+        row.pop("step")
+        row.pop("train_loss")
+        li = list(grid.learning_rates).index(row["learning_rate"])
+        step = int(np.asarray(state.diverged_step)[li, row["seed"]])
+        row["diverged_step"] = step if row["diverged"] else None
+        records.append(row)
+    return records

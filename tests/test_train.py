@@ -1,0 +1,221 @@
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from nprnn_jax import runner, tasks, train
+
+TASK = tasks.AdditionTask(seq_len=20, test_size=64)
+CONFIG = train.TrainConfig(hidden_size=16, batch_size=8, num_steps=40, eval_every=10)
+
+
+def grid_train(trainer, keys, hp):
+    return jax.jit(jax.vmap(jax.vmap(trainer.train, (0, None)), (None, 0)))(keys, hp)
+
+
+def test_vmapped_seeds_equal_separate_runs():
+    # 20 steps: float32 rounding differences of batched and unbatched matmuls grow
+    # with the number of steps; over 20 they stay far below the 1e-5 tolerance.
+    trainer = train.make_train(train.TrainConfig(hidden_size=16, batch_size=8, num_steps=20,
+                                                 eval_every=10), TASK)
+    keys = jax.vmap(jax.random.PRNGKey)(jnp.arange(3))
+    hp = train.hparams(jnp.array([0.01, 0.05]), jnp.array([1.0, 1.0]))
+    state, losses = grid_train(trainer, keys, hp)
+    single = jax.jit(trainer.train)
+    for li, lr in enumerate([0.01, 0.05]):
+        for s in range(3):
+            one_state, one_losses = single(keys[s], train.hparams(lr, 1.0))
+            np.testing.assert_allclose(losses[li, s], one_losses, rtol=1e-5, atol=1e-6)
+            for name in one_state.params:
+                np.testing.assert_allclose(state.params[name][li, s], one_state.params[name],
+                                           rtol=1e-5, atol=1e-6)
+    # Seeds differ from each other, and the training loss falls.
+    assert float(jnp.abs(state.params["W_hh"][0, 0] - state.params["W_hh"][0, 1]).max()) > 1e-3
+    assert bool(jnp.all(losses[:, :, -1] < losses[:, :, 0]))
+
+
+def test_train_is_deterministic():
+    trainer = train.make_train(CONFIG, TASK)
+    key, hp = jax.random.PRNGKey(5), train.hparams(0.01, 1.0)
+    a = jax.jit(trainer.train)(key, hp)
+    b = jax.jit(trainer.train)(key, hp)
+    for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
+        np.testing.assert_array_equal(x, y)
+
+
+def test_diverging_run_is_frozen_and_others_untouched():
+    trainer = train.make_train(CONFIG, TASK)
+    keys = jax.vmap(jax.random.PRNGKey)(jnp.arange(2))
+    good = jnp.array([0.01, 0.03])
+    state_ok, loss_ok = grid_train(trainer, keys, train.hparams(good, jnp.ones(2)))
+    lrs = jnp.array([0.01, 1e6, 0.03])
+    state, losses = grid_train(trainer, keys, train.hparams(lrs, jnp.array([1.0, 1e12, 1.0])))
+    assert bool(jnp.all(state.diverged[1])) and not bool(jnp.any(state.diverged[jnp.array([0, 2])]))
+    assert bool(jnp.all(state.diverged_step[1] >= 0))
+    # The frozen run kept finite parameters (those of the step before it diverged).
+    assert all(bool(jnp.all(jnp.isfinite(p[1]))) for p in state.params.values())
+    for name in state.params:
+        np.testing.assert_array_equal(state.params[name][jnp.array([0, 2])], state_ok.params[name])
+    np.testing.assert_array_equal(losses[jnp.array([0, 2])], loss_ok)
+
+
+@pytest.mark.parametrize("optimizer", train.OPTIMIZERS)
+def test_optimizers_by_name_reduce_the_loss(optimizer):
+    lr = {"sgd": 0.05, "momentum": 0.01, "rmsprop": 1e-3, "adam": 1e-3}[optimizer]
+    config = train.TrainConfig(hidden_size=16, batch_size=16, num_steps=60, eval_every=20,
+                               optimizer=optimizer)
+    trainer = train.make_train(config, TASK)
+    _, losses = jax.jit(trainer.train)(jax.random.PRNGKey(0), train.hparams(lr, 1.0))
+    assert float(losses[-1]) < float(losses[0])
+
+
+def test_learning_rate_is_injected_not_baked_in():
+    trainer = train.make_train(CONFIG, TASK)
+    state = trainer.init(jax.random.PRNGKey(0), train.hparams(0.123, 4.0))
+    assert float(state.opt_state.hyperparams["learning_rate"]) == pytest.approx(0.123)
+    assert float(state.opt_state.hyperparams["clip_norm"]) == pytest.approx(4.0)
+
+
+def test_bad_train_config_errors():
+    with pytest.raises(ValueError, match="unknown optimizer 'nesterov'.*sgd, momentum, rmsprop, adam"):
+        train.TrainConfig(optimizer="nesterov")
+    with pytest.raises(ValueError, match="num_steps=45 must be a multiple of eval_every=10"):
+        train.TrainConfig(num_steps=45, eval_every=10)
+    with pytest.raises(ValueError, match="learning rate -0.1 is not allowed"):
+        runner.GridConfig(learning_rates=(0.01, -0.1))
+    with pytest.raises(ValueError, match="unknown preset 'foo'"):
+        runner.GridConfig(inits=("np", "foo"))
+
+
+# --- the runner: segments, checkpoints, resumption, devices -------------------------
+
+GRID = runner.GridConfig(inits=("np", "irnn"), learning_rates=(0.01, 0.05), num_seeds=2, clip_norm=1.0)
+
+CHILD = textwrap.dedent("""
+    import os, sys
+    from nprnn_jax import runner, tasks, train
+    task = tasks.AdditionTask(seq_len=20, test_size=64)
+    config = train.TrainConfig(hidden_size=16, batch_size=8,
+                               num_steps=int(os.environ.get("STEPS", "40")), eval_every=10)
+    grid = runner.GridConfig(inits=("np", "irnn"), learning_rates=(0.01, 0.05),
+                             num_seeds=int(os.environ.get("SEEDS", "2")), clip_norm=1.0)
+    crash = os.environ.get("CRASH")  # "event:init:step"
+
+    def on_event(event, init, step):
+        if crash == f"{event}:{init}:{step}":
+            os._exit(17)
+
+    runner.run_experiment(task, config, grid, sys.argv[1], on_event=on_event)
+    import jax
+    print("DEVICES", jax.device_count())
+""")
+
+
+def run_child(workdir, **env):
+    full_env = {**os.environ, "JAX_PLATFORMS": "cpu", **env}
+    return subprocess.run([sys.executable, "-c", CHILD, str(workdir)], env=full_env,
+                          capture_output=True, text=True, timeout=600)
+
+
+def read_results(workdir):
+    summary = json.loads((workdir / "summary.json").read_text())
+    rows = [json.loads(line) for line in (workdir / "metrics.jsonl").read_text().splitlines()]
+    rows.sort(key=lambda r: (r["init"], r["step"], r["learning_rate"], r["seed"]))
+    return summary, rows
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("uninterrupted")
+    runner.TRACE_COUNTS.clear()
+    summary = runner.run_experiment(TASK, CONFIG, GRID, workdir)
+    return workdir, summary, dict(runner.TRACE_COUNTS)
+
+
+def test_runner_writes_config_metrics_summary(uninterrupted):
+    workdir, summary, _ = uninterrupted
+    config = json.loads((workdir / "config.json").read_text())
+    assert config["grid"]["inits"] == ["np", "irnn"] and config["task"]["seq_len"] == 20
+    assert len(summary) == 2 * 2 * 2
+    for record in summary:
+        assert set(record) >= {"init", "learning_rate", "seed", "test_mse", "diverged"}
+        assert np.isfinite(record["test_mse"]) and record["diverged"] is False
+    _, rows = read_results(workdir)
+    assert len(rows) == 2 * 5 * 4  # inits x evaluations (step 0 and 4 segments) x runs
+    assert {r["step"] for r in rows} == {0, 10, 20, 30, 40}
+
+
+def test_grid_traces_once(uninterrupted):
+    _, _, counts = uninterrupted
+    # Two inits, each a separate program traced once, over four segments each.
+    assert counts == {"init": 2, "segment": 2, "evaluate": 2}
+
+
+@pytest.mark.parametrize("crash", ["segment_done:np:20", "checkpoint_started:irnn:30",
+                                   "checkpoint_started:np:10"])
+def test_killed_run_resumes_to_identical_results(tmp_path, uninterrupted, crash):
+    first = run_child(tmp_path, CRASH=crash)
+    assert first.returncode == 17, first.stderr[-2000:]
+    assert not (tmp_path / "summary.json").exists()
+    second = run_child(tmp_path)
+    assert second.returncode == 0, second.stderr[-2000:]
+    assert "resumed at step" in second.stderr
+    assert read_results(tmp_path) == read_results(uninterrupted[0])
+
+
+@pytest.mark.slow
+def test_four_host_devices_give_the_same_results(tmp_path):
+    # 20 steps, so that float32 rounding differences between a 4-seed batch on one
+    # device and 1-seed batches on four stay below the tolerance.
+    four, one = tmp_path / "four", tmp_path / "one"
+    result = run_child(four, SEEDS="4", STEPS="20",
+                       XLA_FLAGS="--xla_force_host_platform_device_count=4")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "DEVICES 4" in result.stdout
+    result = run_child(one, SEEDS="4", STEPS="20")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "DEVICES 1" in result.stdout
+    s4, r4 = read_results(four)
+    s1, r1 = read_results(one)
+    assert len(s4) == 16 and len(r4) == len(r1) == 2 * 3 * 8
+    for a, b in zip(s4 + r4, s1 + r1):
+        assert a.keys() == b.keys()
+        for key in a:
+            if isinstance(a[key], float):
+                assert a[key] == pytest.approx(b[key], rel=1e-5, abs=1e-7), key
+            else:
+                assert a[key] == b[key], key
+
+
+def test_sharding_splits_the_seed_axis():
+    sharding = runner._mesh_sharding(4)
+    assert sharding is None  # one CPU device in this process
+    code = textwrap.dedent("""
+        import jax, jax.numpy as jnp
+        from nprnn_jax import runner, tasks, train
+        grid = runner.GridConfig(inits=("np",), learning_rates=(0.01,), num_seeds=4)
+        run = runner.GridRun(tasks.AdditionTask(seq_len=5, test_size=4),
+                             train.TrainConfig(hidden_size=4, num_steps=2, eval_every=1), grid)
+        state = run.initial_state()
+        w = state.params["W_hh"]
+        print("SHARDS", len(w.sharding.device_set), w.addressable_shards[0].data.shape)
+    """)
+    env = {**os.environ, "JAX_PLATFORMS": "cpu", "XLA_FLAGS": "--xla_force_host_platform_device_count=4"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
+    assert "SHARDS 4 (1, 1, 4, 4)" in out.stdout, out.stderr[-2000:]
+
+
+def test_workdir_with_other_config_is_refused(tmp_path):
+    config = runner.resolved_config(TASK, CONFIG, GRID)
+    runner.check_or_write_config(tmp_path, config)
+    before = (tmp_path / "config.json").read_text()
+    other = runner.resolved_config(tasks.AdditionTask(seq_len=30, test_size=64), CONFIG, GRID)
+    with pytest.raises(runner.WorkdirConfigError, match="task.seq_len: 20 in workdir vs 30 now"):
+        runner.check_or_write_config(tmp_path, other)
+    assert (tmp_path / "config.json").read_text() == before
