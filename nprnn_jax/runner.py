@@ -191,14 +191,16 @@ class GridRun:
             TRACE_COUNTS["init"] = TRACE_COUNTS.get("init", 0) + 1
             return grid_map(trainer.init, (0, None), (None, 0))(keys, hp)
 
-        def segment(state, hp):
+        def segment(state, hp, data):
             TRACE_COUNTS["segment"] = TRACE_COUNTS.get("segment", 0) + 1
-            return grid_map(lambda s, h: trainer.run(s, h, eval_every), (0, None), (0, 0))(state, hp)
+            return grid_map(lambda s, h, d: trainer.run(s, h, eval_every, d),
+                            (0, None, None), (0, 0, None))(state, hp, data)
 
         def evaluate(params, test_set):
             TRACE_COUNTS["evaluate"] = TRACE_COUNTS.get("evaluate", 0) + 1
             return grid_map(trainer.evaluate, (0, None), (0, None))(params, test_set)
 
+        self.data = task.train_data()
         self.init = jax.jit(init)
         self.segment = jax.jit(segment, donate_argnums=0)
         self.evaluate = jax.jit(evaluate)
@@ -209,7 +211,7 @@ class GridRun:
 
 def run_experiment(task: Task, train_config: TrainConfig, grid: GridConfig,
                    workdir, *, on_event: Optional[Callable[[str, str, int], None]] = None,
-                   progress_stream=None) -> list:
+                   progress_stream=None, extra_files: Optional[dict] = None) -> list:
     """Trains every init's grid, resuming from checkpoints in ``workdir``.
 
     Args:
@@ -220,12 +222,16 @@ def run_experiment(task: Task, train_config: TrainConfig, grid: GridConfig,
       on_event: optional ``fn(event, init, step)`` called at "segment_done" and
         "checkpoint_started" (fault-injection tests use it).
       progress_stream: where the progress bar goes (stderr by default).
+      extra_files: ``{file name: text}`` written into the workdir once its config
+        has been checked (e.g. the permutation of permuted MNIST).
 
     Returns:
       The summary records (also written to ``summary.json``).
     """
     workdir = pathlib.Path(workdir)
     check_or_write_config(workdir, resolved_config(task, train_config, grid))
+    for name, text in (extra_files or {}).items():
+        _atomic_write(workdir / name, text)
     test_set = task.test_set()
     segments = train_config.num_steps // train_config.eval_every
     progress = Progress(len(grid.inits) * train_config.num_steps, progress_stream)
@@ -256,7 +262,7 @@ def run_experiment(task: Task, train_config: TrainConfig, grid: GridConfig,
             _append_metrics(metrics_path, init_name, grid, 0, None, state,
                             run.evaluate(state.params, test_set), task)
         for index in range(start // config.eval_every, segments):
-            state, train_loss = run.segment(state, run.hp)
+            state, train_loss = run.segment(state, run.hp, run.data)
             step = (index + 1) * config.eval_every
             test_metrics = run.evaluate(state.params, test_set)
             rows = _append_metrics(metrics_path, init_name, grid, step, train_loss, state,

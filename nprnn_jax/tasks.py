@@ -44,8 +44,15 @@ class Task:
     metric: str
     higher_is_better: bool
 
-    def sample(self, key: jax.Array, batch_size: int) -> Batch:
-        """A training batch drawn from ``key`` (on device, jittable)."""
+    def train_data(self) -> dict:
+        """The arrays `sample` draws from (a data set in device memory), passed to
+        the jitted program as an argument rather than baked in as constants.
+        Generated tasks have none."""
+        return {}
+
+    def sample(self, key: jax.Array, batch_size: int, data: Optional[dict] = None) -> Batch:
+        """A training batch drawn from ``key`` (on device, jittable); ``data`` is
+        `train_data()`."""
         raise NotImplementedError
 
     def test_set(self) -> Batch:
@@ -123,7 +130,8 @@ class _MarkedPairTask(Task):
         ys = self._combine(values[first], values[second])[None]
         return xs, ys
 
-    def sample(self, key, batch_size):
+    def sample(self, key, batch_size, data=None):
+        del data
         xs, ys = jax.vmap(self._one)(jax.random.split(key, batch_size))
         return {"xs": xs, "ys": ys}
 
@@ -157,3 +165,115 @@ class MultiplicationTask(_MarkedPairTask):
 
     def _combine(self, a, b):
         return a * b
+
+
+class ClassificationTask(Task):
+    """Classification of sequences held in device memory; batches sampled on device.
+
+    Args:
+      name: the task's name.
+      train, test: dicts of NumPy arrays: ``xs [N, T, D]`` (any numeric dtype,
+        multiplied by ``scale`` and cast to float32 when sampled), ``ys [N]``
+        int labels and optionally ``lengths [N]`` (variable-length, masked).
+      num_classes: output size.
+      scale: factor applied to ``xs`` (1/255 for uint8 pixels).
+      test_size: evaluate on the first ``test_size`` test examples (None: all).
+    """
+
+    loss_type = "xent"
+    metric = "test_accuracy"
+    higher_is_better = True
+
+    def __init__(self, name: str, train: dict, test: dict, num_classes: int, scale: float = 1.0,
+                 test_size: Optional[int] = None, info: Optional[dict] = None):
+        self.name = name
+        self.num_classes = int(num_classes)
+        self.output_size = self.num_classes
+        self.input_size = int(train["xs"].shape[-1])
+        self.scale = float(scale)
+        if test_size is not None:
+            if test_size < 1:
+                raise ValueError(f"test_size must be a positive int; got {test_size}")
+            test = {k: v[:test_size] for k, v in test.items()}
+        self.num_train = int(train["xs"].shape[0])
+        self.num_test = int(test["xs"].shape[0])
+        self.seq_len = int(train["xs"].shape[1])
+        self.info = dict(info or {})
+        self._train = {k: jnp.asarray(v) for k, v in train.items()}
+        self._test = test
+
+    def describe(self):
+        return {"name": self.name, "num_classes": self.num_classes, "input_size": self.input_size,
+                "seq_len": self.seq_len, "num_train": self.num_train, "num_test": self.num_test,
+                "scale": self.scale, **self.info}
+
+    def _prepare(self, batch):
+        batch = dict(batch)
+        batch["xs"] = jnp.asarray(batch["xs"]).astype(jnp.float32) * self.scale
+        batch["ys"] = jnp.asarray(batch["ys"]).astype(jnp.int32)
+        return batch
+
+    def train_data(self):
+        return self._train
+
+    def sample(self, key, batch_size, data=None):
+        data = self._train if data is None else data
+        index = jax.random.randint(key, (batch_size,), 0, data["ys"].shape[0])
+        return self._prepare({k: v[index] for k, v in data.items()})
+
+    def test_set(self):
+        return self._prepare(self._test)
+
+    def evaluate(self, predictions, batch):
+        return {"test_accuracy": jnp.mean(jnp.argmax(predictions, -1) == batch["ys"])}
+
+
+def mnist_task(images, labels, test_images, test_labels, permute: bool = False,
+               permutation_seed: int = 0, test_size: Optional[int] = None):
+    """Pixel MNIST: one pixel per step (784 steps, row-major), pixels in [0, 1].
+
+    With ``permute`` a fixed random permutation of the 784 positions (drawn from
+    ``permutation_seed``) is applied to every image: permuted pixel MNIST. The
+    permutation is `task.permutation` (recorded in the workdir by the binary).
+    """
+    import numpy as np
+
+    flat = np.asarray(images, np.uint8).reshape(len(images), 784)
+    test_flat = np.asarray(test_images, np.uint8).reshape(len(test_images), 784)
+    permutation = None
+    if permute:
+        permutation = np.random.default_rng(permutation_seed).permutation(784)
+        flat, test_flat = flat[:, permutation], test_flat[:, permutation]
+    task = ClassificationTask(
+        "pmnist" if permute else "mnist",
+        {"xs": flat[..., None], "ys": np.asarray(labels)},
+        {"xs": test_flat[..., None], "ys": np.asarray(test_labels)},
+        num_classes=10, scale=1.0 / 255.0, test_size=test_size,
+        info={"permute": bool(permute), "permutation_seed": permutation_seed if permute else None})
+    task.permutation = permutation
+    return task
+
+
+def sequence_task(name: str, train, test, test_size: Optional[int] = None, normalize: bool = True):
+    """Classification of variable-length feature sequences (`datasets.SequenceDataset`).
+
+    With ``normalize`` every feature channel is standardized with the mean and
+    standard deviation of the training set's valid (unpadded) steps; padding
+    stays zero and is masked by the lengths either way.
+    """
+    import numpy as np
+
+    train_xs, test_xs = train.features.astype(np.float32), test.features.astype(np.float32)
+    if normalize:
+        valid = np.arange(train_xs.shape[1])[None, :] < train.lengths[:, None]
+        steps = train_xs[valid]
+        mean, std = steps.mean(0), steps.std(0) + 1e-6
+        train_xs = np.where(valid[..., None], (train_xs - mean) / std, 0.0).astype(np.float32)
+        test_valid = np.arange(test_xs.shape[1])[None, :] < test.lengths[:, None]
+        test_xs = np.where(test_valid[..., None], (test_xs - mean) / std, 0.0).astype(np.float32)
+    return ClassificationTask(
+        name,
+        {"xs": train_xs, "ys": train.labels, "lengths": train.lengths},
+        {"xs": test_xs, "ys": test.labels, "lengths": test.lengths},
+        num_classes=len(train.class_names), test_size=test_size,
+        info={"normalize": bool(normalize), "class_names": ",".join(train.class_names)})

@@ -138,10 +138,14 @@ class Trainer:
         predictions = rnn.apply(params, batch["xs"], self.rnn_config, batch.get("lengths"))
         return self.task.loss(predictions, batch)
 
-    def step(self, state: TrainState, hp: dict):
-        """One SGD step; returns (new state, training loss of the step)."""
+    def step(self, state: TrainState, hp: dict, data=None):
+        """One SGD step; returns (new state, training loss of the step).
+
+        ``data`` is ``task.train_data()`` (pass it as an argument of the jitted
+        program so that a data set is not baked into it as a constant).
+        """
         key, k_batch = jax.random.split(state.key)
-        batch = self.task.sample(k_batch, self.config.batch_size)
+        batch = self.task.sample(k_batch, self.config.batch_size, data)
         loss, grads = jax.value_and_grad(self.loss)(state.params, batch)
         # optax.inject_hyperparams reads the values from opt_state.hyperparams.
         optimizer = make_optimizer(self.config)(**hp)
@@ -160,11 +164,11 @@ class Trainer:
         )
         return new_state, jnp.where(bad, jnp.nan, loss)
 
-    def run(self, state: TrainState, hp: dict, num_steps: int):
+    def run(self, state: TrainState, hp: dict, num_steps: int, data=None):
         """``num_steps`` steps as a `lax.scan`; returns (state, mean loss of the finite steps)."""
 
         def body(carry, _):
-            return self.step(carry, hp)
+            return self.step(carry, hp, data)
 
         state, losses = jax.lax.scan(body, state, None, length=num_steps)
         finite = jnp.isfinite(losses)
@@ -178,7 +182,7 @@ class Trainer:
         metrics["test_loss"] = self.task.loss(predictions, test_set)
         return metrics
 
-    def train(self, key: jax.Array, hp: dict):
+    def train(self, key: jax.Array, hp: dict, data=None):
         """The whole run: init, then `num_steps` steps in segments of `eval_every`.
 
         Returns (final state, per-segment mean training losses [num_segments]).
@@ -187,7 +191,7 @@ class Trainer:
         segments = self.config.num_steps // self.config.eval_every
 
         def segment(carry, _):
-            return self.run(carry, hp, self.config.eval_every)
+            return self.run(carry, hp, self.config.eval_every, data)
 
         return jax.lax.scan(segment, state, None, length=segments)
 

@@ -1,0 +1,329 @@
+"""Readers for the benchmarks' data: MNIST (TFDS or IDX files), UEA/UCR `.ts`, `.npz` features.
+
+Nothing here downloads. Every reader validates what it reads and raises
+`DataError` (a `ValueError`) with a message that names the file and the problem.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import gzip
+import math
+import os
+import pathlib
+import struct
+from typing import Optional
+
+import numpy as np
+
+
+class DataError(ValueError):
+    """A data file or directory is missing, truncated or malformed."""
+
+
+# --- IDX (MNIST) --------------------------------------------------------------
+
+IDX_DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: np.dtype(">i2"), 0x0C: np.dtype(">i4"),
+              0x0D: np.dtype(">f4"), 0x0E: np.dtype(">f8")}
+
+
+def _open_maybe_gzip(path: pathlib.Path) -> bytes:
+    raw = path.read_bytes()
+    if raw[:2] == b"\x1f\x8b":
+        try:
+            return gzip.decompress(raw)
+        except (OSError, EOFError, gzip.BadGzipFile) as error:
+            raise DataError(f"{path}: corrupt gzip stream ({error})") from None
+    return raw
+
+
+def read_idx(path, expected_ndim: Optional[int] = None) -> np.ndarray:
+    """Reads an IDX file (optionally gzip-compressed) into a NumPy array.
+
+    Validates the magic number (two zero bytes, a known type code, the number of
+    dimensions), that the payload holds exactly prod(dims) items, and, when
+    given, the number of dimensions (3 for images, 1 for labels).
+    """
+    path = pathlib.Path(path)
+    if not path.is_file():
+        raise DataError(f"IDX file {path} not found")
+    data = _open_maybe_gzip(path)
+    if len(data) < 4:
+        raise DataError(f"{path}: truncated IDX file ({len(data)} bytes, no header)")
+    zero, type_code, ndim = data[0:2], data[2], data[3]
+    magic = int.from_bytes(data[:4], "big")
+    if zero != b"\x00\x00" or type_code not in IDX_DTYPES or ndim == 0:
+        raise DataError(f"{path}: wrong magic number 0x{magic:08x}; an IDX file starts with "
+                        "0x0000TTNN (TT a type code such as 08 for uint8, NN the number of dimensions)")
+    if expected_ndim is not None and ndim != expected_ndim:
+        raise DataError(f"{path}: magic 0x{magic:08x} says {ndim} dimensions; expected {expected_ndim} "
+                        f"(0x{0x800 + expected_ndim:08x})")
+    header = 4 + 4 * ndim
+    if len(data) < header:
+        raise DataError(f"{path}: truncated IDX header ({len(data)} bytes, need {header})")
+    dims = struct.unpack(f">{ndim}I", data[4:header])
+    dtype = np.dtype(IDX_DTYPES[type_code])
+    expected = math.prod(dims) * dtype.itemsize
+    payload = len(data) - header
+    if payload != expected:
+        raise DataError(f"{path}: {'truncated' if payload < expected else 'oversized'} IDX payload: "
+                        f"dims {dims} need {expected} bytes, file has {payload}")
+    return np.frombuffer(data, dtype, offset=header).reshape(dims).astype(dtype.newbyteorder("="))
+
+
+MNIST_FILES = {
+    "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", 60_000),
+    "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte", 10_000),
+}
+
+
+def _find(directory: pathlib.Path, name: str) -> pathlib.Path:
+    for candidate in (directory / name, directory / (name + ".gz")):
+        if candidate.is_file():
+            return candidate
+    raise DataError(f"MNIST file {name}[.gz] not found in {directory}")
+
+
+def load_mnist_idx(directory, split: str):
+    """(images uint8 [N, 28, 28], labels uint8 [N]) of ``split`` from the four IDX files."""
+    directory = pathlib.Path(directory)
+    if not directory.is_dir():
+        raise DataError(f"MNIST data directory {directory} not found")
+    images_name, labels_name, count = MNIST_FILES[split]
+    images = read_idx(_find(directory, images_name), expected_ndim=3)
+    labels = read_idx(_find(directory, labels_name), expected_ndim=1)
+    if images.shape != (count, 28, 28):
+        raise DataError(f"{directory}/{images_name}: shape {images.shape}; expected ({count}, 28, 28)")
+    if labels.shape != (count,):
+        raise DataError(f"{directory}/{labels_name}: {labels.shape[0]} labels; expected {count}")
+    if labels.max() > 9:
+        raise DataError(f"{directory}/{labels_name}: label {labels.max()} outside 0..9")
+    return images, labels
+
+
+def load_mnist(data_dir, split: str, tfds_data_dir: Optional[str] = None):
+    """MNIST ``split`` as (images uint8 [N, 28, 28], labels [N]).
+
+    Uses a prepared TFDS MNIST when one exists in ``tfds_data_dir`` (never
+    downloads); otherwise the IDX files in ``data_dir`` (or ``data_dir/mnist``).
+    """
+    tfds_result = _load_mnist_tfds(split, tfds_data_dir)
+    if tfds_result is not None:
+        return tfds_result
+    directory = pathlib.Path(data_dir)
+    if (directory / "mnist").is_dir() and not any(directory.glob("*idx*")):
+        directory = directory / "mnist"
+    return load_mnist_idx(directory, split)
+
+
+def _load_mnist_tfds(split: str, tfds_data_dir: Optional[str]):
+    """MNIST from a prepared TFDS data set (array_record data source, no TensorFlow
+    needed), or None when there is none. Never downloads."""
+    try:
+        import tensorflow_datasets as tfds
+    except ImportError:
+        return None
+    try:
+        source = tfds.data_source("mnist", split=split, data_dir=tfds_data_dir, download=False)
+    except Exception:  # not prepared here (TFDS raises several kinds of errors for that)
+        return None
+    examples = [source[i] for i in range(len(source))]
+    images = np.stack([np.asarray(e["image"]).reshape(28, 28) for e in examples]).astype(np.uint8)
+    labels = np.asarray([int(e["label"]) for e in examples])
+    return images, labels
+
+
+# --- UEA/UCR .ts --------------------------------------------------------------
+
+@dataclasses.dataclass
+class SequenceDataset:
+    """Padded variable-length sequences: ``features [N, T, D]`` (zeros after each
+    length), ``lengths [N]``, integer ``labels [N]`` and the class names."""
+
+    features: np.ndarray
+    lengths: np.ndarray
+    labels: np.ndarray
+    class_names: list
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+
+def _fill_missing(series: np.ndarray) -> np.ndarray:
+    """Trailing NaN is padding (cut); interior NaN takes the last value seen
+    (the next one at the start). Returns the series up to its last value."""
+    finite = np.isfinite(series).all(axis=-1)
+    if not finite.any():
+        return series[:0]
+    series = series[: np.nonzero(finite)[0][-1] + 1].copy()
+    finite = finite[: len(series)]
+    first = np.argmax(finite)
+    series[:first] = series[first]
+    for t in range(first + 1, len(series)):
+        if not finite[t]:
+            series[t] = np.where(np.isfinite(series[t]), series[t], series[t - 1])
+    return series
+
+
+def read_ts(path) -> SequenceDataset:
+    """Reads a UEA/UCR `.ts` file (classification, no timestamps).
+
+    Validates the header (``@problemName``, ``@classLabel true ...``, ``@data``;
+    ``@dimensions``, ``@seriesLength``, ``@equalLength`` and ``@timeStamps``
+    when present), and that every case has the declared number of dimensions,
+    the same length in every dimension, the declared series length and a known
+    class label.
+
+    Missing values (``NaN`` or ``?``): those at the end of a series are padding
+    and shorten it; interior ones repeat the previous value (leading ones the
+    first value present).
+    """
+    path = pathlib.Path(path)
+    if not path.is_file():
+        raise DataError(f".ts file {path} not found")
+    header: dict = {}
+    cases, labels = [], []
+    in_data = False
+    with open(path, encoding="utf-8", errors="replace") as f:
+        for number, line in enumerate(f, 1):
+            line = line.strip()
+            if not line or line.startswith("#"):
+                continue
+            where = f"{path}:{number}"
+            if not in_data:
+                if not line.startswith("@"):
+                    raise DataError(f"{where}: expected a header line starting with '@' before @data; got {line[:40]!r}")
+                key, _, value = line[1:].partition(" ")
+                key = key.lower()
+                if key == "data":
+                    in_data = True
+                    _check_header(path, header)
+                else:
+                    header[key] = value.strip()
+                continue
+            *dims, label = line.split(":")
+            if not dims:
+                raise DataError(f"{where}: a case needs dimensions and a class label separated by ':'")
+            if label not in header["class_names"]:
+                raise DataError(f"{where}: class label {label!r} not in @classLabel {header['class_names']}")
+            if header.get("dimensions") is not None and len(dims) != header["dimensions"]:
+                raise DataError(f"{where}: {len(dims)} dimensions; @dimensions says {header['dimensions']}")
+            try:
+                values = [[float("nan") if v.strip() == "?" else float(v) for v in d.split(",")] for d in dims]
+            except ValueError as error:
+                raise DataError(f"{where}: not a number ({error})") from None
+            lengths = {len(v) for v in values}
+            if len(lengths) != 1:
+                raise DataError(f"{where}: inconsistent lengths across dimensions {sorted(lengths)}")
+            length = lengths.pop()
+            if header.get("series_length") is not None and length != header["series_length"]:
+                raise DataError(f"{where}: length {length}; @seriesLength says {header['series_length']}")
+            cases.append(np.asarray(values, np.float32).T)  # [T, D]
+            labels.append(header["class_names"].index(label))
+    if not in_data:
+        raise DataError(f"{path}: no @data line; not a .ts file")
+    if not cases:
+        raise DataError(f"{path}: no cases after @data")
+    dims = {c.shape[1] for c in cases}
+    if len(dims) != 1:
+        raise DataError(f"{path}: cases have different numbers of dimensions {sorted(dims)}")
+    if header.get("equal_length") and len({c.shape[0] for c in cases}) != 1:
+        raise DataError(f"{path}: @equalLength true but lengths are {sorted({c.shape[0] for c in cases})[:5]}...")
+    cases = [_fill_missing(c) for c in cases]
+    for index, case in enumerate(cases):
+        if len(case) == 0:
+            raise DataError(f"{path}: case {index} has no values (all missing)")
+    max_len = max(len(c) for c in cases)
+    features = np.zeros((len(cases), max_len, dims.pop()), np.float32)
+    for i, case in enumerate(cases):
+        features[i, : len(case)] = case
+    return SequenceDataset(features, np.array([len(c) for c in cases], np.int32),
+                           np.array(labels, np.int32), list(header["class_names"]))
+
+
+def _check_header(path, header: dict):
+    def boolean(key):
+        value = header.get(key)
+        if value is None:
+            return None
+        if value.lower() not in ("true", "false"):
+            raise DataError(f"{path}: @{key} must be true or false; got {value!r}")
+        return value.lower() == "true"
+
+    def positive_int(key):
+        value = header.get(key)
+        if value is None:
+            return None
+        if not value.isdigit() or int(value) < 1:
+            raise DataError(f"{path}: @{key} must be a positive integer; got {value!r}")
+        return int(value)
+
+    if "problemname" not in header:
+        raise DataError(f"{path}: header lacks @problemName")
+    labels = header.get("classlabel", "").split()
+    if not labels or labels[0].lower() != "true" or len(labels) < 3:
+        raise DataError(f"{path}: header needs '@classLabel true <at least two labels>'; "
+                        f"got {header.get('classlabel')!r}")
+    if boolean("timestamps"):
+        raise DataError(f"{path}: @timeStamps true is not supported")
+    header["class_names"] = labels[1:]
+    header["dimensions"] = positive_int("dimensions")
+    header["series_length"] = positive_int("serieslength")
+    header["equal_length"] = boolean("equallength")
+    boolean("univariate")
+    boolean("missing")
+    if boolean("univariate") and header["dimensions"] not in (None, 1):
+        raise DataError(f"{path}: @univariate true but @dimensions {header['dimensions']}")
+
+
+def load_uea(data_dir, name: str):
+    """(train, test) `SequenceDataset` of the UEA set ``name`` from ``{data_dir}/{name}_TRAIN.ts``."""
+    directory = pathlib.Path(data_dir)
+    if not directory.is_dir():
+        raise DataError(f"data directory {directory} not found")
+    if not (directory / f"{name}_TRAIN.ts").exists() and (directory / "uea").is_dir():
+        directory = directory / "uea"
+    train = read_ts(directory / f"{name}_TRAIN.ts")
+    test = read_ts(directory / f"{name}_TEST.ts")
+    if train.class_names != test.class_names or train.features.shape[2] != test.features.shape[2]:
+        raise DataError(f"{directory}: {name} train and test differ in classes or dimensions")
+    return train, test
+
+
+def load_npz(path) -> SequenceDataset:
+    """Precomputed per-frame features: an `.npz` with ``features [N, T, D]``,
+    ``labels [N]`` and optionally ``lengths [N]`` (default: T) and ``class_names``."""
+    path = pathlib.Path(path)
+    if not path.is_file():
+        raise DataError(f"features file {path} not found")
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            contents = {k: data[k] for k in data.files}
+    except (OSError, ValueError) as error:
+        raise DataError(f"{path}: not a readable .npz ({error})") from None
+    for key in ("features", "labels"):
+        if key not in contents:
+            raise DataError(f"{path}: missing array {key!r} (has {sorted(contents)})")
+    features = np.asarray(contents["features"], np.float32)
+    labels = np.asarray(contents["labels"]).astype(np.int32)
+    if features.ndim != 3 or labels.shape != (features.shape[0],):
+        raise DataError(f"{path}: features must be [N, T, D] and labels [N]; "
+                        f"got {features.shape} and {labels.shape}")
+    lengths = np.asarray(contents.get("lengths", np.full(len(labels), features.shape[1])), np.int32)
+    if lengths.shape != labels.shape or lengths.min() < 1 or lengths.max() > features.shape[1]:
+        raise DataError(f"{path}: lengths must be [N] in 1..{features.shape[1]}")
+    if not np.isfinite(features).all():
+        raise DataError(f"{path}: features hold NaN or inf")
+    if "class_names" in contents:
+        class_names = [str(c) for c in contents["class_names"]]
+    else:
+        class_names = [str(i) for i in range(int(labels.max()) + 1)]
+    if labels.min() < 0 or labels.max() >= len(class_names):
+        raise DataError(f"{path}: labels outside 0..{len(class_names) - 1}")
+    return SequenceDataset(features, lengths, labels, class_names)
+
+
+def data_dir_from_env(default: str = "../shared/data") -> str:
+    """The data directory: $NPRNN_DATA_DIR, else ``default``."""
+    return os.environ.get("NPRNN_DATA_DIR", default)

@@ -1,0 +1,142 @@
+"""Results tables and plots from a workdir's `summary.json` and `metrics.jsonl`."""
+
+from __future__ import annotations
+
+import json
+import math
+import pathlib
+from collections import defaultdict
+
+import numpy as np
+
+
+def load(workdir):
+    workdir = pathlib.Path(workdir)
+    summary = json.loads((workdir / "summary.json").read_text())
+    rows = [json.loads(line) for line in (workdir / "metrics.jsonl").read_text().splitlines() if line]
+    return summary, rows
+
+
+def _fmt(value, digits=4):
+    return "-" if value is None or not math.isfinite(value) else f"{value:.{digits}g}"
+
+
+def results_table(summary: list, metric: str, higher_is_better: bool) -> str:
+    """A Markdown table: per init and learning rate, mean and std over seeds of the
+    final ``metric`` (diverged runs left out), the share solved (regression) or the
+    best seed (classification), and how many runs diverged."""
+    groups = defaultdict(list)
+    order = []
+    for record in summary:
+        key = (record["init"], record["learning_rate"])
+        if key not in groups:
+            order.append(key)
+        groups[key].append(record)
+    has_solved = any("solved" in r for r in summary)
+    header = ["init", "learning rate", "seeds", f"{metric} mean", f"{metric} std"]
+    header += ["solved", ] if has_solved else ["best seed"]
+    header += ["diverged"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for init, lr in order:
+        records = groups[(init, lr)]
+        live = [r for r in records if not r["diverged"] and r.get(metric) is not None]
+        values = np.array([r[metric] for r in live], float)
+        mean = float(values.mean()) if len(values) else None
+        std = float(values.std()) if len(values) else None
+        row = [init, f"{lr:g}", str(len(records)), _fmt(mean), _fmt(std)]
+        if has_solved:
+            row.append(f"{sum(bool(r.get('solved')) for r in live)}/{len(records)}")
+        else:
+            best = (values.max() if higher_is_better else values.min()) if len(values) else None
+            row.append(_fmt(best))
+        row.append(f"{sum(r['diverged'] for r in records)}/{len(records)}")
+        lines.append("| " + " | ".join(row) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def plot_learning_curves(rows: list, metric: str, path, title: str = ""):
+    """One panel per init: ``metric`` against step, a line per learning rate with
+    the mean over seeds and a band from the min to the max seed."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    inits = list(dict.fromkeys(r["init"] for r in rows))
+    fig, axes = plt.subplots(1, len(inits), figsize=(4.5 * len(inits), 3.6), squeeze=False, sharey=True)
+    for ax, init in zip(axes[0], inits):
+        by_lr = defaultdict(lambda: defaultdict(list))
+        for r in rows:
+            if r["init"] == init and r.get(metric) is not None and not r["diverged"]:
+                by_lr[r["learning_rate"]][r["step"]].append(r[metric])
+        for lr in sorted(by_lr):
+            steps = sorted(by_lr[lr])
+            values = [np.array(by_lr[lr][s]) for s in steps]
+            mean = [v.mean() for v in values]
+            line, = ax.plot(steps, mean, label=f"lr {lr:g}")
+            ax.fill_between(steps, [v.min() for v in values], [v.max() for v in values],
+                            color=line.get_color(), alpha=0.2)
+        ax.set_title(init)
+        ax.set_xlabel("step")
+        ax.grid(alpha=0.3)
+        if by_lr:
+            ax.legend(fontsize=8)
+    axes[0][0].set_ylabel(metric)
+    if metric.endswith("mse") or metric.endswith("loss"):
+        for ax in axes[0]:
+            ax.set_yscale("log")
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def plot_sensitivity(summary: list, metric: str, path, title: str = ""):
+    """Final ``metric`` against learning rate, a line per init (mean over seeds,
+    bars min to max); a learning rate where every seed diverged is marked x."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5.5, 3.8))
+    for init in dict.fromkeys(r["init"] for r in summary):
+        by_lr = defaultdict(list)
+        diverged = defaultdict(int)
+        for r in summary:
+            if r["init"] != init:
+                continue
+            if r["diverged"] or r.get(metric) is None:
+                diverged[r["learning_rate"]] += 1
+            else:
+                by_lr[r["learning_rate"]].append(r[metric])
+        lrs = sorted(by_lr)
+        mean = np.array([np.mean(by_lr[lr]) for lr in lrs])
+        low = mean - np.array([np.min(by_lr[lr]) for lr in lrs])
+        high = np.array([np.max(by_lr[lr]) for lr in lrs]) - mean
+        container = ax.errorbar(lrs, mean, yerr=[low, high], marker="o", capsize=3, label=init)
+        all_diverged = [lr for lr, n in diverged.items() if lr not in by_lr]
+        if all_diverged:
+            ax.scatter(all_diverged, [np.nanmax(mean) if len(mean) else 1.0] * len(all_diverged),
+                       marker="x", color=container.lines[0].get_color(), s=60)
+    ax.set_xscale("log")
+    ax.set_xlabel("learning rate")
+    ax.set_ylabel(f"final {metric}")
+    if metric.endswith("mse"):
+        ax.set_yscale("log")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    ax.set_title(title or f"final {metric} vs learning rate (x: all seeds diverged)", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def write_report(workdir, metric: str, higher_is_better: bool, title: str = "") -> str:
+    """Writes ``results.md``, ``learning_curves.png`` and ``lr_sensitivity.png``; returns the table."""
+    workdir = pathlib.Path(workdir)
+    summary, rows = load(workdir)
+    table = results_table(summary, metric, higher_is_better)
+    (workdir / "results.md").write_text((f"# {title}\n\n" if title else "") + table)
+    plot_learning_curves(rows, metric, workdir / "learning_curves.png", title)
+    plot_sensitivity(summary, metric, workdir / "lr_sensitivity.png", title)
+    return table
