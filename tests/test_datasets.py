@@ -1,0 +1,148 @@
+import gzip
+import shutil
+
+import numpy as np
+import pytest
+
+from nprnn_jax import datasets
+
+
+def test_idx_reader_on_real_mnist(data_dir):
+    images, labels = datasets.load_mnist_idx(data_dir / "mnist", "train")
+    assert images.shape == (60000, 28, 28) and images.dtype == np.uint8
+    assert labels.shape == (60000,) and labels.dtype == np.uint8
+    counts = np.bincount(labels, minlength=10)
+    assert counts[0] == 5923 and counts[9] == 5949 and counts.sum() == 60000
+    np.testing.assert_array_equal(counts, [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949])
+    test_images, test_labels = datasets.load_mnist_idx(data_dir / "mnist", "test")
+    assert test_images.shape == (10000, 28, 28) and np.bincount(test_labels).sum() == 10000
+    assert images.max() == 255 and images.min() == 0
+
+
+@pytest.fixture
+def mnist_copy(tmp_path, data_dir):
+    for name in ("train-images-idx3-ubyte", "train-labels-idx1-ubyte",
+                 "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"):
+        with gzip.open(data_dir / "mnist" / (name + ".gz")) as src, open(tmp_path / name, "wb") as dst:
+            shutil.copyfileobj(src, dst)
+    return tmp_path
+
+
+def test_idx_truncated(mnist_copy):
+    path = mnist_copy / "t10k-images-idx3-ubyte"
+    path.write_bytes(path.read_bytes()[:-100])
+    with pytest.raises(datasets.DataError, match=r"t10k-images-idx3-ubyte: truncated IDX payload"):
+        datasets.load_mnist_idx(mnist_copy, "test")
+
+
+def test_idx_wrong_magic(mnist_copy):
+    path = mnist_copy / "t10k-labels-idx1-ubyte"
+    raw = bytearray(path.read_bytes())
+    raw[0:4] = b"\x12\x34\x08\x01"
+    path.write_bytes(bytes(raw))
+    with pytest.raises(datasets.DataError, match=r"t10k-labels-idx1-ubyte: wrong magic number 0x12340801"):
+        datasets.load_mnist_idx(mnist_copy, "test")
+
+
+def test_idx_images_and_labels_swapped(mnist_copy):
+    (mnist_copy / "t10k-labels-idx1-ubyte").write_bytes((mnist_copy / "t10k-images-idx3-ubyte").read_bytes())
+    with pytest.raises(datasets.DataError, match="3 dimensions; expected 1"):
+        datasets.load_mnist_idx(mnist_copy, "test")
+
+
+def test_idx_corrupt_gzip(tmp_path, data_dir):
+    raw = (data_dir / "mnist" / "t10k-labels-idx1-ubyte.gz").read_bytes()
+    (tmp_path / "t10k-labels-idx1-ubyte.gz").write_bytes(raw[:200])
+    with pytest.raises(datasets.DataError, match="corrupt gzip"):
+        datasets.read_idx(tmp_path / "t10k-labels-idx1-ubyte.gz")
+
+
+def test_missing_mnist_dir(tmp_path):
+    with pytest.raises(datasets.DataError, match="not found"):
+        datasets.load_mnist_idx(tmp_path / "nope", "train")
+
+
+def test_mnist_through_tfds_mock_data(data_dir):
+    import tensorflow_datasets as tfds
+
+    with tfds.testing.mock_data(num_examples=12, policy=tfds.testing.MockPolicy.USE_CODE):
+        images, labels = datasets.load_mnist("/nonexistent", "test")
+    assert images.shape == (12, 28, 28) and images.dtype == np.uint8 and labels.shape == (12,)
+    # Without a prepared TFDS MNIST it falls back to the IDX files.
+    images, _ = datasets.load_mnist(data_dir, "test", tfds_data_dir="/nonexistent-tfds")
+    assert images.shape == (10000, 28, 28)
+
+
+@pytest.mark.parametrize("name,shape_train,shape_test,classes", [
+    ("BasicMotions", (40, 100, 6), (40, 100, 6), ["Standing", "Running", "Walking", "Badminton"]),
+    ("GunPoint", (50, 150, 1), (150, 150, 1), ["1", "2"]),
+    ("PickupGestureWiimoteZ", (50, 361, 1), (50, 324, 1), [str(i) for i in range(1, 11)]),
+])
+def test_ts_reader_on_real_uea(data_dir, name, shape_train, shape_test, classes):
+    train, test = datasets.load_uea(data_dir / "uea", name)
+    assert train.features.shape == shape_train and test.features.shape == shape_test
+    assert train.class_names == classes and train.num_classes == len(classes)
+    assert np.isfinite(train.features).all() and np.isfinite(test.features).all()
+    assert np.bincount(train.labels).sum() == shape_train[0]
+    if name == "PickupGestureWiimoteZ":
+        assert train.lengths.min() == 29 and train.lengths.max() == 361
+        assert len(set(train.lengths.tolist())) > 10
+        # Zero padding after each length.
+        for i in range(len(train.lengths)):
+            assert not train.features[i, train.lengths[i]:].any()
+    else:
+        assert (train.lengths == shape_train[1]).all()
+
+
+HEADER = "@problemName Toy\n@timeStamps false\n@univariate true\n@equalLength false\n@classLabel true a b\n@data\n"
+
+
+def write(tmp_path, text):
+    path = tmp_path / "toy.ts"
+    path.write_text(text)
+    return path
+
+
+def test_ts_missing_values(tmp_path):
+    path = write(tmp_path, HEADER + "1,2,NaN,4,NaN,NaN:a\n?,5,6:b\n")
+    data = datasets.read_ts(path)
+    np.testing.assert_array_equal(data.lengths, [4, 3])
+    np.testing.assert_array_equal(data.features[0, :, 0], [1, 2, 2, 4])
+    np.testing.assert_array_equal(data.features[1, :, 0], [5, 5, 6, 0])
+
+
+@pytest.mark.parametrize("text,message", [
+    ("@timeStamps false\n@classLabel true a b\n@data\n1,2:a\n", "lacks @problemName"),
+    ("@problemName T\n@classLabel false\n@data\n1,2:a\n", "@classLabel true"),
+    ("@problemName T\n@classLabel true a b\n@seriesLength x\n@data\n1,2:a\n", "@serieslength must be a positive integer"),
+    ("@problemName T\n@classLabel true a b\n1,2:a\n", "expected a header line"),
+    ("@problemName T\n@classLabel true a b\n", "no @data line"),
+    (HEADER + "1,2:c\n", "class label 'c' not in"),
+    ("@problemName T\n@classLabel true a b\n@data\n1,2:3,4:a\n", None),
+    ("@problemName T\n@dimensions 2\n@classLabel true a b\n@data\n1,2:3,4:a\n1,2:a\n", "1 dimensions; @dimensions says 2"),
+    ("@problemName T\n@dimensions 2\n@classLabel true a b\n@data\n1,2:3:a\n", "inconsistent lengths across dimensions"),
+    ("@problemName T\n@seriesLength 3\n@classLabel true a b\n@data\n1,2,3:a\n1,2:b\n", "length 2; @seriesLength says 3"),
+    ("@problemName T\n@equalLength true\n@classLabel true a b\n@data\n1,2,3:a\n1,2:b\n", "@equalLength true but lengths"),
+    (HEADER + "1,x:a\n", "not a number"),
+])
+def test_ts_malformed(tmp_path, text, message):
+    path = write(tmp_path, text)
+    if message is None:  # a valid 2-dimensional case
+        assert datasets.read_ts(path).features.shape == (1, 2, 2)
+        return
+    with pytest.raises(datasets.DataError, match=message):
+        datasets.read_ts(path)
+
+
+def test_npz_loader(tmp_path):
+    features = np.random.default_rng(0).normal(size=(6, 5, 3)).astype(np.float32)
+    np.savez(tmp_path / "f.npz", features=features, labels=np.array([0, 1, 2, 0, 1, 2]),
+             lengths=np.array([5, 4, 3, 2, 1, 5]))
+    data = datasets.load_npz(tmp_path / "f.npz")
+    assert data.num_classes == 3 and data.features.shape == (6, 5, 3)
+    np.savez(tmp_path / "bad.npz", features=features, labels=np.zeros(6), lengths=np.full(6, 9))
+    with pytest.raises(datasets.DataError, match=r"lengths must be \[N\] in 1..5"):
+        datasets.load_npz(tmp_path / "bad.npz")
+    (tmp_path / "junk.npz").write_bytes(b"not a zip")
+    with pytest.raises(datasets.DataError, match="not a readable .npz"):
+        datasets.load_npz(tmp_path / "junk.npz")
