@@ -27,6 +27,7 @@ from typing import Callable, Mapping, Optional
 import jax
 import jax.numpy as jnp
 
+from nprnn_jax import bptt
 from nprnn_jax import initializers as inits
 
 Params = dict
@@ -94,6 +95,9 @@ def get_preset(name: str) -> Preset:
     return PRESETS[name]
 
 
+BACKWARDS = ("custom", "autodiff")
+
+
 @dataclasses.dataclass(frozen=True)
 class RNNConfig:
     """Static description of a network (hashable, so it can be a jit static arg).
@@ -104,6 +108,13 @@ class RNNConfig:
       output_size: regression outputs or classes.
       preset: one of `PRESETS`.
       unroll: `lax.scan` unroll factor.
+      backward: how the sRNN recurrence is differentiated: "custom" (the
+        hand-written VJP of `nprnn_jax.bptt`, weight gradients as one matmul
+        after the backward scan) or "autodiff" (`jax.grad` of the plain scan).
+        The LSTM always uses autodiff.
+      remat_every: if > 0, keep only every k-th state for the backward pass
+        and recompute the rest (long sequences in bounded memory; autodiff of
+        chunked, checkpointed scans; the sequence length must be a multiple).
     """
 
     input_size: int
@@ -111,9 +122,15 @@ class RNNConfig:
     output_size: int = 1
     preset: str = "np"
     unroll: int = 1
+    backward: str = "custom"
+    remat_every: int = 0
 
     def __post_init__(self):
         get_preset(self.preset)
+        if self.backward not in BACKWARDS:
+            raise ValueError(f"unknown backward {self.backward!r}; valid: {', '.join(BACKWARDS)}")
+        if not isinstance(self.remat_every, int) or self.remat_every < 0:
+            raise ValueError(f"RNNConfig.remat_every must be an int >= 0; got {self.remat_every!r}")
         for field in ("input_size", "hidden_size", "output_size", "unroll"):
             value = getattr(self, field)
             if not isinstance(value, int) or value < 1:
@@ -219,30 +236,34 @@ def _run(params: Params, xs: jax.Array, config: RNNConfig, lengths, collect: boo
         (params["W_x"], params["W_h"], params["b"]) if is_lstm
         else (params["W_hx"], params["W_hh"], params["b_h"]))
     projected = xs_tm @ w_in + bias  # the input projection: one matmul for all steps
-    activation = None if is_lstm else ACTIVATIONS[config.cell]
+    if not is_lstm:
+        if config.remat_every and not collect:
+            h_last = bptt.final_state_remat(projected, w_rec, config.cell, mask, config.unroll,
+                                            config.remat_every)
+            return h_last, None
+        recurrence = bptt.recurrence if config.backward == "custom" else bptt.recurrence_autodiff
+        hs = recurrence(projected, w_rec, config.cell, mask, config.unroll)
+        return hs[-1], (hs if collect else None)
 
     def step(carry, inputs):
         z, m = inputs
-        if is_lstm:
-            h, c = carry
-            z = z + h @ w_rec
-            i_gate = jax.nn.sigmoid(z[..., :n])
-            f_gate = jax.nn.sigmoid(z[..., n:2 * n])
-            g = jnp.tanh(z[..., 2 * n:3 * n])
-            o_gate = jax.nn.sigmoid(z[..., 3 * n:])
-            c_new = f_gate * c + i_gate * g
-            new = (o_gate * jnp.tanh(c_new), c_new)
-        else:
-            new = activation(z + carry @ w_rec)
+        h, c = carry
+        z = z + h @ w_rec
+        i_gate = jax.nn.sigmoid(z[..., :n])
+        f_gate = jax.nn.sigmoid(z[..., n:2 * n])
+        g = jnp.tanh(z[..., 2 * n:3 * n])
+        o_gate = jax.nn.sigmoid(z[..., 3 * n:])
+        c_new = f_gate * c + i_gate * g
+        new = (o_gate * jnp.tanh(c_new), c_new)
         if m is not None:
             new = jax.tree.map(lambda a, b: jnp.where(m, a, b), new, carry)
-        h_new = new[0] if is_lstm else new
-        return new, (h_new if collect else None)
+        return new, (new[0] if collect else None)
 
     h0 = jnp.zeros((batch, n), projected.dtype)
-    carry0 = (h0, h0) if is_lstm else h0
-    carry, hs = jax.lax.scan(step, carry0, (projected, mask), unroll=config.unroll)
-    return (carry[0] if is_lstm else carry), hs
+    if config.remat_every and not collect:
+        raise ValueError("remat_every is implemented for the sRNN presets, not the LSTM")
+    (h_last, _), hs = jax.lax.scan(step, (h0, h0), (projected, mask), unroll=config.unroll)
+    return h_last, hs
 
 
 def hidden_states(params: Params, xs: jax.Array, config: RNNConfig, lengths=None) -> jax.Array:

@@ -45,6 +45,8 @@ class TrainConfig:
       optimizer: one of OPTIMIZERS; "momentum" is SGD with momentum `momentum`.
       momentum: for "momentum" (and RMSprop's momentum).
       unroll: scan unroll of the recurrence.
+      backward: "custom" (hand-written VJP) or "autodiff"; see `rnn.RNNConfig`.
+      remat_every: rematerialize all but every k-th state (0: off); see `rnn.RNNConfig`.
     """
 
     preset: str = "np"
@@ -55,11 +57,17 @@ class TrainConfig:
     optimizer: str = "sgd"
     momentum: float = 0.9
     unroll: int = 1
+    backward: str = "custom"
+    remat_every: int = 0
 
     def __post_init__(self):
         rnn.get_preset(self.preset)
         if self.optimizer not in OPTIMIZERS:
             raise ValueError(f"unknown optimizer {self.optimizer!r}; valid: {', '.join(OPTIMIZERS)}")
+        if self.backward not in rnn.BACKWARDS:
+            raise ValueError(f"unknown backward {self.backward!r}; valid: {', '.join(rnn.BACKWARDS)}")
+        if not isinstance(self.remat_every, int) or self.remat_every < 0:
+            raise ValueError(f"remat_every must be an int >= 0; got {self.remat_every!r}")
         for field in ("hidden_size", "batch_size", "num_steps", "eval_every", "unroll"):
             value = getattr(self, field)
             if not isinstance(value, int) or value < 1:
@@ -124,7 +132,8 @@ class Trainer:
     def rnn_config(self) -> rnn.RNNConfig:
         return rnn.RNNConfig(input_size=self.task.input_size, hidden_size=self.config.hidden_size,
                              output_size=self.task.output_size, preset=self.config.preset,
-                             unroll=self.config.unroll)
+                             unroll=self.config.unroll, backward=self.config.backward,
+                             remat_every=self.config.remat_every)
 
     def init(self, key: jax.Array, hp: dict) -> TrainState:
         """The initial state of the run with PRNG ``key`` (raw uint32[2])."""

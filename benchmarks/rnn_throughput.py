@@ -1,0 +1,289 @@
+r"""RNN training-step throughput: ours against plain autodiff, Flax and PyTorch, in one run.
+
+    python -m benchmarks.rnn_throughput --json=benchmarks/results_cpu.json
+
+Measures, for hidden 100, batch 16, float32, on the paper's shapes (T=784 with
+input 1, pixel MNIST; T=400 with input 2, addition), one training step
+(forward, backward and an SGD update on a fixed batch):
+
+  ours        nprnn_jax.rnn with the hand-written BPTT VJP (backward="custom")
+  plain_scan  the same model, jax.grad of the plain lax.scan (backward="autodiff")
+  flax_rnn    flax.linen nn.RNN(nn.SimpleCell(relu)) + Dense readout
+  torch_rnn   torch.nn.RNN(nonlinearity="relu") + Linear (cuDNN on a GPU); needs
+              the `bench` extra (pip install -e ".[bench]")
+
+and for 1, 8 and 64 seeds vmapped (ours, plain_scan), plus 8 seeds run one
+after another (ours_sequential). It measures the machine's matmul peak itself
+(a 2048 x 2048 float32 matmul) and reports ms per step, sequences per second,
+GFLOP/s, the ratio to the FLOP floor (FLOPs / peak) and XLA's peak buffer
+memory of the compiled step; then the T=10,000 case with and without
+rematerialization. Medians over --repeats calls after a warm-up. Speeds on shared
+machines move by 10-20% between runs: compare the ratios within one run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import statistics
+import time
+
+if __name__ == "__main__" and "xla_force_host_platform_device_count" not in os.environ.get("XLA_FLAGS", ""):
+    # Two or more host devices on a CPU, so that the vmapped seed axis can be sharded
+    # over the cores as the training engine does; single runs stay on device 0.
+    os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count="
+                               + str(os.cpu_count() or 1)).strip()
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from nprnn_jax import rnn
+
+HIDDEN, BATCH, LR = 100, 16, 1e-3
+
+
+def timeit(fn, repeats, warmup=2):
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def matmul_peak(size=2048, repeats=10):
+    a = jnp.ones((size, size), jnp.float32)
+    f = jax.jit(lambda a: a @ a)
+    seconds = timeit(lambda: f(a).block_until_ready(), repeats)
+    return 2 * size ** 3 / seconds / 1e9
+
+
+def step_flops(seq_len, input_size, seeds=1):
+    # forward: input projection + recurrent matmul per step; backward: twice the forward.
+    return 3 * seeds * seq_len * BATCH * (2 * input_size * HIDDEN + 2 * HIDDEN * HIDDEN)
+
+
+def jax_memory_mib(compiled):
+    try:
+        analysis = compiled.memory_analysis()
+        total = (analysis.temp_size_in_bytes + analysis.argument_size_in_bytes
+                 + analysis.output_size_in_bytes - analysis.alias_size_in_bytes)
+        return total / 2 ** 20
+    except Exception:  # not every backend reports it
+        return float("nan")
+
+
+def ours_step(seq_len, input_size, seeds, backward, remat_every=0, shard=False):
+    """A jitted SGD step of our model for `seeds` vmapped seeds; returns (fn, args).
+
+    With ``shard`` the seed axis is split over all devices (NamedSharding), as the
+    training engine does when there are several."""
+    config = rnn.RNNConfig(input_size=input_size, hidden_size=HIDDEN, output_size=1, preset="np",
+                           backward=backward, remat_every=remat_every)
+    keys = jax.random.split(jax.random.key(0), seeds)
+    params = jax.vmap(lambda k: rnn.init_params(k, config))(keys)
+    xs = jax.random.uniform(jax.random.key(1), (seeds, BATCH, seq_len, input_size))
+    ys = jax.random.uniform(jax.random.key(2), (seeds, BATCH, 1))
+
+    def step(params, xs, ys):
+        loss_fn = lambda p: jnp.mean((rnn.apply(p, xs, config) - ys) ** 2)
+        loss, grads = jax.value_and_grad(loss_fn)(params)
+        return jax.tree.map(lambda p, g: p - LR * g, params, grads), loss
+
+    fn = jax.jit(jax.vmap(step))
+    if shard:
+        mesh = jax.sharding.Mesh(np.array(jax.devices()), ("seeds",))
+        sharding = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("seeds"))
+        params, xs, ys = jax.device_put((params, xs, ys), sharding)
+    else:
+        params, xs, ys = jax.device_put((params, xs, ys), jax.devices()[0])
+    return fn, (params, xs, ys)
+
+
+def flax_step(seq_len, input_size):
+    import flax.linen as nn
+
+    class Model(nn.Module):
+        @nn.compact
+        def __call__(self, xs):
+            hs = nn.RNN(nn.SimpleCell(HIDDEN, activation_fn=nn.relu))(xs)
+            return nn.Dense(1)(hs[:, -1])
+
+    model = Model()
+    xs = jax.random.uniform(jax.random.key(1), (BATCH, seq_len, input_size))
+    ys = jax.random.uniform(jax.random.key(2), (BATCH, 1))
+    params = model.init(jax.random.key(0), xs)
+
+    def step(params, xs, ys):
+        loss, grads = jax.value_and_grad(lambda p: jnp.mean((model.apply(p, xs) - ys) ** 2))(params)
+        return jax.tree.map(lambda p, g: p - LR * g, params, grads), loss
+
+    return jax.jit(step), (params, xs, ys)
+
+
+def measure_jax(name, fn, args, seq_len, input_size, seeds, repeats, peak):
+    compiled = fn.lower(*args).compile()
+    state = {"params": args[0]}
+
+    def call():
+        state["params"], loss = compiled(state["params"], *args[1:])
+        loss.block_until_ready()
+
+    seconds = timeit(call, repeats)
+    return result(name, seq_len, input_size, seeds, seconds, peak, jax_memory_mib(compiled))
+
+
+def result(name, seq_len, input_size, seeds, seconds, peak, memory_mib):
+    flops = step_flops(seq_len, input_size, seeds)
+    floor = flops / (peak * 1e9)
+    return {"impl": name, "seq_len": seq_len, "input_size": input_size, "seeds": seeds,
+            "ms_per_step": seconds * 1e3, "sequences_per_s": seeds * BATCH / seconds,
+            "gflops": flops / seconds / 1e9, "x_floor": seconds / floor, "memory_mib": memory_mib}
+
+
+def measure_torch(seq_len, input_size, repeats, peak):
+    try:
+        import torch
+    except ImportError:
+        return None
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    torch.manual_seed(0)
+    rnn_layer = torch.nn.RNN(input_size, HIDDEN, nonlinearity="relu", batch_first=True).to(device)
+    readout = torch.nn.Linear(HIDDEN, 1).to(device)
+    optimizer = torch.optim.SGD(list(rnn_layer.parameters()) + list(readout.parameters()), lr=LR)
+    xs = torch.rand(BATCH, seq_len, input_size, device=device)
+    ys = torch.rand(BATCH, 1, device=device)
+
+    def call():
+        optimizer.zero_grad()
+        hs, _ = rnn_layer(xs)
+        loss = torch.mean((readout(hs[:, -1]) - ys) ** 2)
+        loss.backward()
+        optimizer.step()
+        if device == "cuda":
+            torch.cuda.synchronize()
+
+    if device == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+    seconds = timeit(call, repeats)
+    memory = torch.cuda.max_memory_allocated() / 2 ** 20 if device == "cuda" else float("nan")
+    out = result(f"torch_rnn ({device}, torch {torch.__version__})", seq_len, input_size, 1,
+                 seconds, peak, memory)
+    return out
+
+
+def table(rows):
+    header = f"| {'impl':34s} | {'T':>5s} | {'in':>2s} | {'seeds':>5s} | {'ms/step':>9s} | {'seq/s':>9s} | " \
+             f"{'GFLOP/s':>7s} | {'x floor':>7s} | {'mem MiB':>8s} |"
+    lines = [header, "|" + "|".join("-" * (len(c)) for c in header.split("|")[1:-1]) + "|"]
+    for r in rows:
+        lines.append(f"| {r['impl']:34s} | {r['seq_len']:5d} | {r['input_size']:2d} | {r['seeds']:5d} | "
+                     f"{r['ms_per_step']:9.2f} | {r['sequences_per_s']:9.0f} | {r['gflops']:7.1f} | "
+                     f"{r['x_floor']:7.2f} | {r['memory_mib']:8.1f} |")
+    return "\n".join(lines)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--repeats", type=int, default=10)
+    parser.add_argument("--seeds", default="1,8,64")
+    parser.add_argument("--shapes", default="784x1,400x2", help="TxINPUT,...")
+    parser.add_argument("--long_seq_len", type=int, default=10_000, help="0 skips the remat comparison")
+    parser.add_argument("--remat_every", type=int, default=100)
+    parser.add_argument("--json", default=None, help="write the results here")
+    args = parser.parse_args()
+
+    started = time.perf_counter()
+    device = jax.devices()[0]
+    peak = matmul_peak()
+    machine = {"platform": device.platform, "device_kind": device.device_kind,
+               "device_count": jax.device_count(), "jax": jax.__version__,
+               "processor": platform.processor() or platform.machine(),
+               "matmul_peak_gflops": peak}
+    print(f"# {machine}", flush=True)
+    rows = []
+    seed_counts = [int(s) for s in args.seeds.split(",")]
+    for shape in args.shapes.split(","):
+        seq_len, input_size = (int(v) for v in shape.split("x"))
+        for seeds in seed_counts:
+            repeats = max(3, args.repeats // max(1, seeds // 8))
+            for name, backward in (("ours", "custom"), ("plain_scan", "autodiff")):
+                fn, fn_args = ours_step(seq_len, input_size, seeds, backward)
+                rows.append(measure_jax(name, fn, fn_args, seq_len, input_size, seeds, repeats, peak))
+                print(table(rows[-1:]).splitlines()[-1], flush=True)
+            if seeds > 1 and jax.device_count() > 1 and seeds % jax.device_count() == 0:
+                fn, fn_args = ours_step(seq_len, input_size, seeds, "custom", shard=True)
+                rows.append(measure_jax(f"ours_sharded ({jax.device_count()} devices)", fn, fn_args,
+                                        seq_len, input_size, seeds, repeats, peak))
+                print(table(rows[-1:]).splitlines()[-1], flush=True)
+            if seeds > 1:
+                fn, fn_args = ours_step(seq_len, input_size, 1, "custom")
+                compiled = fn.lower(*fn_args).compile()
+                params = [fn_args[0]] * seeds
+
+                def sequential():
+                    for i in range(seeds):
+                        params[i], loss = compiled(params[i], *fn_args[1:])
+                    loss.block_until_ready()
+
+                seconds = timeit(sequential, repeats)
+                rows.append(result("ours_sequential", seq_len, input_size, seeds, seconds, peak,
+                                   jax_memory_mib(compiled)))
+                print(table(rows[-1:]).splitlines()[-1], flush=True)
+        fn, fn_args = flax_step(seq_len, input_size)
+        rows.append(measure_jax("flax_rnn", fn, fn_args, seq_len, input_size, 1, args.repeats, peak))
+        print(table(rows[-1:]).splitlines()[-1], flush=True)
+        torch_row = measure_torch(seq_len, input_size, max(3, args.repeats // 2), peak)
+        if torch_row:
+            rows.append(torch_row)
+            print(table(rows[-1:]).splitlines()[-1], flush=True)
+        else:
+            print(f"# torch not installed: torch_rnn skipped (pip install -e '.[bench]')", flush=True)
+    if args.long_seq_len:
+        for name, backward, remat in (("ours", "custom", 0), ("plain_scan", "autodiff", 0),
+                                      (f"remat_every={args.remat_every}", "autodiff", args.remat_every)):
+            fn, fn_args = ours_step(args.long_seq_len, 1, 1, backward, remat)
+            rows.append(measure_jax(name, fn, fn_args, args.long_seq_len, 1, 1, 3, peak))
+            print(table(rows[-1:]).splitlines()[-1], flush=True)
+
+    print("\n" + table(rows))
+
+    def ratio(impl, other, seq_len, seeds=1):
+        pick = lambda name: next(r for r in rows if r["impl"].startswith(name) and r["seq_len"] == seq_len
+                                 and r["seeds"] == seeds)
+        try:
+            return pick(other)["ms_per_step"] / pick(impl)["ms_per_step"]
+        except StopIteration:
+            return None
+
+    ratios = {}
+    for shape in args.shapes.split(","):
+        seq_len = int(shape.split("x")[0])
+        ratios[f"T={seq_len}"] = {
+            "plain_scan / ours": ratio("ours", "plain_scan", seq_len),
+            "flax_rnn / ours": ratio("ours", "flax_rnn", seq_len),
+            "torch_rnn / ours": ratio("ours", "torch_rnn", seq_len),
+            "ours x floor": next(r["x_floor"] for r in rows if r["impl"] == "ours" and r["seq_len"] == seq_len
+                                 and r["seeds"] == 1),
+            **{f"sequential / vmapped, {s} seeds": ratio("ours", "ours_sequential", seq_len, s)
+               for s in seed_counts if s > 1},
+            **{f"sequential / vmapped+sharded, {s} seeds": ratio("ours_sharded", "ours_sequential", seq_len, s)
+               for s in seed_counts if s > 1},
+        }
+    print("\nratios (> 1: ours is faster):")
+    print(json.dumps(ratios, indent=2))
+    elapsed = time.perf_counter() - started
+    print(f"\nsuite took {elapsed:.0f} s; peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"machine": machine, "rows": rows, "ratios": ratios, "seconds": elapsed}, f, indent=2)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,145 @@
+"""Back-propagation through time for the Elman recurrence, with a hand-written VJP.
+
+`jax.grad` of a `lax.scan` accumulates ``dW_hh += h_{t-1}^T da_t`` inside the
+backward loop: T small matmuls that each read and write the whole N x N
+gradient. Here the backward scan carries only what is truly sequential, the
+gradient reaching the hidden state::
+
+    dh_t = g_t + c_t                       (g_t: the cotangent of the output h_t)
+    da_t = m_t * f'(h_t) * dh_t            (f' from the saved output: ReLU h > 0, tanh 1 - h^2)
+    c_{t-1} = da_t W^T + (1 - m_t) * dh_t  (m_t: 1 where step t is inside the sequence)
+
+and the weight gradient is one large matmul after it, over all timesteps and
+examples at once: ``dW = sum_t h_{t-1}^T da_t``. The input projection (and so
+the gradients of ``W_hx`` and ``b_h``) stays outside, one matmul each way.
+
+Shapes are time-major: ``z [T, B, N]`` (the projected inputs ``x_t W_hx + b``),
+``w [N, N]``, ``mask [T, B, 1]`` or None; the result is all states ``[T, B, N]``.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Optional
+
+import jax
+import jax.numpy as jnp
+
+ACTIVATIONS = ("relu", "tanh")
+
+
+def _act(name, a):
+    return jax.nn.relu(a) if name == "relu" else jnp.tanh(a)
+
+
+def _act_grad_from_output(name, h):
+    if name == "relu":
+        return (h > 0).astype(h.dtype)
+    return 1.0 - h * h
+
+
+def _forward(activation, unroll, z, w, mask):
+    def step(h, inputs):
+        z_t, m_t = inputs
+        h_new = _act(activation, z_t + h @ w)
+        if m_t is not None:
+            h_new = jnp.where(m_t, h_new, h)
+        return h_new, h_new
+
+    h0 = jnp.zeros(z.shape[1:], z.dtype)
+    _, hs = jax.lax.scan(step, h0, (z, mask), unroll=unroll)
+    return hs
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(0, 1))
+def _recurrence(activation, unroll, z, w, mask):
+    return _forward(activation, unroll, z, w, mask)
+
+
+def _recurrence_fwd(activation, unroll, z, w, mask):
+    hs = _forward(activation, unroll, z, w, mask)
+    return hs, (hs, w, mask)
+
+
+def _recurrence_bwd(activation, unroll, residuals, g):
+    hs, w, mask = residuals
+    w_t = w.T
+    derivative = _act_grad_from_output(activation, hs)  # elementwise, outside the loop
+
+    def step(carry, inputs):
+        g_t, d_t, m_t = inputs
+        dh = g_t + carry
+        da = d_t * dh
+        if m_t is not None:
+            da = jnp.where(m_t, da, 0.0)
+            carry = da @ w_t + jnp.where(m_t, 0.0, dh)
+        else:
+            carry = da @ w_t
+        return carry, da
+
+    c0 = jnp.zeros(hs.shape[1:], hs.dtype)
+    _, das = jax.lax.scan(step, c0, (g, derivative, mask), reverse=True, unroll=unroll)
+    h_prev = jnp.concatenate([jnp.zeros_like(hs[:1]), hs[:-1]], axis=0)
+    n = hs.shape[-1]
+    dw = h_prev.reshape(-1, n).T @ das.reshape(-1, n)  # one matmul over all T x B
+    return das, dw, None
+
+
+_recurrence.defvjp(_recurrence_fwd, _recurrence_bwd)
+
+
+def recurrence(z: jax.Array, w: jax.Array, activation: str = "relu",
+               mask: Optional[jax.Array] = None, unroll: int = 1) -> jax.Array:
+    """All hidden states of ``h_t = f(z_t + h_{t-1} w)``, ``h_0 = 0``, with the fast VJP.
+
+    Args:
+      z: ``[T, B, N]`` projected inputs.
+      w: ``[N, N]`` recurrent kernel.
+      activation: "relu" or "tanh".
+      mask: optional ``[T, B, 1]`` booleans; where False the state is carried unchanged.
+      unroll: scan unroll factor of both the forward and the backward loop.
+
+    Returns:
+      ``hs [T, B, N]``.
+    """
+    if activation not in ACTIVATIONS:
+        raise ValueError(f"unknown activation {activation!r}; valid: {', '.join(ACTIVATIONS)}")
+    return _recurrence(activation, unroll, z, w, mask)
+
+
+def recurrence_autodiff(z, w, activation="relu", mask=None, unroll=1):
+    """The same recurrence differentiated by `jax.grad` of the plain scan (the reference)."""
+    return _forward(activation, unroll, z, w, mask)
+
+
+def final_state_remat(z, w, activation="relu", mask=None, unroll=1, remat_every: int = 100):
+    """The last state ``h_T`` in memory that grows with T / k + k, not T.
+
+    The sequence is split into chunks of ``k = remat_every`` steps; only the
+    states at chunk boundaries are kept for the backward pass, and each chunk's
+    states are recomputed (`jax.checkpoint`) when its gradient is needed. T must
+    be a multiple of k.
+    """
+    steps = z.shape[0]
+    if remat_every < 1 or steps % remat_every:
+        raise ValueError(f"remat_every={remat_every} must be a positive divisor of the "
+                         f"sequence length {steps}")
+    chunks = steps // remat_every
+    z_c = z.reshape(chunks, remat_every, *z.shape[1:])
+    m_c = None if mask is None else mask.reshape(chunks, remat_every, *mask.shape[1:])
+
+    def step(h, inputs):
+        z_t, m_t = inputs
+        h_new = _act(activation, z_t + h @ w)
+        if m_t is not None:
+            h_new = jnp.where(m_t, h_new, h)
+        return h_new, None
+
+    @jax.checkpoint
+    def chunk(h, inputs):
+        h, _ = jax.lax.scan(step, h, inputs, unroll=unroll)
+        return h, None
+
+    h0 = jnp.zeros(z.shape[1:], z.dtype)
+    h_last, _ = jax.lax.scan(chunk, h0, (z_c, m_c))
+    return h_last
