@@ -64,12 +64,11 @@ def _recurrence_fwd(activation, unroll, z, w, mask):
 def _recurrence_bwd(activation, unroll, residuals, g):
     hs, w, mask = residuals
     w_t = w.T
-    derivative = _act_grad_from_output(activation, hs)  # elementwise, outside the loop
 
     def step(carry, inputs):
-        g_t, d_t, m_t = inputs
+        g_t, h_t, m_t = inputs
         dh = g_t + carry
-        da = d_t * dh
+        da = _act_grad_from_output(activation, h_t) * dh  # f' from the saved output, in the loop
         if m_t is not None:
             da = jnp.where(m_t, da, 0.0)
             carry = da @ w_t + jnp.where(m_t, 0.0, dh)
@@ -78,10 +77,10 @@ def _recurrence_bwd(activation, unroll, residuals, g):
         return carry, da
 
     c0 = jnp.zeros(hs.shape[1:], hs.dtype)
-    _, das = jax.lax.scan(step, c0, (g, derivative, mask), reverse=True, unroll=unroll)
-    h_prev = jnp.concatenate([jnp.zeros_like(hs[:1]), hs[:-1]], axis=0)
+    _, das = jax.lax.scan(step, c0, (g, hs, mask), reverse=True, unroll=unroll)
+    # dW = sum_t h_{t-1}^T da_t (h_0 = 0): one matmul over all T x B rows.
     n = hs.shape[-1]
-    dw = h_prev.reshape(-1, n).T @ das.reshape(-1, n)  # one matmul over all T x B
+    dw = hs[:-1].reshape(-1, n).T @ das[1:].reshape(-1, n)
     return das, dw, None
 
 
