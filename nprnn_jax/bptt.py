@@ -25,17 +25,21 @@ from typing import Optional
 import jax
 import jax.numpy as jnp
 
-ACTIVATIONS = ("relu", "tanh")
+ACTIVATIONS = ("relu", "tanh", "linear")  # linear: for analysis and tests
 
 
 def _act(name, a):
-    return jax.nn.relu(a) if name == "relu" else jnp.tanh(a)
+    if name == "relu":
+        return jax.nn.relu(a)
+    return jnp.tanh(a) if name == "tanh" else a
 
 
 def _act_grad_from_output(name, h):
     if name == "relu":
         return (h > 0).astype(h.dtype)
-    return 1.0 - h * h
+    if name == "tanh":
+        return 1.0 - h * h
+    return jnp.ones_like(h)
 
 
 def _forward(activation, unroll, z, w, mask):
@@ -94,7 +98,7 @@ def recurrence(z: jax.Array, w: jax.Array, activation: str = "relu",
     Args:
       z: ``[T, B, N]`` projected inputs.
       w: ``[N, N]`` recurrent kernel.
-      activation: "relu" or "tanh".
+      activation: "relu", "tanh" or "linear".
       mask: optional ``[T, B, 1]`` booleans; where False the state is carried unchanged.
       unroll: scan unroll factor of both the forward and the backward loop.
 

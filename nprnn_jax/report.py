@@ -119,6 +119,9 @@ def plot_sensitivity(summary: list, metric: str, path, title: str = ""):
             ax.scatter(all_diverged, [np.nanmax(mean) if len(mean) else 1.0] * len(all_diverged),
                        marker="x", color=container.lines[0].get_color(), s=60)
     ax.set_xscale("log")
+    all_lrs = sorted({r["learning_rate"] for r in summary})
+    ax.set_xticks(all_lrs, [f"{lr:g}" for lr in all_lrs])
+    ax.minorticks_off()
     ax.set_xlabel("learning rate")
     ax.set_ylabel(f"final {metric}")
     if metric.endswith("mse"):
