@@ -349,3 +349,28 @@ def _summary_records(init_name, grid, state, test_metrics, task):
         row["diverged_step"] = step if row["diverged"] else None
         records.append(row)
     return records
+
+
+def load_workdir_grid(workdir, init_name: str, task: Task):
+    """(initial state, final state, step) of ``init_name``'s grid in a finished or
+    interrupted workdir, rebuilt from its ``config.json`` (states are [lr, seed, ...])."""
+    workdir = pathlib.Path(workdir)
+    try:
+        config = json.loads((workdir / "config.json").read_text())
+    except (OSError, json.JSONDecodeError) as error:
+        raise WorkdirConfigError(f"{workdir}: no readable config.json ({error})") from None
+    if init_name not in config["grid"]["inits"]:
+        raise WorkdirConfigError(f"{workdir} has no init {init_name!r}; it has {config['grid']['inits']}")
+    train_config = TrainConfig(preset=init_name, **config["train"])
+    grid = GridConfig(inits=tuple(config["grid"]["inits"]),
+                      learning_rates=tuple(config["grid"]["learning_rates"]),
+                      num_seeds=config["grid"]["num_seeds"], clip_norm=config["grid"]["clip_norm"])
+    run = GridRun(task, train_config, grid)
+    initial = run.initial_state()
+    manager = ocp.CheckpointManager((workdir / "checkpoints" / init_name).absolute())
+    step = manager.latest_step()
+    if step is None:
+        raise WorkdirConfigError(f"{workdir}: no checkpoint of {init_name!r}")
+    final = manager.restore(step, args=ocp.args.StandardRestore(run.initial_state()))
+    manager.close()
+    return initial, final, step, config

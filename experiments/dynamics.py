@@ -1,0 +1,113 @@
+r"""The paper's dynamical-systems argument, computed and drawn for our models.
+
+    python -m experiments.dynamics --inits=np,irnn,irnn_scaled --workdir=workdirs/dynamics
+    python -m experiments.dynamics --trained_workdir=workdirs/addition --workdir=workdirs/dynamics_trained
+
+Writes to --workdir:
+  phase_portraits.png  a 2-unit ReLU RNN with zero input, for the four eigenvalue cases
+  spectra.png          eigenvalues of W_hh per init (and after training, with --trained_workdir)
+  sensitivity.png      ||d h_T / d x_t|| against the lag T - t, per init, before/after training
+  dynamics.json        the numbers: spectra, sensitivity curves, finite-time Lyapunov exponents
+
+With --trained_workdir (an addition or multiplication workdir of the benchmark binaries) the
+inits, hidden size and task come from that workdir's config.json, and the trained
+parameters of learning-rate index --lr_index and seed --seed from its last checkpoint.
+"""
+
+import json
+import pathlib
+import sys
+
+import jax
+import numpy as np
+from absl import app, flags, logging
+
+flags.DEFINE_string("inits", "np,irnn,irnn_scaled", "Comma list of sRNN presets (no lstm).")
+flags.DEFINE_string("workdir", "workdirs/dynamics", "Where the figures and dynamics.json go.")
+flags.DEFINE_string("trained_workdir", None, "A benchmark workdir (addition/multiplication) to analyse.")
+flags.DEFINE_integer("lr_index", 0, "Learning-rate index of the trained run to analyse.")
+flags.DEFINE_integer("seed", 0, "Seed of the trained run to analyse.")
+flags.DEFINE_integer("hidden_size", 100, "Hidden units (without --trained_workdir).")
+flags.DEFINE_integer("seq_len", 100, "Length of the addition sequences used as inputs.")
+flags.DEFINE_integer("batch_size", 16, "Sequences averaged over for sensitivity and Lyapunov.")
+
+FLAGS = flags.FLAGS
+
+
+def _analyse(params, xs, cell):
+    from nprnn_jax import analysis
+
+    spectrum = analysis.spectrum(params["W_hh"])
+    return {
+        "eigenvalues": sorted(np.real_if_close(spectrum).real.tolist()),
+        "max_abs_eigenvalue": float(np.abs(spectrum).max()),
+        "min_abs_eigenvalue": float(np.abs(spectrum).min()),
+        "sensitivity": np.asarray(analysis.input_sensitivity(params, xs, cell)).tolist(),
+        "lyapunov": float(analysis.lyapunov_exponent(params, xs, cell)),
+    }, spectrum
+
+
+def run():
+    from nprnn_jax import analysis, rnn, runner, tasks
+
+    workdir = pathlib.Path(FLAGS.workdir)
+    results, spectra, curves = {}, {}, {}
+    if FLAGS.trained_workdir:
+        config = json.loads((pathlib.Path(FLAGS.trained_workdir) / "config.json").read_text())
+        task_config = dict(config["task"])
+        name = task_config.pop("name")
+        task_types = {"addition": tasks.AdditionTask, "multiplication": tasks.MultiplicationTask}
+        if name not in task_types:
+            raise ValueError(f"--trained_workdir holds a {name!r} run; dynamics reads addition or "
+                             "multiplication workdirs")
+        task = task_types[name](**{k: v for k, v in task_config.items()
+                                   if k in ("seq_len", "marker_placement", "test_size", "test_seed")})
+        inits = config["grid"]["inits"]
+    else:
+        task = tasks.AdditionTask(seq_len=FLAGS.seq_len, test_size=FLAGS.batch_size)
+        inits = [i.strip() for i in FLAGS.inits.split(",") if i.strip()]
+    for init in inits:
+        if rnn.get_preset(init).cell == "lstm":
+            raise ValueError(f"init {init!r}: the analysis covers the sRNN presets; an LSTM has no single W_hh")
+    xs = task.test_set()["xs"][:FLAGS.batch_size]
+    workdir.mkdir(parents=True, exist_ok=True)
+    analysis.plot_phase_portraits(workdir / "phase_portraits.png")
+    for init in inits:
+        cell = rnn.get_preset(init).cell
+        if FLAGS.trained_workdir:
+            initial, final, step, _ = runner.load_workdir_grid(FLAGS.trained_workdir, init, task)
+            pick = lambda state: jax.tree.map(lambda a: a[FLAGS.lr_index, FLAGS.seed], state.params)
+            stages = {"init": pick(initial), f"trained (step {step})": pick(final)}
+        else:
+            config = rnn.RNNConfig(input_size=2, hidden_size=FLAGS.hidden_size, preset=init)
+            stages = {"init": rnn.init_params(jax.random.PRNGKey(FLAGS.seed), config)}
+        for stage, params in stages.items():
+            label = f"{init} {stage}" if len(stages) > 1 else init
+            results[label], spectra[label] = _analyse(params, xs, cell)
+            curves[label] = results[label]["sensitivity"]
+    analysis.plot_spectra(spectra, workdir / "spectra.png")
+    analysis.plot_sensitivity(curves, workdir / "sensitivity.png",
+                              f"input sensitivity, {task.name} inputs, T={task.seq_len}")
+    (workdir / "dynamics.json").write_text(json.dumps(results, indent=1) + "\n")
+    lines = [f"{label:32s} max|eig| {r['max_abs_eigenvalue']:.3f}  lyapunov {r['lyapunov']:+.4f}  "
+             f"sensitivity lag 0 {r['sensitivity'][-1]:.3g}, lag {len(r['sensitivity']) - 1} "
+             f"{r['sensitivity'][0]:.3g}" for label, r in results.items()]
+    return "\n".join(lines), workdir
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    if not FLAGS["verbosity"].present:
+        logging.set_verbosity(logging.WARNING)
+    try:
+        summary, workdir = run()
+    except (ValueError, OSError, KeyError) as error:
+        print(f"error: {str(error).splitlines()[0]}", file=sys.stderr)
+        sys.exit(2)
+    print(summary)
+    print(f"figures and dynamics.json in {workdir}")
+
+
+if __name__ == "__main__":
+    app.run(main)

@@ -1,0 +1,129 @@
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from nprnn_jax import analysis, initializers, rnn
+
+
+def test_two_unit_cases_match_analytic_behaviour():
+    starts = np.array([[a, b] for a in np.linspace(0.1, 1, 4) for b in np.linspace(0.1, 1, 4)])
+    cases = list(analysis.EIGENVALUE_CASES.values())
+    # both < 1: decay to the origin
+    end = np.asarray(analysis.zero_input_trajectories(cases[0], starts, 200))[:, -1]
+    assert np.abs(end).max() < 1e-6
+    # both > 1: divergence (norm grows at least like 1.05^t)
+    traj = np.asarray(analysis.zero_input_trajectories(cases[1], starts, 100))
+    assert np.all(np.linalg.norm(traj[:, -1], axis=1) > 1.05 ** 100 * 0.1)
+    # one = 1, one < 1: convergence onto the top eigenvector, every state kept nonzero
+    values, vectors = np.linalg.eigh(cases[2])
+    top = vectors[:, np.argmax(values)]
+    end = np.asarray(analysis.zero_input_trajectories(cases[2], starts, 200))[:, -1]
+    cos = np.abs(end @ top) / np.linalg.norm(end, axis=1)
+    assert np.all(cos > 1 - 1e-6)
+    np.testing.assert_allclose(end @ top, starts @ top, rtol=1e-4)  # the projection is conserved
+    # both = 1: every state is fixed
+    traj = np.asarray(analysis.zero_input_trajectories(cases[3], starts, 50))
+    np.testing.assert_array_equal(traj[:, -1], starts.astype(np.float32))
+
+
+def linear_params(w_hh, input_size=3, seed=0):
+    n = w_hh.shape[0]
+    return {"W_hx": jax.random.normal(jax.random.key(seed), (input_size, n)) / math.sqrt(n),
+            "W_hh": jnp.asarray(w_hh, jnp.float32), "b_h": jnp.zeros(n)}
+
+
+def test_sensitivity_of_linear_identity_rnn_is_norm_of_input_weights():
+    params = linear_params(jnp.eye(20))
+    xs = jax.random.normal(jax.random.key(1), (4, 30, 3))
+    sensitivity = analysis.input_sensitivity(params, xs, activation="linear")
+    np.testing.assert_allclose(sensitivity, jnp.linalg.norm(params["W_hx"]), rtol=1e-5)
+
+
+def test_sensitivity_of_np_init_approaches_projection_on_top_eigenvector():
+    w = initializers.np_init()(jax.random.key(2), (20, 20))
+    params = linear_params(w)
+    xs = jax.random.normal(jax.random.key(3), (2, 400, 3))
+    sensitivity = np.asarray(analysis.input_sensitivity(params, xs, activation="linear"))
+    values, vectors = np.linalg.eigh(np.asarray(w, np.float64))
+    top = vectors[:, -1]
+    expected = np.linalg.norm(np.asarray(params["W_hx"], np.float64) @ top)
+    # lag 0 sees all of W_hx; long lags only its projection on the top eigenvector
+    assert sensitivity[-1] == pytest.approx(float(jnp.linalg.norm(params["W_hx"])), rel=1e-5)
+    assert sensitivity[0] == pytest.approx(expected, rel=1e-3)
+    gap = values[-2]  # the error decays like lambda_2 ** lag
+    lag = 100
+    assert abs(sensitivity[-1 - lag] - expected) <= 2 * gap ** lag * sensitivity[-1] + 1e-5
+    assert np.all(np.diff(sensitivity) >= -1e-6)  # monotone in the lag for a PD matrix
+
+
+def test_lyapunov_identity_and_scaled_identity():
+    xs = 0.1 * jax.random.normal(jax.random.key(4), (3, 200, 3))
+    for scale in (1.0, 0.9, 0.5):
+        params = linear_params(scale * jnp.eye(10))
+        estimate = float(analysis.lyapunov_exponent(params, xs, activation="linear"))
+        assert estimate == pytest.approx(math.log(scale), abs=1e-5)
+    # ReLU in its linear regime (positive states): the same
+    params = linear_params(0.9 * jnp.eye(10))
+    params["b_h"] = jnp.full(10, 5.0)
+    relu = float(analysis.lyapunov_exponent(params, jnp.abs(xs), activation="relu"))
+    assert relu == pytest.approx(math.log(0.9), abs=1e-5)
+
+
+def test_np_init_lyapunov_below_identity():
+    config = rnn.RNNConfig(input_size=2, hidden_size=50, preset="np")
+    params = rnn.init_params(jax.random.key(5), config)
+    xs = jax.random.uniform(jax.random.key(6), (4, 100, 2))
+    exponent = float(analysis.lyapunov_exponent(params, xs))
+    assert -1.0 < exponent <= 1e-4  # top eigenvalue 1: no expansion
+
+
+def test_spectrum_of_np_init_and_identity():
+    w = initializers.np_init()(jax.random.key(7), (30, 30))
+    values = analysis.spectrum(w)
+    assert np.abs(values.imag).max() < 1e-6 and values.real.max() == pytest.approx(1.0, abs=1e-5)
+    np.testing.assert_allclose(analysis.spectrum(jnp.eye(4)), np.ones(4))
+
+
+def test_figures_are_written(tmp_path):
+    analysis.plot_phase_portraits(tmp_path / "p.png", num_steps=5, grid=3)
+    analysis.plot_spectra({"np": analysis.spectrum(jnp.eye(3))}, tmp_path / "s.png")
+    analysis.plot_sensitivity({"np": np.ones(5)}, tmp_path / "x.png")
+    for name in ("p.png", "s.png", "x.png"):
+        assert (tmp_path / name).read_bytes()[:4] == b"\x89PNG"
+
+
+def test_dynamics_binary_on_init_and_trained_workdir(tmp_path):
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from conftest import REPO
+
+    env = {**os.environ, "JAX_PLATFORMS": "cpu"}
+    trained = tmp_path / "trained"
+    result = subprocess.run([sys.executable, "-m", "experiments.addition", "--inits=np,irnn",
+                             "--learning_rates=0.01", "--num_seeds=2", "--hidden_size=8", "--seq_len=10",
+                             "--num_steps=20", "--eval_every=10", "--test_size=50", f"--workdir={trained}"],
+                            cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    out = tmp_path / "dyn"
+    result = subprocess.run([sys.executable, "-m", "experiments.dynamics", f"--trained_workdir={trained}",
+                             f"--workdir={out}", "--batch_size=4"],
+                            cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    numbers = json.loads((out / "dynamics.json").read_text())
+    assert set(numbers) == {"np init", "np trained (step 20)", "irnn init", "irnn trained (step 20)"}
+    assert numbers["np init"]["max_abs_eigenvalue"] == pytest.approx(1.0, abs=1e-5)
+    assert numbers["np init"]["eigenvalues"] != numbers["np trained (step 20)"]["eigenvalues"]
+    assert len(numbers["irnn init"]["sensitivity"]) == 10
+    for name in ("phase_portraits.png", "spectra.png", "sensitivity.png"):
+        assert (out / name).read_bytes()[:4] == b"\x89PNG"
+    bad = subprocess.run([sys.executable, "-m", "experiments.dynamics", "--inits=np,lstm",
+                          f"--workdir={tmp_path / 'bad'}"], cwd=REPO, env=env, capture_output=True,
+                         text=True, timeout=300)
+    assert bad.returncode == 2 and "Traceback" not in bad.stderr
+    assert "error: init 'lstm'" in bad.stderr
