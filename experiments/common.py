@@ -41,6 +41,8 @@ flags.DEFINE_integer("remat_every", 0, "Keep every k-th state for BPTT and recom
 flags.DEFINE_string("workdir", None, "Output folder (resumes if it holds the same config).")
 flags.DEFINE_string("data_dir", None, "Where data is read (default: $NPRNN_DATA_DIR or ../shared/data).")
 flags.DEFINE_integer("test_size", None, "Test examples evaluated (default: the whole test set).")
+flags.DEFINE_bool("distributed", False, "Multi-host: call jax.distributed.initialize() first (cluster "
+                  "settings from the environment, e.g. on TPU pods or SLURM). Untested here.")
 flags.DEFINE_integer("host_devices", 0, "CPU only: split the CPU into this many XLA devices and shard "
                      "seeds over them (0: one per core when --num_seeds is a multiple of it; 1: off).")
 
@@ -118,6 +120,9 @@ def _run(build_task, title):
     if FLAGS.clip_norm is None or not FLAGS.clip_norm > 0:
         raise UsageError(f"--clip_norm={FLAGS.clip_norm}: must be > 0")
     _configure_host_devices(FLAGS.num_seeds)
+    if FLAGS.distributed:
+        import jax
+        jax.distributed.initialize()
     grid = runner.GridConfig(inits=inits, learning_rates=learning_rates, num_seeds=FLAGS.num_seeds,
                              clip_norm=FLAGS.clip_norm)
     config = train.TrainConfig(hidden_size=FLAGS.hidden_size, batch_size=FLAGS.batch_size,

@@ -23,8 +23,9 @@ def _fmt(value, digits=4):
 
 def results_table(summary: list, metric: str, higher_is_better: bool) -> str:
     """A Markdown table: per init and learning rate, mean and std over seeds of the
-    final ``metric`` (diverged runs left out), the share solved (regression) or the
-    best seed (classification), and how many runs diverged."""
+    final ``metric`` (diverged runs left out); for regression tasks the mean share of
+    test sequences within the accuracy tolerance and how many runs solved the task,
+    for classification the best seed; and how many runs diverged."""
     groups = defaultdict(list)
     order = []
     for record in summary:
@@ -34,7 +35,7 @@ def results_table(summary: list, metric: str, higher_is_better: bool) -> str:
         groups[key].append(record)
     has_solved = any("solved" in r for r in summary)
     header = ["init", "learning rate", "seeds", f"{metric} mean", f"{metric} std"]
-    header += ["solved", ] if has_solved else ["best seed"]
+    header += ["accuracy share mean", "solved"] if has_solved else ["best seed"]
     header += ["diverged"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for init, lr in order:
@@ -45,6 +46,8 @@ def results_table(summary: list, metric: str, higher_is_better: bool) -> str:
         std = float(values.std()) if len(values) else None
         row = [init, f"{lr:g}", str(len(records)), _fmt(mean), _fmt(std)]
         if has_solved:
+            shares = [r["test_accuracy"] for r in live if r.get("test_accuracy") is not None]
+            row.append(_fmt(float(np.mean(shares)) if shares else None, 3))
             row.append(f"{sum(bool(r.get('solved')) for r in live)}/{len(records)}")
         else:
             best = (values.max() if higher_is_better else values.min()) if len(values) else None
