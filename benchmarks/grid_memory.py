@@ -27,6 +27,7 @@ def main():
     parser.add_argument("--hidden_size", type=int, default=100)
     parser.add_argument("--num_steps", type=int, default=200)
     parser.add_argument("--preset", default="np")
+    parser.add_argument("--execution", default="auto", help="vmap, map or auto")
     args = parser.parse_args()
     lrs = tuple(float(x) for x in args.learning_rates.split(","))
     task = tasks.AdditionTask(seq_len=args.seq_len, test_size=1000)
@@ -34,7 +35,7 @@ def main():
                                batch_size=args.batch_size, num_steps=args.num_steps,
                                eval_every=args.num_steps)
     grid = runner.GridConfig(inits=(args.preset,), learning_rates=lrs, num_seeds=args.num_seeds)
-    run = runner.GridRun(task, config, grid)
+    run = runner.GridRun(task, config, grid, args.execution)
     state = run.initial_state()
     t0 = time.perf_counter()
     state, loss = run.segment(state, run.hp, run.data)
@@ -46,7 +47,7 @@ def main():
     steady = time.perf_counter() - t0
     runs = len(lrs) * args.num_seeds
     peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"devices={jax.device_count()} ({jax.devices()[0].device_kind}) grid={len(lrs)} lr x "
+    print(f"execution={run.execution} devices={jax.device_count()} ({jax.devices()[0].device_kind}) grid={len(lrs)} lr x "
           f"{args.num_seeds} seeds, T={args.seq_len}, batch={args.batch_size}, hidden={args.hidden_size}")
     print(f"first segment (compile + {args.num_steps} steps): {first:.1f} s")
     print(f"steady: {args.num_steps / steady:.2f} grid steps/s = {runs * args.num_steps / steady:.1f} "

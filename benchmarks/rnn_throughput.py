@@ -41,7 +41,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from nprnn_jax import rnn
+from nprnn_jax import parallel, rnn
 
 HIDDEN, BATCH, LR = 100, 16, 1e-3
 
@@ -79,11 +79,12 @@ def jax_memory_mib(compiled):
         return float("nan")
 
 
-def ours_step(seq_len, input_size, seeds, backward, remat_every=0, shard=False):
-    """A jitted SGD step of our model for `seeds` vmapped seeds; returns (fn, args).
+def ours_step(seq_len, input_size, seeds, backward, remat_every=0, shard=False, execution="vmap"):
+    """A jitted SGD step of our model for `seeds` seeds; returns (fn, args).
 
-    With ``shard`` the seed axis is split over all devices (NamedSharding), as the
-    training engine does when there are several."""
+    ``execution``: "vmap" (batched) or "map" (one seed after another in one
+    program), as `nprnn_jax.parallel.over_runs`. With ``shard`` the seed axis is
+    split over all devices (`parallel.shard_runs`), as the training engine does."""
     config = rnn.RNNConfig(input_size=input_size, hidden_size=HIDDEN, output_size=1, preset="np",
                            backward=backward, remat_every=remat_every)
     keys = jax.random.split(jax.random.key(0), seeds)
@@ -96,11 +97,11 @@ def ours_step(seq_len, input_size, seeds, backward, remat_every=0, shard=False):
         loss, grads = jax.value_and_grad(loss_fn)(params)
         return jax.tree.map(lambda p, g: p - LR * g, params, grads), loss
 
-    fn = jax.jit(jax.vmap(step))
+    mesh = jax.sharding.Mesh(np.array(jax.devices()), ("seeds",)) if shard else None
+    spec = jax.sharding.PartitionSpec("seeds")
+    fn = jax.jit(parallel.shard_runs(parallel.over_runs(step, 1, execution), mesh, spec))
     if shard:
-        mesh = jax.sharding.Mesh(np.array(jax.devices()), ("seeds",))
-        sharding = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("seeds"))
-        params, xs, ys = jax.device_put((params, xs, ys), sharding)
+        params, xs, ys = jax.device_put((params, xs, ys), jax.sharding.NamedSharding(mesh, spec))
     else:
         params, xs, ys = jax.device_put((params, xs, ys), jax.devices()[0])
     return fn, (params, xs, ys)
@@ -217,11 +218,17 @@ def main():
                 fn, fn_args = ours_step(seq_len, input_size, seeds, backward)
                 rows.append(measure_jax(name, fn, fn_args, seq_len, input_size, seeds, repeats, peak))
                 print(table(rows[-1:]).splitlines()[-1], flush=True)
-            if seeds > 1 and jax.device_count() > 1 and seeds % jax.device_count() == 0:
-                fn, fn_args = ours_step(seq_len, input_size, seeds, "custom", shard=True)
-                rows.append(measure_jax(f"ours_sharded ({jax.device_count()} devices)", fn, fn_args,
-                                        seq_len, input_size, seeds, repeats, peak))
+            if seeds > 1:
+                fn, fn_args = ours_step(seq_len, input_size, seeds, "custom", execution="map")
+                rows.append(measure_jax("ours_map", fn, fn_args, seq_len, input_size, seeds, repeats, peak))
                 print(table(rows[-1:]).splitlines()[-1], flush=True)
+            if seeds > 1 and jax.device_count() > 1 and seeds % jax.device_count() == 0:
+                for execution in ("vmap", "map"):
+                    fn, fn_args = ours_step(seq_len, input_size, seeds, "custom", shard=True, execution=execution)
+                    name = "ours_sharded" if execution == "vmap" else "ours_map_sharded"
+                    rows.append(measure_jax(f"{name} ({jax.device_count()} devices)", fn, fn_args,
+                                            seq_len, input_size, seeds, repeats, peak))
+                    print(table(rows[-1:]).splitlines()[-1], flush=True)
             if seeds > 1:
                 fn, fn_args = ours_step(seq_len, input_size, 1, "custom")
                 compiled = fn.lower(*fn_args).compile()
@@ -274,6 +281,10 @@ def main():
             **{f"sequential / vmapped, {s} seeds": ratio("ours", "ours_sequential", seq_len, s)
                for s in seed_counts if s > 1},
             **{f"sequential / vmapped+sharded, {s} seeds": ratio("ours_sharded", "ours_sequential", seq_len, s)
+               for s in seed_counts if s > 1},
+            **{f"sequential / map, {s} seeds": ratio("ours_map", "ours_sequential", seq_len, s)
+               for s in seed_counts if s > 1},
+            **{f"sequential / map+sharded, {s} seeds": ratio("ours_map_sharded", "ours_sequential", seq_len, s)
                for s in seed_counts if s > 1},
         }
     print("\nratios (> 1: ours is faster):")

@@ -41,6 +41,8 @@ flags.DEFINE_integer("remat_every", 0, "Keep every k-th state for BPTT and recom
 flags.DEFINE_string("workdir", None, "Output folder (resumes if it holds the same config).")
 flags.DEFINE_string("data_dir", None, "Where data is read (default: $NPRNN_DATA_DIR or ../shared/data).")
 flags.DEFINE_integer("test_size", None, "Test examples evaluated (default: the whole test set).")
+flags.DEFINE_string("execution", "auto", "How a device runs its share of the grid: vmap (batched), map "
+                    "(one run after another in one program) or auto (map on CPU, vmap elsewhere).")
 flags.DEFINE_bool("distributed", False, "Multi-host: call jax.distributed.initialize() first (cluster "
                   "settings from the environment, e.g. on TPU pods or SLURM). Untested here.")
 flags.DEFINE_integer("host_devices", 0, "CPU only: split the CPU into this many XLA devices and shard "
@@ -119,6 +121,8 @@ def _run(build_task, title):
         raise UsageError("--workdir is required")
     if FLAGS.clip_norm is None or not FLAGS.clip_norm > 0:
         raise UsageError(f"--clip_norm={FLAGS.clip_norm}: must be > 0")
+    from nprnn_jax import parallel
+    parallel.resolve(FLAGS.execution)  # an unknown value is an error before anything runs
     _configure_host_devices(FLAGS.num_seeds)
     if FLAGS.distributed:
         import jax
@@ -136,7 +140,7 @@ def _run(build_task, title):
     print(f"{title}: {len(inits)} init(s) x {len(learning_rates)} learning rate(s) x "
           f"{FLAGS.num_seeds} seed(s), {FLAGS.num_steps} steps, on {jax.device_count()} "
           f"{jax.devices()[0].platform} device(s)", file=sys.stderr)
-    runner.run_experiment(task, config, grid, workdir, extra_files=extra_files)
+    runner.run_experiment(task, config, grid, workdir, extra_files=extra_files, execution=FLAGS.execution)
     from nprnn_jax import report
     table = report.write_report(workdir, task.metric, task.higher_is_better, title)
     return table, workdir, time.perf_counter() - start

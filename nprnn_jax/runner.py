@@ -35,7 +35,7 @@ import numpy as np
 import orbax.checkpoint as ocp
 from absl import logging
 
-from nprnn_jax import rnn
+from nprnn_jax import parallel, rnn
 from nprnn_jax.tasks import Task
 from nprnn_jax.train import TrainConfig, TrainState, hparams, make_train
 
@@ -146,6 +146,9 @@ class Progress:
         self.stream.flush()
 
 
+SEED_SPEC = jax.sharding.PartitionSpec(None, "seeds")
+
+
 def _mesh_sharding(num_seeds: int):
     """NamedSharding of [lr, seed, ...] arrays over a 1-D "seeds" mesh, or None on one device."""
     devices = jax.devices()
@@ -156,7 +159,7 @@ def _mesh_sharding(num_seeds: int):
                         num_seeds, len(devices))
         return None
     mesh = jax.sharding.Mesh(np.array(devices), ("seeds",))
-    return jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec(None, "seeds"))
+    return jax.sharding.NamedSharding(mesh, SEED_SPEC)
 
 
 def _shard(tree, sharding):
@@ -173,7 +176,9 @@ def _to_float(x) -> Optional[float]:
 class GridRun:
     """The compiled functions of one init's (learning rate x seed) grid."""
 
-    def __init__(self, task: Task, train_config: TrainConfig, grid: GridConfig):
+    def __init__(self, task: Task, train_config: TrainConfig, grid: GridConfig, execution: str = "auto"):
+        """``execution``: how runs share a device, "vmap", "map" or "auto" (see `nprnn_jax.parallel`)."""
+        self.execution = parallel.resolve(execution)
         self.trainer = make_train(train_config, task)
         self.config = train_config
         self.grid = grid
@@ -191,10 +196,20 @@ class GridRun:
             TRACE_COUNTS["init"] = TRACE_COUNTS.get("init", 0) + 1
             return grid_map(trainer.init, (0, None), (None, 0))(keys, hp)
 
+        mesh = None if self.sharding is None else self.sharding.mesh
+
+        execution = self.execution
+
+        def local_segment(state, hp, data):
+            """The runs held by one device: [lr, seed] axes, vmapped or mapped."""
+            one_run = lambda s, h: trainer.run(s, h, eval_every, data)
+            return parallel.over_runs(one_run, 2, execution)(state, hp)
+
         def segment(state, hp, data):
             TRACE_COUNTS["segment"] = TRACE_COUNTS.get("segment", 0) + 1
-            return grid_map(lambda s, h, d: trainer.run(s, h, eval_every, d),
-                            (0, None, None), (0, 0, None))(state, hp, data)
+            hp = parallel.broadcast_to_runs(hp, state.step.shape)
+            return parallel.shard_runs(local_segment, mesh, SEED_SPEC, replicated_argnums=(2,))(
+                state, hp, data)
 
         def evaluate(params, test_set):
             TRACE_COUNTS["evaluate"] = TRACE_COUNTS.get("evaluate", 0) + 1
@@ -211,7 +226,8 @@ class GridRun:
 
 def run_experiment(task: Task, train_config: TrainConfig, grid: GridConfig,
                    workdir, *, on_event: Optional[Callable[[str, str, int], None]] = None,
-                   progress_stream=None, extra_files: Optional[dict] = None) -> list:
+                   progress_stream=None, extra_files: Optional[dict] = None,
+                   execution: str = "auto") -> list:
     """Trains every init's grid, resuming from checkpoints in ``workdir``.
 
     Args:
@@ -224,6 +240,9 @@ def run_experiment(task: Task, train_config: TrainConfig, grid: GridConfig,
       progress_stream: where the progress bar goes (stderr by default).
       extra_files: ``{file name: text}`` written into the workdir once its config
         has been checked (e.g. the permutation of permuted MNIST).
+      execution: how the runs of a device are laid out, "vmap", "map" or "auto"
+        ("map" on a CPU, "vmap" elsewhere; see `nprnn_jax.parallel`). The
+        results agree to float32 rounding either way.
 
     Returns:
       The summary records (also written to ``summary.json``).
@@ -239,7 +258,7 @@ def run_experiment(task: Task, train_config: TrainConfig, grid: GridConfig,
     summary = []
     for init_name in grid.inits:
         config = dataclasses.replace(train_config, preset=init_name)
-        run = GridRun(task, config, grid)
+        run = GridRun(task, config, grid, execution)
         manager = ocp.CheckpointManager(
             (workdir / "checkpoints" / init_name).absolute(),
             # Synchronous saves: the states are small, and a save that returns is on disk

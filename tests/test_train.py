@@ -219,3 +219,35 @@ def test_workdir_with_other_config_is_refused(tmp_path):
     with pytest.raises(runner.WorkdirConfigError, match="task.seq_len: 20 in workdir vs 30 now"):
         runner.check_or_write_config(tmp_path, other)
     assert (tmp_path / "config.json").read_text() == before
+
+
+@pytest.mark.parametrize("devices", [1, 2])
+def test_map_and_vmap_executions_agree(devices):
+    code = textwrap.dedent("""
+        import json, jax, numpy as np
+        from nprnn_jax import runner, tasks, train
+        grid = runner.GridConfig(inits=("np",), learning_rates=(0.01, 0.05), num_seeds=2, clip_norm=1.0)
+        config = train.TrainConfig(hidden_size=16, batch_size=8, num_steps=20, eval_every=10)
+        task = tasks.AdditionTask(seq_len=20, test_size=64)
+        out = {}
+        for execution in ("vmap", "map"):
+            run = runner.GridRun(task, config, grid, execution)
+            state = run.initial_state()
+            for _ in range(2):
+                state, loss = run.segment(state, run.hp, run.data)
+            out[execution] = (np.asarray(state.params["W_hh"]), np.asarray(loss), int(state.step[0, 0]))
+        print("STEPS", out["map"][2], out["vmap"][2], jax.device_count())
+        print("PARAMS", float(np.abs(out["map"][0] - out["vmap"][0]).max() / np.abs(out["vmap"][0]).max()))
+        print("LOSS", float(np.abs(out["map"][1] - out["vmap"][1]).max() / np.abs(out["vmap"][1]).max()))
+    """)
+    env = {**os.environ, "JAX_PLATFORMS": "cpu",
+           "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
+    assert f"STEPS 20 20 {devices}" in out.stdout, out.stderr[-2000:]
+    values = dict(line.split() for line in out.stdout.splitlines() if line.startswith(("PARAMS", "LOSS")))
+    assert float(values["PARAMS"]) < 1e-5 and float(values["LOSS"]) < 1e-5
+
+
+def test_unknown_execution():
+    with pytest.raises(ValueError, match="unknown execution 'pmap'; valid: vmap, map, auto"):
+        runner.GridRun(TASK, CONFIG, GRID, "pmap")

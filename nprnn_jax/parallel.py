@@ -1,0 +1,86 @@
+"""How a grid of independent runs is laid over the hardware.
+
+Two ways to run a function of one run over arrays with leading run axes:
+
+- ``"vmap"``: `jax.vmap`, one batched program. Best on accelerators, where the
+  batched matmuls fill the device (64 seeds cost less than 1x one seed's time on
+  an H100, see BENCHMARKS.md).
+- ``"map"``: `jax.lax.map`, the runs one after another inside one compiled
+  program, each with the unbatched (fastest) kernels. On XLA:CPU a vmapped seed
+  axis costs more than running the seeds one by one (batched small matmuls and
+  layout copies); this is the CPU default.
+
+Either is combined with sharding the run axis over devices: `shard_runs` wraps
+the function in `jax.shard_map`, so each device (a GPU, or one CPU core as an XLA
+host device) runs its own slice of the grid.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Optional
+
+import jax
+import jax.numpy as jnp
+
+EXECUTIONS = ("vmap", "map", "auto")
+
+
+def resolve(execution: str) -> str:
+    """"auto" is "map" on a CPU backend and "vmap" elsewhere."""
+    if execution not in EXECUTIONS:
+        raise ValueError(f"unknown execution {execution!r}; valid: {', '.join(EXECUTIONS)}")
+    if execution == "auto":
+        return "map" if jax.default_backend() == "cpu" else "vmap"
+    return execution
+
+
+def over_runs(fn: Callable, num_run_axes: int, execution: str) -> Callable:
+    """``fn`` of one run, applied over ``num_run_axes`` leading run axes of every argument.
+
+    Every argument must carry the run axes (broadcast shared values beforehand);
+    the outputs carry them too.
+    """
+    execution = resolve(execution)
+    if execution == "vmap":
+        mapped = fn
+        for _ in range(num_run_axes):
+            mapped = jax.vmap(mapped)
+        return mapped
+
+    def sequential(*args):
+        leaves = jax.tree.leaves(args)
+        lead = leaves[0].shape[:num_run_axes]
+        flat = jax.tree.map(lambda x: x.reshape((-1,) + x.shape[num_run_axes:]), args)
+        out = jax.lax.map(lambda a: fn(*a), flat)
+        return jax.tree.map(lambda x: x.reshape(lead + x.shape[1:]), out)
+
+    return sequential
+
+
+def shard_runs(fn: Callable, mesh: Optional[jax.sharding.Mesh], run_spec, replicated_argnums=()) -> Callable:
+    """Runs ``fn`` per device on its shard of the run axes (`jax.shard_map`); no-op without a mesh.
+
+    Args:
+      fn: a function whose arguments and outputs carry the run axes.
+      mesh: a 1-D mesh, or None.
+      run_spec: the `PartitionSpec` of the run axes, e.g. ``P(None, "seeds")``.
+      replicated_argnums: arguments that are the same on every device (a data set).
+    """
+    if mesh is None:
+        return fn
+
+    def wrapped(*args):
+        specs = tuple(jax.sharding.PartitionSpec() if i in replicated_argnums else run_spec
+                      for i in range(len(args)))
+        return jax.shard_map(fn, mesh=mesh, in_specs=specs, out_specs=run_spec, check_vma=False)(*args)
+
+    return wrapped
+
+
+def broadcast_to_runs(tree, run_shape):
+    """Broadcasts leaves with fewer leading run axes (e.g. [L] hyperparameters) to ``run_shape``."""
+    def grow(x):
+        x = jnp.asarray(x)
+        extra = len(run_shape) - x.ndim
+        return jnp.broadcast_to(x.reshape(x.shape + (1,) * extra) if extra > 0 else x, run_shape)
+    return jax.tree.map(grow, tree)
