@@ -67,11 +67,18 @@ def _recurrence_fwd(activation, unroll, z, w, mask):
 
 def _recurrence_bwd(activation, unroll, residuals, g):
     hs, w, mask = residuals
+    das, dw = _backward(activation, unroll, hs, w, mask, g, None)
+    return das, dw, None
+
+
+def _backward(activation, unroll, hs, w, mask, g, g_last):
+    """The backward scan; ``g [T, B, N]`` cotangents of every state, or only ``g_last``
+    of the last one (then the scan starts from it and reads no per-step cotangents)."""
     w_t = w.T
 
     def step(carry, inputs):
         g_t, h_t, m_t = inputs
-        dh = g_t + carry
+        dh = carry if g_t is None else g_t + carry
         da = _act_grad_from_output(activation, h_t) * dh  # f' from the saved output, in the loop
         if m_t is not None:
             da = jnp.where(m_t, da, 0.0)
@@ -80,15 +87,46 @@ def _recurrence_bwd(activation, unroll, residuals, g):
             carry = da @ w_t
         return carry, da
 
-    c0 = jnp.zeros(hs.shape[1:], hs.dtype)
+    c0 = jnp.zeros(hs.shape[1:], hs.dtype) if g_last is None else g_last
     _, das = jax.lax.scan(step, c0, (g, hs, mask), reverse=True, unroll=unroll)
     # dW = sum_t h_{t-1}^T da_t (h_0 = 0): one matmul over all T x B rows.
     n = hs.shape[-1]
     dw = hs[:-1].reshape(-1, n).T @ das[1:].reshape(-1, n)
-    return das, dw, None
+    return das, dw
 
 
 _recurrence.defvjp(_recurrence_fwd, _recurrence_bwd)
+
+
+def _forward_last(activation, unroll, z, w, mask):
+    def step(h, inputs):
+        z_t, m_t = inputs
+        h_new = _act(activation, z_t + h @ w)
+        if m_t is not None:
+            h_new = jnp.where(m_t, h_new, h)
+        return h_new, None
+
+    h_last, _ = jax.lax.scan(step, jnp.zeros(z.shape[1:], z.dtype), (z, mask), unroll=unroll)
+    return h_last
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(0, 1))
+def _final_state(activation, unroll, z, w, mask):
+    return _forward_last(activation, unroll, z, w, mask)  # no states kept when not differentiated
+
+
+def _final_state_fwd(activation, unroll, z, w, mask):
+    hs = _forward(activation, unroll, z, w, mask)
+    return hs[-1], (hs, w, mask)
+
+
+def _final_state_bwd(activation, unroll, residuals, g_last):
+    hs, w, mask = residuals
+    das, dw = _backward(activation, unroll, hs, w, mask, None, g_last)
+    return das, dw, None
+
+
+_final_state.defvjp(_final_state_fwd, _final_state_bwd)
 
 
 def recurrence(z: jax.Array, w: jax.Array, activation: str = "relu",
@@ -108,6 +146,20 @@ def recurrence(z: jax.Array, w: jax.Array, activation: str = "relu",
     if activation not in ACTIVATIONS:
         raise ValueError(f"unknown activation {activation!r}; valid: {', '.join(ACTIVATIONS)}")
     return _recurrence(activation, unroll, z, w, mask)
+
+
+def final_state(z: jax.Array, w: jax.Array, activation: str = "relu",
+                mask: Optional[jax.Array] = None, unroll: int = 1) -> jax.Array:
+    """The last state ``h_T`` of the recurrence, ``[B, N]``, with the fast VJP.
+
+    Evaluated without differentiation it keeps no intermediate states (an
+    evaluation over 10,000 sequences needs ``B x N`` memory, not ``T x B x N``);
+    differentiated, it saves the states and runs the backward scan from
+    ``dL/dh_T`` alone.
+    """
+    if activation not in ACTIVATIONS:
+        raise ValueError(f"unknown activation {activation!r}; valid: {', '.join(ACTIVATIONS)}")
+    return _final_state(activation, unroll, z, w, mask)
 
 
 def recurrence_autodiff(z, w, activation="relu", mask=None, unroll=1):
@@ -146,3 +198,8 @@ def final_state_remat(z, w, activation="relu", mask=None, unroll=1, remat_every:
     h0 = jnp.zeros(z.shape[1:], z.dtype)
     h_last, _ = jax.lax.scan(chunk, h0, (z_c, m_c))
     return h_last
+
+
+def final_state_autodiff(z, w, activation="relu", mask=None, unroll=1):
+    """``h_T`` of the plain scan (no states collected), differentiated by `jax.grad`."""
+    return _forward_last(activation, unroll, z, w, mask)

@@ -241,9 +241,13 @@ def _run(params: Params, xs: jax.Array, config: RNNConfig, lengths, collect: boo
             h_last = bptt.final_state_remat(projected, w_rec, config.cell, mask, config.unroll,
                                             config.remat_every)
             return h_last, None
+        if not collect:
+            if config.backward == "custom":
+                return bptt.final_state(projected, w_rec, config.cell, mask, config.unroll), None
+            return bptt.final_state_autodiff(projected, w_rec, config.cell, mask, config.unroll), None
         recurrence = bptt.recurrence if config.backward == "custom" else bptt.recurrence_autodiff
         hs = recurrence(projected, w_rec, config.cell, mask, config.unroll)
-        return hs[-1], (hs if collect else None)
+        return hs[-1], hs
 
     def step(carry, inputs):
         z, m = inputs

@@ -103,3 +103,24 @@ def test_remat_bad_divisor():
 def test_unknown_backward():
     with pytest.raises(ValueError, match="unknown backward 'magic'; valid: custom, autodiff"):
         rnn.RNNConfig(input_size=1, backward="magic")
+
+
+@pytest.mark.parametrize("activation", ["relu", "tanh"])
+@pytest.mark.parametrize("masked", [False, True])
+def test_final_state_vjp_under_vmap_equals_autodiff(activation, masked):
+    keys = jax.random.split(jax.random.key(8), 3)
+    problems = [random_problem(k, masked=masked) for k in keys]
+    z, w, g = (jnp.stack([p[i] for p in problems]) for i in range(3))
+    mask = jnp.stack([p[3] for p in problems]) if masked else None
+
+    def grads(fn):
+        loss = lambda z, w, g, m: jnp.sum(fn(z, w, activation, m) * g[-1])
+        return jax.jit(jax.vmap(jax.grad(loss, argnums=(0, 1)),
+                                in_axes=(0, 0, 0, 0 if masked else None)))(z, w, g, mask)
+
+    custom, reference = grads(bptt.final_state), grads(bptt.final_state_autodiff)
+    for a, b in zip(custom, reference):
+        assert float(jnp.max(jnp.abs(b))) > 1e-3
+        assert rel_err(a, b) < 1e-5
+    np.testing.assert_allclose(jax.vmap(lambda z, w: bptt.final_state(z, w, activation))(z, w),
+                               jax.vmap(lambda z, w: bptt.recurrence(z, w, activation)[-1])(z, w), atol=1e-6)
