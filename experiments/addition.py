@@ -19,7 +19,7 @@ flags.DEFINE_integer("test_seed", 0, "Seed of the fixed test set (kept apart fro
 
 # A comparison that finishes in about 4 minutes on 2 CPU cores; see README for the paper's setting.
 DEFAULTS = dict(inits="np,irnn,irnn_scaled", learning_rates="0.003,0.01,0.03", num_seeds=4,
-                num_steps=6000, eval_every=2000, clip_norm=10.0, workdir="workdirs/addition")
+                num_steps=10000, eval_every=2000, clip_norm=10.0, workdir="workdirs/addition")
 TASK = tasks.AdditionTask
 
 

@@ -122,7 +122,8 @@ def _run(build_task, title):
     if FLAGS.clip_norm is None or not FLAGS.clip_norm > 0:
         raise UsageError(f"--clip_norm={FLAGS.clip_norm}: must be > 0")
     from nprnn_jax import parallel
-    parallel.resolve(FLAGS.execution)  # an unknown value is an error before anything runs
+    if FLAGS.execution not in parallel.EXECUTIONS:  # before any backend starts (host devices)
+        raise UsageError(f"--execution: unknown value {FLAGS.execution!r}; valid: {', '.join(parallel.EXECUTIONS)}")
     _configure_host_devices(FLAGS.num_seeds)
     if FLAGS.distributed:
         import jax
