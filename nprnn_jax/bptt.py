@@ -42,12 +42,22 @@ def _act_grad_from_output(name, h):
     return jnp.ones_like(h)
 
 
-def _forward(activation, unroll, z, w, mask):
-    def step(h, inputs):
+def _cell(activation, w):
+    """One step ``(h, (z_t, m_t)) -> h_t``; where ``m_t`` is False the state is carried."""
+
+    def cell(h, inputs):
         z_t, m_t = inputs
         h_new = _act(activation, z_t + h @ w)
-        if m_t is not None:
-            h_new = jnp.where(m_t, h_new, h)
+        return h_new if m_t is None else jnp.where(m_t, h_new, h)
+
+    return cell
+
+
+def _forward(activation, unroll, z, w, mask):
+    cell = _cell(activation, w)
+
+    def step(h, inputs):
+        h_new = cell(h, inputs)
         return h_new, h_new
 
     h0 = jnp.zeros(z.shape[1:], z.dtype)
@@ -99,12 +109,10 @@ _recurrence.defvjp(_recurrence_fwd, _recurrence_bwd)
 
 
 def _forward_last(activation, unroll, z, w, mask):
+    cell = _cell(activation, w)
+
     def step(h, inputs):
-        z_t, m_t = inputs
-        h_new = _act(activation, z_t + h @ w)
-        if m_t is not None:
-            h_new = jnp.where(m_t, h_new, h)
-        return h_new, None
+        return cell(h, inputs), None
 
     h_last, _ = jax.lax.scan(step, jnp.zeros(z.shape[1:], z.dtype), (z, mask), unroll=unroll)
     return h_last
@@ -183,12 +191,10 @@ def final_state_remat(z, w, activation="relu", mask=None, unroll=1, remat_every:
     z_c = z.reshape(chunks, remat_every, *z.shape[1:])
     m_c = None if mask is None else mask.reshape(chunks, remat_every, *mask.shape[1:])
 
+    cell = _cell(activation, w)
+
     def step(h, inputs):
-        z_t, m_t = inputs
-        h_new = _act(activation, z_t + h @ w)
-        if m_t is not None:
-            h_new = jnp.where(m_t, h_new, h)
-        return h_new, None
+        return cell(h, inputs), None
 
     @jax.checkpoint
     def chunk(h, inputs):
