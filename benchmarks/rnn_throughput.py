@@ -251,7 +251,7 @@ def main():
             rows.append(torch_row)
             print(table(rows[-1:]).splitlines()[-1], flush=True)
         else:
-            print(f"# torch not installed: torch_rnn skipped (pip install -e '.[bench]')", flush=True)
+            print("# torch not installed: torch_rnn skipped (pip install -e '.[bench]')", flush=True)
     if args.long_seq_len:
         for name, backward, remat in (("ours", "custom", 0), ("plain_scan", "autodiff", 0),
                                       (f"remat_every={args.remat_every}", "autodiff", args.remat_every)):

@@ -12,7 +12,7 @@ Convention: row vectors, ``h_t = f(x_t W_hx + h_{t-1} W_hh + b_h)``.
 from __future__ import annotations
 
 import math
-from typing import Mapping, Optional
+from typing import Mapping
 
 import jax
 import jax.numpy as jnp

@@ -22,7 +22,7 @@ of the same sequence run alone at its own length (the padding goes at the end).
 from __future__ import annotations
 
 import dataclasses
-from typing import Callable, Mapping, Optional
+from typing import Mapping, Optional
 
 import jax
 import jax.numpy as jnp
@@ -80,10 +80,6 @@ PRESETS: Mapping[str, Preset] = {
                    "LSTM: Glorot-uniform input, orthogonal recurrent, forget-gate bias 1"),
 }
 
-ACTIVATIONS: Mapping[str, Callable[[jax.Array], jax.Array]] = {
-    "relu": jax.nn.relu,
-    "tanh": jnp.tanh,
-}
 
 
 def get_preset(name: str) -> Preset:
@@ -216,7 +212,7 @@ def _check_inputs(params: Params, xs: jax.Array, config: RNNConfig, lengths):
         )
 
 
-def _step_mask(lengths, num_steps, batch):
+def _step_mask(lengths, num_steps):
     """[time, batch, 1] booleans: True where step t < lengths[b]."""
     if lengths is None:
         return None
@@ -229,7 +225,7 @@ def _run(params: Params, xs: jax.Array, config: RNNConfig, lengths, collect: boo
     _check_inputs(params, xs, config, lengths)
     batch, num_steps, _ = xs.shape
     xs_tm = jnp.swapaxes(xs, 0, 1)  # [time, batch, input]
-    mask = _step_mask(lengths, num_steps, batch)
+    mask = _step_mask(lengths, num_steps)
     n = config.hidden_size
     is_lstm = config.cell == "lstm"
     w_in, w_rec, bias = (
