@@ -277,9 +277,10 @@ def run_experiment(task: Task, train_config: TrainConfig, grid: GridConfig,
         progress.begin()
         progress.update(start, f"{init_name}: resumed at step {start}" if start else f"{init_name}: start",
                         timed=False)
+        test_metrics = None  # of the current state, once evaluated
         if start == 0:
-            _append_metrics(metrics_path, init_name, grid, 0, None, state,
-                            run.evaluate(state.params, test_set), task)
+            test_metrics = run.evaluate(state.params, test_set)
+            _append_metrics(metrics_path, init_name, grid, 0, None, state, test_metrics, task)
         for index in range(start // config.eval_every, segments):
             state, train_loss = run.segment(state, run.hp, run.data)
             step = (index + 1) * config.eval_every
@@ -294,7 +295,9 @@ def run_experiment(task: Task, train_config: TrainConfig, grid: GridConfig,
             progress.update(config.eval_every, _progress_message(init_name, rows, task))
         manager.wait_until_finished()
         manager.close()
-        summary.extend(_summary_records(init_name, grid, state, run.evaluate(state.params, test_set), task))
+        if test_metrics is None:  # resumed from the final checkpoint: nothing was evaluated yet
+            test_metrics = run.evaluate(state.params, test_set)
+        summary.extend(_summary_records(init_name, grid, state, test_metrics, task))
     _atomic_write(workdir / "summary.json", json.dumps(summary, indent=2) + "\n")
     return summary
 
