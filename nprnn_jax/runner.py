@@ -280,13 +280,12 @@ def run_experiment(task: Task, train_config: TrainConfig, grid: GridConfig,
         test_metrics = None  # of the current state, once evaluated
         if start == 0:
             test_metrics = run.evaluate(state.params, test_set)
-            _append_metrics(metrics_path, init_name, grid, 0, None, state, test_metrics, task)
+            _append_metrics(metrics_path, init_name, grid, 0, None, state, test_metrics)
         for index in range(start // config.eval_every, segments):
             state, train_loss = run.segment(state, run.hp, run.data)
             step = (index + 1) * config.eval_every
             test_metrics = run.evaluate(state.params, test_set)
-            rows = _append_metrics(metrics_path, init_name, grid, step, train_loss, state,
-                                   test_metrics, task)
+            rows = _append_metrics(metrics_path, init_name, grid, step, train_loss, state, test_metrics)
             if on_event:
                 on_event("segment_done", init_name, step)
             manager.save(step, args=ocp.args.StandardSave(state))
@@ -297,12 +296,13 @@ def run_experiment(task: Task, train_config: TrainConfig, grid: GridConfig,
         manager.close()
         if test_metrics is None:  # resumed from the final checkpoint: nothing was evaluated yet
             test_metrics = run.evaluate(state.params, test_set)
-        summary.extend(_summary_records(init_name, grid, state, test_metrics, task))
+        summary.extend(_summary_records(init_name, grid, state, test_metrics))
     _atomic_write(workdir / "summary.json", json.dumps(summary, indent=2) + "\n")
     return summary
 
 
-def _rows(init_name, grid, step, train_loss, state, test_metrics, task):
+def _rows(init_name, grid, step, train_loss, state, test_metrics):
+    """One dict per run, learning-rate major then seed (the order of the [lr, seed] axes)."""
     test_metrics = jax.tree.map(np.asarray, test_metrics)
     diverged = np.asarray(state.diverged)
     train_loss = None if train_loss is None else np.asarray(train_loss)
@@ -320,8 +320,8 @@ def _rows(init_name, grid, step, train_loss, state, test_metrics, task):
     return rows
 
 
-def _append_metrics(path, init_name, grid, step, train_loss, state, test_metrics, task):
-    rows = _rows(init_name, grid, step, train_loss, state, test_metrics, task)
+def _append_metrics(path, init_name, grid, step, train_loss, state, test_metrics):
+    rows = _rows(init_name, grid, step, train_loss, state, test_metrics)
     with open(path, "a") as f:
         for row in rows:
             f.write(json.dumps(row) + "\n")
@@ -361,21 +361,20 @@ def _progress_message(init_name, rows, task):
     return ", ".join(parts)
 
 
-def _summary_records(init_name, grid, state, test_metrics, task):
+def _summary_records(init_name, grid, state, test_metrics):
     records = []
-    for row in _rows(init_name, grid, None, None, state, test_metrics, task):
+    diverged_steps = np.asarray(state.diverged_step).reshape(-1)  # same order as _rows
+    for row, step in zip(_rows(init_name, grid, None, None, state, test_metrics), diverged_steps):
         row.pop("step")
         row.pop("train_loss")
-        li = list(grid.learning_rates).index(row["learning_rate"])
-        step = int(np.asarray(state.diverged_step)[li, row["seed"]])
-        row["diverged_step"] = step if row["diverged"] else None
+        row["diverged_step"] = int(step) if row["diverged"] else None
         records.append(row)
     return records
 
 
 def load_workdir_grid(workdir, init_name: str, task: Task):
-    """(initial state, final state, step) of ``init_name``'s grid in a finished or
-    interrupted workdir, rebuilt from its ``config.json`` (states are [lr, seed, ...])."""
+    """(initial state, final state, checkpoint step, config dict) of ``init_name``'s grid in a
+    finished or interrupted workdir, rebuilt from its ``config.json`` (states are [lr, seed, ...])."""
     workdir = pathlib.Path(workdir)
     try:
         config = json.loads((workdir / "config.json").read_text())

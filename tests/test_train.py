@@ -251,3 +251,18 @@ def test_map_and_vmap_executions_agree(devices):
 def test_unknown_execution():
     with pytest.raises(ValueError, match="unknown execution 'pmap'; valid: vmap, map, auto"):
         runner.GridRun(TASK, CONFIG, GRID, "pmap")
+
+
+def test_runner_reports_diverged_runs(tmp_path):
+    grid = runner.GridConfig(inits=("np",), learning_rates=(0.01, 1e6), num_seeds=2, clip_norm=1e12)
+    summary = runner.run_experiment(TASK, CONFIG, grid, tmp_path)
+    by_lr = {lr: [r for r in summary if r["learning_rate"] == lr] for lr in (0.01, 1e6)}
+    for record in by_lr[1e6]:
+        assert record["diverged"] is True and record["test_mse"] is None
+        assert isinstance(record["diverged_step"], int) and 0 <= record["diverged_step"] < 40
+    for record in by_lr[0.01]:
+        assert record["diverged"] is False and record["diverged_step"] is None
+        assert np.isfinite(record["test_mse"])
+    rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    final = [r for r in rows if r["step"] == 40 and r["learning_rate"] == 1e6]
+    assert all(r["diverged"] and r["train_loss"] is None and r["test_mse"] is None for r in final)
