@@ -38,23 +38,32 @@ def over_runs(fn: Callable, num_run_axes: int, execution: str) -> Callable:
     """``fn`` of one run, applied over ``num_run_axes`` leading run axes of every argument.
 
     Every argument must carry the run axes (broadcast shared values beforehand);
-    the outputs carry them too.
+    the outputs carry them too. A single run (every run axis of size 1) is
+    called directly on the squeezed arguments, whatever ``execution`` says: on
+    XLA:CPU a size-1 vmapped axis costs layout copies of the whole-sequence
+    arrays (8-9% of a one-seed training step at T=784, BENCHMARKS.md).
     """
     execution = resolve(execution)
     if execution == "vmap":
         mapped = fn
         for _ in range(num_run_axes):
             mapped = jax.vmap(mapped)
-        return mapped
+    else:
+        def mapped(*args):
+            lead = jax.tree.leaves(args)[0].shape[:num_run_axes]
+            flat = jax.tree.map(lambda x: x.reshape((-1,) + x.shape[num_run_axes:]), args)
+            out = jax.lax.map(lambda a: fn(*a), flat)
+            return jax.tree.map(lambda x: x.reshape(lead + x.shape[1:]), out)
 
-    def sequential(*args):
-        leaves = jax.tree.leaves(args)
-        lead = leaves[0].shape[:num_run_axes]
-        flat = jax.tree.map(lambda x: x.reshape((-1,) + x.shape[num_run_axes:]), args)
-        out = jax.lax.map(lambda a: fn(*a), flat)
-        return jax.tree.map(lambda x: x.reshape(lead + x.shape[1:]), out)
+    def over(*args):
+        lead = jax.tree.leaves(args)[0].shape[:num_run_axes]
+        if num_run_axes and all(size == 1 for size in lead):
+            index = (0,) * num_run_axes
+            out = fn(*jax.tree.map(lambda x: x[index], args))
+            return jax.tree.map(lambda x: x.reshape((1,) * num_run_axes + x.shape), out)
+        return mapped(*args)
 
-    return sequential
+    return over
 
 
 def shard_runs(fn: Callable, mesh: Optional[jax.sharding.Mesh], run_spec, replicated_argnums=()) -> Callable:

@@ -271,6 +271,29 @@ def test_map_and_vmap_executions_agree(devices):
     assert float(values["PARAMS"]) < 1e-5 and float(values["LOSS"]) < 1e-5
 
 
+@pytest.mark.parametrize("execution", ["vmap", "map"])
+@pytest.mark.parametrize("lead", [(1,), (1, 1), (3,), (2, 1)])
+def test_over_runs_equals_vmap_and_calls_a_single_run_unbatched(execution, lead):
+    seen = []
+
+    def fn(x, y):
+        seen.append(x.shape)
+        return {"sum": jnp.sum(x * y, axis=-1), "x": x @ x.T}
+
+    x = jax.random.normal(jax.random.key(0), lead + (4, 3))
+    y = jax.random.normal(jax.random.key(1), lead + (4, 3))
+    out = jax.jit(parallel.over_runs(fn, len(lead), execution))(x, y)
+    expected = fn
+    for _ in lead:
+        expected = jax.vmap(expected)
+    expected = expected(x, y)
+    assert jax.tree.map(jnp.shape, out) == jax.tree.map(jnp.shape, expected)
+    for a, b in zip(jax.tree.leaves(out), jax.tree.leaves(expected)):
+        np.testing.assert_allclose(a, b, rtol=1e-6)
+    if all(size == 1 for size in lead):  # squeezed: fn traced on one run's [4, 3], no run axis
+        assert seen[0] == (4, 3)
+
+
 def test_unknown_execution():
     with pytest.raises(ValueError, match="unknown execution 'pmap'; valid: vmap, map, auto"):
         runner.GridRun(TASK, CONFIG, GRID, "pmap")
