@@ -237,17 +237,34 @@ def final_state_autodiff(z, w, activation="relu", mask=None, unroll=1):
 # --- Long sequences: the fast VJP with the states recomputed chunk by chunk ---------------
 
 
-def _chunk_forward(activation, unroll, x_c, w_in, bias, w, m_c, h0, collect):
-    """One chunk from state ``h0``: the chunk's input projection (one matmul) and its
-    recurrence; returns (last state, the chunk's states ``[k, B, N]`` or None)."""
-    z_c = x_c @ w_in + bias
-    cell = _cell(activation, w)
+# Inputs this narrow are projected inside the loop step, where the projection is a few
+# fused multiply-adds, rather than as a [k, B, N] array before it (one write and one
+# read of that array less per chunk).
+PROJECT_IN_STEP_MAX_INPUTS = 4
 
-    def step(h, inputs):
-        h_new = cell(h, inputs)
+
+def _chunk_forward(activation, unroll, x_c, w_in, bias, w, m_c, h0, collect):
+    """One chunk from state ``h0``: the chunk's input projection (one matmul, or inside
+    the step for narrow inputs) and its recurrence; returns (last state, the chunk's
+    states ``[k, B, N]`` or None)."""
+    cell = _cell(activation, w)
+    if x_c.shape[-1] <= PROJECT_IN_STEP_MAX_INPUTS:
+        def project(x_t):
+            z_t = bias
+            for i in range(x_t.shape[-1]):
+                z_t = z_t + x_t[:, i:i + 1] * w_in[i]
+            return z_t
+        inputs = x_c
+    else:
+        project = lambda z_t: z_t
+        inputs = x_c @ w_in + bias
+
+    def step(h, xs):
+        x_t, m_t = xs
+        h_new = cell(h, (project(x_t), m_t))
         return h_new, (h_new if collect else None)
 
-    return jax.lax.scan(step, h0, (z_c, m_c), unroll=unroll)
+    return jax.lax.scan(step, h0, (inputs, m_c), unroll=unroll)
 
 
 def _split_chunks(x, mask, chunk):

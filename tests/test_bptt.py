@@ -116,8 +116,10 @@ def chunked_problem(key, steps=60, batch=5, inputs=3, hidden=12, masked=False):
 @pytest.mark.parametrize("masked", [False, True])
 @pytest.mark.parametrize("chunk", [1, 10, 60])
 @pytest.mark.parametrize("recompute", [True, False])
-def test_chunked_final_state_equals_autodiff(activation, masked, chunk, recompute):
-    x, w_in, bias, w, g, mask = chunked_problem(jax.random.key(7), masked=masked)
+@pytest.mark.parametrize("inputs", [2, 6])  # <= 4: projected inside the loop step
+def test_chunked_final_state_equals_autodiff(activation, masked, chunk, recompute, inputs):
+    assert (inputs <= bptt.PROJECT_IN_STEP_MAX_INPUTS) == (inputs < 6)
+    x, w_in, bias, w, g, mask = chunked_problem(jax.random.key(7), masked=masked, inputs=inputs)
     reference = lambda x, w_in, bias, w: jnp.sum(
         bptt.final_state_autodiff(x @ w_in + bias, w, activation, mask) * g)
     chunked = lambda x, w_in, bias, w: jnp.sum(
