@@ -278,13 +278,18 @@ def _split_chunks(x, mask, chunk):
 def _chunked_forward(activation, unroll, chunk, x, w_in, bias, w, mask, keep):
     """``keep``: None (nothing), "starts" (the state entering each chunk) or "states" (all)."""
     x_c, m_c = _split_chunks(x, mask, chunk)
+    h0 = jnp.zeros_like(x[0, :, :1] * bias)  # [B, N], with the varying axes of the inputs
+    if keep != "starts" and x.shape[-1] <= PROJECT_IN_STEP_MAX_INPUTS:
+        # Nothing per chunk to bound (the projection is inside the step): one flat scan,
+        # without the per-chunk state buffers and their copies into the stacked result.
+        h_last, hs = _chunk_forward(activation, unroll, x, w_in, bias, w, mask, h0, collect=keep == "states")
+        return h_last, None if hs is None else hs.reshape(x_c.shape[:2] + hs.shape[1:])
 
     def body(h, inputs):
         xi, mi = inputs
         h_next, hs = _chunk_forward(activation, unroll, xi, w_in, bias, w, mi, h, collect=keep == "states")
         return h_next, {None: None, "starts": h, "states": hs}[keep]
 
-    h0 = jnp.zeros_like(x[0, :, :1] * bias)  # [B, N], with the varying axes of the inputs
     return jax.lax.scan(body, h0, (x_c, m_c))
 
 
