@@ -160,19 +160,27 @@ def jax_candidate(name, fn, args, seq_len, input_size, seeds):
             "memory_mib": jax_memory_mib(compiled)}
 
 
-def time_interleaved(candidates, rounds, peak, calls_per_round=5):
+def time_interleaved(candidates, rounds, peak, calls_per_round=5, settle_s=0.2):
     """Times the candidates in turn, ``rounds`` times over (after two warm-up calls
     each), a block of ``calls_per_round`` back-to-back calls each time (the steady
     state of a training loop, with its working set in cache), and reports each one's
     median block mean. Interleaving spreads the load bursts of a
     shared machine over all candidates instead of one, so their ratios are steadier
-    than those of one block of calls per candidate."""
+    than those of one block of calls per candidate.
+
+    Before each block the machine idles ``settle_s`` seconds and the candidate makes
+    one untimed call: PyTorch's OpenMP threads keep spinning for a while after a call
+    returns, and without the pause the candidate timed right after torch ran up to
+    19% slower (the batch-split step at T=400: 5.55 ms right after a torch step,
+    4.68 ms after an idle pause, 4.91 ms 50 ms after torch)."""
     for candidate in candidates:
         candidate["call"]()
         candidate["call"]()
     times = {id(c): [] for c in candidates}
     for _ in range(rounds):
         for candidate in candidates:
+            time.sleep(settle_s)
+            candidate["call"]()
             start = time.perf_counter()
             for _ in range(calls_per_round):
                 candidate["call"]()
