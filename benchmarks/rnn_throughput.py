@@ -90,8 +90,8 @@ def ours_step(seq_len, input_size, seeds, backward, remat_every=0, shard=False, 
     program), as `nprnn_jax.parallel.over_runs`. With ``shard`` the seed axis is
     split over all devices (`parallel.shard_runs`), as the training engine does. With
     ``split_batch`` (one seed) every device takes an equal share of the minibatch and
-    the gradients are averaged over the devices (`parallel.local_rows` + `pmean`), the
-    engine's layout for one seed on several devices (`runner.layout`)."""
+    the gradients are averaged over the devices (`parallel.local_rows` +
+    `parallel.pmean_flat`), the engine's layout for one seed on several devices (`runner.layout`)."""
     config = rnn.RNNConfig(input_size=input_size, hidden_size=HIDDEN, output_size=1, preset="np",
                            backward=backward, remat_every=remat_every)
     keys = jax.random.split(jax.random.key(0), seeds)
@@ -108,7 +108,7 @@ def ours_step(seq_len, input_size, seeds, backward, remat_every=0, shard=False, 
         def local_step(params, xs, ys):
             xs, ys = parallel.local_rows((xs, ys), "batch")
             loss_fn = lambda p: jnp.mean((rnn.apply(p, xs, config) - ys) ** 2)
-            loss, grads = jax.lax.pmean(jax.value_and_grad(loss_fn)(params), "batch")
+            loss, grads = parallel.pmean_flat(jax.value_and_grad(loss_fn)(params), "batch")
             return jax.tree.map(lambda p, g: p - LR * g, params, grads), loss
 
         mesh = jax.sharding.Mesh(np.array(jax.devices()), ("batch",))

@@ -107,6 +107,31 @@ def local_rows(batch, axis_name: str):
     return jax.tree.map(take, batch)
 
 
+def pmean_flat(tree, axis_name: str):
+    """`lax.pmean` of every leaf of ``tree`` over ``axis_name``, as ONE all-reduce per dtype.
+
+    The leaves are raveled into one vector per dtype, averaged, and split back. On
+    XLA:CPU host devices each all-reduce is a rendezvous of the device threads that
+    costs 70-90 us whatever its size; a model's gradients (5 leaves) averaged leaf by
+    leaf cost 0.43 ms per step, raveled into one vector 0.19 ms (BENCHMARKS.md).
+    """
+    leaves, treedef = jax.tree.flatten(tree)
+    if not leaves:
+        return tree
+    leaves = [jnp.asarray(leaf) for leaf in leaves]
+    out = [None] * len(leaves)
+    for dtype in dict.fromkeys(leaf.dtype for leaf in leaves):
+        idx = [i for i, leaf in enumerate(leaves) if leaf.dtype == dtype]
+        flat = jnp.concatenate([leaves[i].reshape(-1) for i in idx])
+        flat = jax.lax.pmean(flat, axis_name)
+        offset = 0
+        for i in idx:
+            size = leaves[i].size
+            out[i] = flat[offset:offset + size].reshape(leaves[i].shape)
+            offset += size
+    return jax.tree.unflatten(treedef, out)
+
+
 def broadcast_to_runs(tree, run_shape):
     """Broadcasts leaves with fewer leading run axes (e.g. [L] hyperparameters) to ``run_shape``."""
     def grow(x):

@@ -15,8 +15,8 @@ checkpoints and resumption.
 Data parallelism: with ``batch_axis`` set, `Trainer.step` runs inside a
 `jax.shard_map` over that mesh axis; every device draws the same minibatch
 (same key), keeps its own equal share of the rows, and the loss and gradients
-are averaged over the devices (`lax.pmean`) before the update, so each device
-holds the same parameters and the run equals the unsharded one up to float32
+are averaged over the devices (one all-reduce, `parallel.pmean_flat`) before the
+update, so each device holds the same parameters and the run equals the unsharded one up to float32
 rounding. One run then uses every core of a CPU (or every GPU). It needs a
 task loss that is a mean over examples, and ``batch_size`` a multiple of the
 axis size.
@@ -172,7 +172,7 @@ class Trainer:
         else:
             local = parallel.local_rows(batch, self.batch_axis)
             loss, grads = jax.value_and_grad(self.loss)(state.params, local)
-            loss, grads = jax.lax.pmean((loss, grads), self.batch_axis)
+            loss, grads = parallel.pmean_flat((loss, grads), self.batch_axis)  # one all-reduce
         # optax.inject_hyperparams reads the values from opt_state.hyperparams.
         optimizer = make_optimizer(self.config)(**hp)
         updates, opt_state = optimizer.update(grads, state.opt_state, state.params)

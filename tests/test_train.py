@@ -294,6 +294,20 @@ def test_over_runs_equals_vmap_and_calls_a_single_run_unbatched(execution, lead)
         assert seen[0] == (4, 3)
 
 
+def test_pmean_flat_equals_leafwise_pmean_and_keeps_dtypes_and_shapes():
+    keys = jax.random.split(jax.random.key(3), 4)
+    tree = {"loss": jax.random.normal(keys[0], (4,)),
+            "grads": {"w": jax.random.normal(keys[1], (4, 3, 5)), "b": jax.random.normal(keys[2], (4, 5))},
+            "half": jax.random.normal(keys[3], (4, 2)).astype(jnp.bfloat16)}
+    got = jax.vmap(lambda t: parallel.pmean_flat(t, "i"), axis_name="i")(tree)
+    expected = jax.vmap(lambda t: jax.lax.pmean(t, "i"), axis_name="i")(tree)
+    assert jax.tree.structure(got) == jax.tree.structure(expected)
+    for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(expected)):
+        assert a.dtype == b.dtype and a.shape == b.shape
+        np.testing.assert_allclose(np.asarray(a, np.float32), np.asarray(b, np.float32), rtol=1e-6)
+    assert parallel.pmean_flat({}, "i") == {}
+
+
 def test_unknown_execution():
     with pytest.raises(ValueError, match="unknown execution 'pmap'; valid: vmap, map, auto"):
         runner.GridRun(TASK, CONFIG, GRID, "pmap")
