@@ -160,31 +160,37 @@ def jax_candidate(name, fn, args, seq_len, input_size, seeds):
             "memory_mib": jax_memory_mib(compiled)}
 
 
-def time_interleaved(candidates, rounds, peak, calls_per_round=5, settle_s=0.2):
+def time_interleaved(candidates, rounds, peak, calls_per_round=5, warmup_s=0.05, block_s=0.1):
     """Times the candidates in turn, ``rounds`` times over (after two warm-up calls
-    each), a block of ``calls_per_round`` back-to-back calls each time (the steady
-    state of a training loop, with its working set in cache), and reports each one's
-    median block mean. Interleaving spreads the load bursts of a
+    each), and reports each one's median block mean. A block is at least
+    ``calls_per_round`` back-to-back calls and at least ``block_s`` seconds of them (the
+    steady state of a training loop, with its working set in cache), after untimed
+    calls for at least ``warmup_s`` seconds. Interleaving spreads the load bursts of a
     shared machine over all candidates instead of one, so their ratios are steadier
     than those of one block of calls per candidate.
 
-    Before each block the machine idles ``settle_s`` seconds and the candidate makes
-    one untimed call: PyTorch's OpenMP threads keep spinning for a while after a call
-    returns, and without the pause the candidate timed right after torch ran up to
-    19% slower (the batch-split step at T=400: 5.55 ms right after a torch step,
-    4.68 ms after an idle pause, 4.91 ms 50 ms after torch)."""
+    The untimed lead-in absorbs what the previous candidate leaves behind (PyTorch's
+    OpenMP threads spin on after a call returns: a JAX step timed right after a torch
+    step ran up to 19% slower). It is not an idle pause: after even 50 ms of idling,
+    this shared machine runs the next 5 calls 15-30% slower (the batch-split step at
+    T=400: 4.87 ms after a 0.2 s pause, 4.16 ms without), which would penalize the
+    candidates with short calls most."""
     for candidate in candidates:
         candidate["call"]()
         candidate["call"]()
     times = {id(c): [] for c in candidates}
+
+    def calls_for(candidate, min_calls, min_seconds):
+        start, calls = time.perf_counter(), 0
+        while calls < min_calls or time.perf_counter() - start < min_seconds:
+            candidate["call"]()
+            calls += 1
+        return (time.perf_counter() - start) / calls
+
     for _ in range(rounds):
         for candidate in candidates:
-            time.sleep(settle_s)
-            candidate["call"]()
-            start = time.perf_counter()
-            for _ in range(calls_per_round):
-                candidate["call"]()
-            times[id(candidate)].append((time.perf_counter() - start) / calls_per_round)
+            calls_for(candidate, 1, warmup_s)
+            times[id(candidate)].append(calls_for(candidate, calls_per_round, block_s))
     return [result(c["impl"], c["seq_len"], c["input_size"], c["seeds"], statistics.median(times[id(c)]),
                    peak, c["memory_mib"]) for c in candidates]
 
