@@ -16,8 +16,9 @@ Data parallelism: with ``batch_axis`` set, `Trainer.step` runs inside a
 `jax.shard_map` over that mesh axis; every device draws the same minibatch
 (same key), keeps its own equal share of the rows, and the loss and gradients
 are averaged over the devices (one all-reduce, `parallel.pmean_flat`) before the
-update, so each device holds the same parameters and the run equals the unsharded one up to float32
-rounding. One run then uses every core of a CPU (or every GPU). It needs a
+update, so each device holds the same parameters and the run equals the
+unsharded one up to float32 rounding. One run then uses every core of a CPU (or
+every GPU). It needs a
 task loss that is a mean over examples, and ``batch_size`` a multiple of the
 axis size.
 
