@@ -18,9 +18,8 @@ Data parallelism: with ``batch_axis`` set, `Trainer.step` runs inside a
 are averaged over the devices (one all-reduce, `parallel.pmean_flat`) before the
 update, so each device holds the same parameters and the run equals the
 unsharded one up to float32 rounding. One run then uses every core of a CPU (or
-every GPU). It needs a
-task loss that is a mean over examples, and ``batch_size`` a multiple of the
-axis size.
+every GPU). It needs a task loss that is a mean over examples, and
+``batch_size`` a multiple of the axis size.
 
 Divergence: a run whose loss, gradients or new parameters are not finite is
 frozen at that step (its parameters and optimizer state stop changing) and
