@@ -18,9 +18,9 @@ after another (ours_sequential). It measures the machine's matmul peak itself
 GFLOP/s, the ratio to the FLOP floor (FLOPs / peak) and XLA's peak buffer
 memory of the compiled step; then the T=10,000 case with and without
 rematerialization. The implementations compared with each other (one shape and
-seed count) are compiled first and then timed in turn, --repeats rounds over
-(after two warm-up calls each), and each one's median is reported: a load burst
-of the shared machine then hits all of them, not one. Speeds on shared
+seed count) are compiled first and then timed in turn, --repeats rounds over, in
+steady-state blocks (see `time_interleaved`), and each one's median block is
+reported: a load burst of the shared machine then hits all of them, not one. Speeds on shared
 machines still move by 10-20% between runs: compare the ratios within one run.
 """
 
@@ -100,20 +100,18 @@ def ours_step(seq_len, input_size, seeds, backward, remat_every=0, shard=False, 
     ys = jax.random.uniform(jax.random.key(2), (seeds, BATCH, 1))
 
     def step(params, xs, ys):
+        if split_batch:  # this device's rows; the gradients averaged over the devices below
+            xs, ys = parallel.local_rows((xs, ys), "batch")
         loss_fn = lambda p: jnp.mean((rnn.apply(p, xs, config) - ys) ** 2)
         loss, grads = jax.value_and_grad(loss_fn)(params)
+        if split_batch:
+            loss, grads = parallel.pmean_flat((loss, grads), "batch")
         return jax.tree.map(lambda p, g: p - LR * g, params, grads), loss
 
     if split_batch:
-        def local_step(params, xs, ys):
-            xs, ys = parallel.local_rows((xs, ys), "batch")
-            loss_fn = lambda p: jnp.mean((rnn.apply(p, xs, config) - ys) ** 2)
-            loss, grads = parallel.pmean_flat(jax.value_and_grad(loss_fn)(params), "batch")
-            return jax.tree.map(lambda p, g: p - LR * g, params, grads), loss
-
         mesh = jax.sharding.Mesh(np.array(jax.devices()), ("batch",))
         replicated = jax.sharding.PartitionSpec()
-        fn = jax.jit(parallel.shard_runs(parallel.over_runs(local_step, 1, execution), mesh, replicated))
+        fn = jax.jit(parallel.shard_runs(parallel.over_runs(step, 1, execution), mesh, replicated))
         args = jax.device_put((params, xs, ys), jax.sharding.NamedSharding(mesh, replicated))
         return fn, args
     mesh = jax.sharding.Mesh(np.array(jax.devices()), ("seeds",)) if shard else None

@@ -267,10 +267,15 @@ def _chunk_forward(activation, unroll, x_c, w_in, bias, w, m_c, h0, collect):
     return jax.lax.scan(step, h0, (inputs, m_c), unroll=unroll)
 
 
+def check_remat_every(remat_every: int, steps: int):
+    """Raises unless the chunk length ``remat_every`` is a positive divisor of ``steps``."""
+    if remat_every < 1 or steps % remat_every:
+        raise ValueError(f"remat_every={remat_every} must be a positive divisor of the sequence length {steps}")
+
+
 def _split_chunks(x, mask, chunk):
     steps = x.shape[0]
-    if chunk < 1 or steps % chunk:
-        raise ValueError(f"remat_every={chunk} must be a positive divisor of the sequence length {steps}")
+    check_remat_every(chunk, steps)
     split = lambda a: None if a is None else a.reshape(steps // chunk, chunk, *a.shape[1:])
     return split(x), split(mask)
 

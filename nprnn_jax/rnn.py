@@ -242,9 +242,8 @@ def check_backward_settings(backward: str, remat_every: int, bptt_chunk: int, pr
 
 def check_sequence_length(remat_every: int, bptt_chunk: int, num_steps: int):
     """Raises if the chunk length ``remat_every`` or ``bptt_chunk`` does not divide ``num_steps``."""
-    if remat_every and num_steps % remat_every:
-        raise ValueError(f"remat_every={remat_every} must be a positive divisor of the "
-                         f"sequence length {num_steps}")
+    if remat_every:
+        bptt.check_remat_every(remat_every, num_steps)
     bptt_chunk_length(bptt_chunk, num_steps)
 
 

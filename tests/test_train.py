@@ -349,7 +349,7 @@ def test_batch_split_step_equals_the_whole_batch_step(shards):
             np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)
         assert bool(jnp.all(got.key == expected.key)) and int(got.step) == 1
     # The step really used different rows per member: member gradients differ before pmean.
-    local = jax.vmap(lambda b: jax.tree.map(lambda x: x, parallel.local_rows(b, "batch")),
+    local = jax.vmap(lambda b: parallel.local_rows(b, "batch"),
                      in_axes=None, axis_size=shards, axis_name="batch")(
         TASK.sample(jax.random.PRNGKey(0), CONFIG.batch_size, None))
     assert local["xs"].shape == (shards, CONFIG.batch_size // shards) + local["xs"].shape[2:]
