@@ -1,17 +1,11 @@
-r"""The multiplication problem (Hochreiter & Schmidhuber 1997): the product of the two marked values.
+r"""The multiplication problem (Talathi & Vartak Sec. 4.1): the product of the two marked values.
 
-    python -m experiments.multiplication --inits=np,irnn,irnn_scaled --num_seeds=4 \
-        --workdir=workdirs/multiplication
+    python -m experiments.multiplication --config=experiments/configs/multiplication.py:cpu_T50
 
-Same flags and defaults as `experiments.addition` (predicting 0.25 always gives MSE about 0.049).
+Same inputs and settings as `experiments.addition` (predicting 0.25 always gives MSE about 0.049).
 """
 
-from absl import app
-
-from experiments.addition import marked_pair_main
-from nprnn_jax import tasks
-
-main = marked_pair_main(tasks.MultiplicationTask, "workdirs/multiplication")
+from experiments import common
 
 if __name__ == "__main__":
-    app.run(main)
+    common.run("multiplication")

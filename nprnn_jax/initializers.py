@@ -43,6 +43,9 @@ __all__ = [
     "positive_definite",
     "eigen_normalized",
     "np_init",
+    "spectral_normalized",
+    "gaussian",
+    "nrnn_init",
     "random_walk_gain",
     "random_walk_normal",
     "glorot_normal",
@@ -216,6 +219,66 @@ def np_init(add_identity: bool = True) -> Initializer:
     return eigen_normalized(positive_definite(add_identity=add_identity), 1.0)
 
 
+def spectral_normalized(base: Initializer, target: float = 1.0) -> Initializer:
+    """Rescales any square initializer so that its spectral radius is ``target``.
+
+    ``W = target * B / max_i |lambda_i(B)|`` with ``B = base(key, shape)``; unlike
+    `eigen_normalized` the base need not be symmetric, so the eigenvalues may be
+    complex (`jnp.linalg.eigvals`, computed in float32 or float64 as in
+    `eigen_normalized`). Nonsymmetric eigenvalues are implemented by JAX on CPU
+    and GPU backends (not TPU).
+
+    Args:
+      base: an initializer of square matrices.
+      target: the largest eigenvalue modulus of the result.
+
+    Returns:
+      ``init(key, shape, dtype)`` for square shapes (N, N).
+    """
+
+    def init(key, shape, dtype=jnp.float32):
+        _square_size(shape, "spectral_normalized")
+        work = _compute_dtype(dtype)
+        b = jnp.asarray(base(key, shape, work), work)
+        radius = jnp.max(jnp.abs(jnp.linalg.eigvals(b)))
+        return (b * (target / radius)).astype(dtype)
+
+    return init
+
+
+def gaussian(gain: float = 1.0) -> Initializer:
+    """I.i.d. ``N(0, gain^2 / N)`` entries for a square ``(N, N)`` matrix.
+
+    The paper's gRNN (its scale is not stated; ``1/N`` variance is the natural
+    reading, METHOD.md), and the base of the nRNN initialization. Not truncated.
+
+    Returns:
+      ``init(key, shape, dtype)`` for square shapes (N, N).
+    """
+
+    def init(key, shape, dtype=jnp.float32):
+        n = _square_size(shape, "gaussian")
+        work = jnp.promote_types(dtype, jnp.float32)
+        return (gain / math.sqrt(n) * jax.random.normal(key, (n, n), work)).astype(dtype)
+
+    return init
+
+
+def nrnn_init() -> Initializer:
+    """The nRNN baseline of Talathi & Vartak (Table 1): a random Gaussian matrix
+    normalized so that its largest eigenvalue modulus is 1.
+
+    ``nrnn_init() == spectral_normalized(gaussian())``. Not symmetric, not
+    positive definite: most eigenvalues are complex, spread over the unit disc.
+
+    Example:
+      >>> w = nrnn_init()(jax.random.key(0), (100, 100))
+      >>> float(jnp.max(jnp.abs(jnp.linalg.eigvals(w))))  # doctest: +ELLIPSIS
+      1.0...
+    """
+    return spectral_normalized(gaussian(), 1.0)
+
+
 def random_walk_gain(hidden_size: int) -> float:
     """Sussillo & Abbott's random-walk gain for ReLU layers (arXiv:1412.6558).
 
@@ -226,20 +289,25 @@ def random_walk_gain(hidden_size: int) -> float:
     return math.sqrt(2.0) * math.exp(1.2 / (max(hidden_size, 6) - 2.4))
 
 
-def random_walk_normal() -> Initializer:
-    """Input weights ``N(0, alpha^2 / N)`` with the random-walk gain ``alpha``.
+def random_walk_normal(n_from: str = "fan_out") -> Initializer:
+    """Input weights ``N(0, alpha^2 / N)`` with the random-walk gain ``alpha = random_walk_gain(N)``.
 
-    For a kernel of shape ``[input_size, hidden_size]`` (Flax convention,
-    ``h = x @ W``) N is the hidden size, ``shape[-1]``, and
-    ``alpha = random_walk_gain(N)``.
+    The paper's N is ambiguous (METHOD.md): for a kernel ``W_hx`` of shape
+    ``[input_size, hidden_size]`` (Flax convention, ``h = x @ W``),
+    ``n_from="fan_out"`` reads N as the hidden size (``shape[-1]``, our default:
+    std 0.143 for 100 units) and ``n_from="fan_in"`` as the input size
+    (``shape[0]``, Sussillo & Abbott's and TF's convention: std 1.40 for 2 inputs).
 
     Returns:
       ``init(key, shape, dtype)`` for 2-D shapes.
     """
+    if n_from not in ("fan_out", "fan_in"):
+        raise ValueError(f"random_walk_normal: unknown n_from {n_from!r}; valid: fan_out, fan_in")
 
     def init(key, shape, dtype=jnp.float32):
-        _, hidden_size = _matrix_shape(shape, "random_walk_normal")
-        std = random_walk_gain(hidden_size) / math.sqrt(hidden_size)
+        fan_in, fan_out = _matrix_shape(shape, "random_walk_normal")
+        n = fan_out if n_from == "fan_out" else fan_in
+        std = random_walk_gain(n) / math.sqrt(n)
         work = jnp.promote_types(dtype, jnp.float32)
         return (std * jax.random.normal(key, shape, work)).astype(dtype)
 

@@ -1,4 +1,9 @@
-"""How a grid of independent runs is laid over the hardware.
+"""How a grid of independent runs is laid over the hardware: the execution plan.
+
+Everything here changes speed, never results (up to float32 rounding), and is
+decided once, at the edge, by `execution_plan`: which devices, how the runs
+share them (`layout`), vmap or map (`resolve`), and the BPTT chunk length.
+The plan is recorded in the workdir's config.json.
 
 Two ways to run a function of one run over arrays with leading run axes:
 
@@ -17,12 +22,17 @@ host device) runs its own slice of the grid.
 
 from __future__ import annotations
 
-from typing import Callable, Optional
+import math
+from typing import Callable, Optional, Sequence
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 EXECUTIONS = ("vmap", "map", "auto")
+SHARDS = ("auto", "seeds", "batch", "none")
+SEED_SPEC = jax.sharding.PartitionSpec(None, "seeds")
+REPLICATED = jax.sharding.PartitionSpec()
 
 
 def resolve(execution: str) -> str:
@@ -41,7 +51,7 @@ def over_runs(fn: Callable, num_run_axes: int, execution: str) -> Callable:
     the outputs carry them too. A single run (every run axis of size 1) is
     called directly on the squeezed arguments, whatever ``execution`` says: on
     XLA:CPU a size-1 vmapped axis costs layout copies of the whole-sequence
-    arrays (8-9% of a one-seed training step at T=784, BENCHMARKS.md).
+    arrays (BENCHMARKS.md).
     """
     execution = resolve(execution)
     if execution == "vmap":
@@ -110,10 +120,9 @@ def local_rows(batch, axis_name: str):
 def pmean_flat(tree, axis_name: str):
     """`lax.pmean` of every leaf of ``tree`` over ``axis_name``, as ONE all-reduce per dtype.
 
-    The leaves are raveled into one vector per dtype, averaged, and split back. On
-    XLA:CPU host devices each all-reduce is a rendezvous of the device threads that
-    costs 70-90 us whatever its size; a model's gradients (5 leaves) averaged leaf by
-    leaf cost 0.43 ms per step, raveled into one vector 0.19 ms (BENCHMARKS.md).
+    The leaves are raveled into one vector per dtype, averaged, and split back: on
+    XLA:CPU host devices each all-reduce is a rendezvous of the device threads whose
+    cost hardly depends on its size (BENCHMARKS.md).
     """
     leaves, treedef = jax.tree.flatten(tree)
     if not leaves:
@@ -139,3 +148,80 @@ def broadcast_to_runs(tree, run_shape):
         extra = len(run_shape) - x.ndim
         return jnp.broadcast_to(x.reshape(x.shape + (1,) * extra) if extra > 0 else x, run_shape)
     return jax.tree.map(grow, tree)
+
+
+def layout_kind(num_seeds: int, batch_size: int, device_count: int, shard: str = "auto"):
+    """The layout of a grid on ``device_count`` devices: "seeds", "batch" or None (one device).
+
+    ``shard="auto"`` picks "seeds" when the seeds divide evenly over the devices,
+    else "batch" when the minibatch does, else None; an explicit "seeds" or
+    "batch" that does not divide evenly raises.
+    """
+    if shard not in SHARDS:
+        raise ValueError(f"unknown shard {shard!r}; valid: {', '.join(SHARDS)}")
+    if shard == "none" or device_count < 2:
+        return None
+    fits = {"seeds": num_seeds % device_count == 0, "batch": batch_size % device_count == 0}
+    if shard == "auto":
+        return "seeds" if fits["seeds"] else "batch" if fits["batch"] else None
+    if not fits[shard]:
+        what, value = ("num_seeds", num_seeds) if shard == "seeds" else ("batch_size", batch_size)
+        raise ValueError(f"shard={shard!r} needs {what} to be a multiple of the {device_count} devices; "
+                         f"got {what}={value}")
+    return shard
+
+
+def mesh_sharding(kind: Optional[str]):
+    """The `NamedSharding` of a grid's states for layout ``kind`` (None: one device)."""
+    if kind is None:
+        return None
+    mesh = jax.sharding.Mesh(np.array(jax.devices()), (kind,))
+    return jax.sharding.NamedSharding(mesh, SEED_SPEC if kind == "seeds" else REPLICATED)
+
+
+def layout(num_seeds: int, batch_size: int, shard: str = "auto"):
+    """How a grid is spread over the visible devices: ``(kind, NamedSharding or None)``.
+
+    ``kind`` (see `layout_kind`) is "seeds" (the seed axis split over a "seeds"
+    mesh), "batch" (the grid replicated, each minibatch split over a "batch" mesh)
+    or None (one device).
+    """
+    kind = layout_kind(num_seeds, batch_size, jax.device_count(), shard)
+    return kind, mesh_sharding(kind)
+
+
+def auto_bptt_chunk(seq_lens: Sequence[int], backend: str) -> int:
+    """The BPTT chunk length for sequences of the given lengths on ``backend``.
+
+    On a CPU backend: the divisor of every length in [25, 200] nearest 100 (0 if
+    there is none); chunks keep every array but the kept states a chunk long,
+    which is faster on XLA:CPU (BENCHMARKS.md). Elsewhere 0 (not measured there).
+    """
+    if backend != "cpu":
+        return 0
+    length = math.gcd(*[int(t) for t in seq_lens])
+    divisors = [k for k in range(25, min(200, length) + 1) if length % k == 0]
+    return min(divisors, key=lambda k: (abs(k - 100), -k)) if divisors else 0
+
+
+def execution_plan(*, num_seeds: int, batch_size: int, seq_lens: Sequence[int], execution: str = "auto",
+                   shard: str = "auto", bptt_chunk: int = -1, backward: str = "custom") -> dict:
+    """Resolves the speed-only settings for the visible devices into an explicit plan.
+
+    Returns a JSON-able dict: ``backend``, ``devices``, ``layout`` ("seeds",
+    "batch" or None), ``execution`` ("map" or "vmap") and ``bptt_chunk`` (0: off),
+    the values the engine then uses as they are. ``bptt_chunk=-1`` is
+    `auto_bptt_chunk`; an explicit k must divide every sequence length.
+    """
+    backend = jax.default_backend()
+    kind = layout_kind(num_seeds, batch_size, jax.device_count(), shard)
+    if bptt_chunk == -1:
+        chunk = auto_bptt_chunk(seq_lens, backend) if backward == "custom" else 0
+    else:
+        chunk = bptt_chunk
+        for length in seq_lens:
+            if chunk and length % chunk:
+                raise ValueError(f"bptt_chunk={chunk} must divide the sequence length {length} "
+                                 "(or use -1 for auto, 0 for off)")
+    return {"backend": backend, "devices": jax.device_count(), "layout": kind,
+            "execution": resolve(execution), "bptt_chunk": chunk}

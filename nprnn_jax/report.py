@@ -22,36 +22,37 @@ def _fmt(value, digits=4):
 
 
 def results_table(summary: list, metric: str, higher_is_better: bool) -> str:
-    """A Markdown table: per init and learning rate, mean and std over seeds of the
-    final ``metric`` (diverged runs left out); for regression tasks the mean share of
-    test sequences within the accuracy tolerance and how many runs solved the task,
-    for classification the best seed; and how many runs diverged."""
+    """A Markdown table: per init, learning rate (and dropout rate, when the grid has
+    several), mean and std over seeds of the final ``metric`` (diverged runs left
+    out) and the best seed; for the marked-pair tasks also the mean test MSE and
+    how many runs succeeded (share within the tolerance >= the success share); and
+    how many runs diverged (a diverged run counts as a failure)."""
     groups = defaultdict(list)
     order = []
     for record in summary:
-        key = (record["init"], record["learning_rate"])
+        key = (record["init"], record["learning_rate"], record.get("dropout", 0.0))
         if key not in groups:
             order.append(key)
         groups[key].append(record)
-    has_solved = any("solved" in r for r in summary)
-    header = ["init", "learning rate", "seeds", f"{metric} mean", f"{metric} std"]
-    header += ["accuracy share mean", "solved"] if has_solved else ["best seed"]
+    has_success = any("success" in r for r in summary)
+    has_dropout = len({key[2] for key in order}) > 1
+    header = ["init", "learning rate"] + (["dropout"] if has_dropout else [])
+    header += ["seeds", f"{metric} mean", f"{metric} std", "best seed"]
+    header += ["test_mse mean", "success"] if has_success else []
     header += ["diverged"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    for init, lr in order:
-        records = groups[(init, lr)]
+    for init, lr, dropout in order:
+        records = groups[(init, lr, dropout)]
         live = [r for r in records if not r["diverged"] and r.get(metric) is not None]
         values = np.array([r[metric] for r in live], float)
-        mean = float(values.mean()) if len(values) else None
-        std = float(values.std()) if len(values) else None
-        row = [init, f"{lr:g}", str(len(records)), _fmt(mean), _fmt(std)]
-        if has_solved:
-            shares = [r["test_accuracy"] for r in live if r.get("test_accuracy") is not None]
-            row.append(_fmt(float(np.mean(shares)) if shares else None, 3))
-            row.append(f"{sum(bool(r.get('solved')) for r in live)}/{len(records)}")
-        else:
-            best = (values.max() if higher_is_better else values.min()) if len(values) else None
-            row.append(_fmt(best))
+        row = [init, f"{lr:g}"] + ([f"{dropout:g}"] if has_dropout else []) + [str(len(records))]
+        row += [_fmt(float(values.mean()) if len(values) else None),
+                _fmt(float(values.std()) if len(values) else None),
+                _fmt((values.max() if higher_is_better else values.min()) if len(values) else None)]
+        if has_success:
+            mses = [r["test_mse"] for r in live if r.get("test_mse") is not None]
+            row.append(_fmt(float(np.mean(mses)) if mses else None))
+            row.append(f"{sum(bool(r.get('success')) for r in live)}/{len(records)}")
         row.append(f"{sum(r['diverged'] for r in records)}/{len(records)}")
         lines.append("| " + " | ".join(row) + " |")
     return "\n".join(lines) + "\n"
@@ -70,12 +71,13 @@ def plot_learning_curves(rows: list, metric: str, path, title: str = ""):
         by_lr = defaultdict(lambda: defaultdict(list))
         for r in rows:
             if r["init"] == init and r.get(metric) is not None and not r["diverged"]:
-                by_lr[r["learning_rate"]][r["step"]].append(r[metric])
-        for lr in sorted(by_lr):
-            steps = sorted(by_lr[lr])
-            values = [np.array(by_lr[lr][s]) for s in steps]
+                by_lr[(r["learning_rate"], r.get("dropout", 0.0))][r["step"]].append(r[metric])
+        for lr, dropout in sorted(by_lr):
+            steps = sorted(by_lr[(lr, dropout)])
+            values = [np.array(by_lr[(lr, dropout)][s]) for s in steps]
             mean = [v.mean() for v in values]
-            line, = ax.plot(steps, mean, label=f"lr {lr:g}")
+            label = f"lr {lr:g}" + (f", dropout {dropout:g}" if dropout else "")
+            line, = ax.plot(steps, mean, label=label)
             ax.fill_between(steps, [v.min() for v in values], [v.max() for v in values],
                             color=line.get_color(), alpha=0.2)
         ax.set_title(init)

@@ -35,51 +35,69 @@ Params = dict
 
 @dataclasses.dataclass(frozen=True)
 class Preset:
-    """How one variant of the paper initializes and runs.
+    """How one variant initializes and runs.
 
     Attributes:
       cell: "relu" or "tanh" (Elman sRNN) or "lstm".
-      recurrent_init: initializer of ``W_hh`` (unused for the LSTM).
-      input_init: initializer of ``W_hx`` ([input_size, hidden_size]).
-      output_init: initializer of ``W_hy`` ([hidden_size, output_size]).
+      recurrent_init: initializer of ``W_hh`` (None for the LSTM, whose
+        recurrent kernel is one orthogonal block per gate).
       description: one line for docs and results tables.
+      input_init: initializer of ``W_hx`` ([input_size, hidden_size]); None means
+        the paper's weights shared by all its variants: random-walk scaled
+        normal, std ``alpha / sqrt(N)`` with N read as `RNNConfig.input_init_n` says.
+      output_init: initializer of ``W_hy`` ([hidden_size, output_size]); None
+        means the paper's Glorot normal (not truncated).
     """
 
     cell: str
     recurrent_init: Optional[inits.Initializer]
-    input_init: inits.Initializer
-    output_init: inits.Initializer
     description: str
+    input_init: Optional[inits.Initializer] = None
+    output_init: Optional[inits.Initializer] = None
+
+    @property
+    def paper_weights(self) -> bool:
+        """Whether W_hx and W_hy are the paper's shared ones (Talathi & Vartak, Sec. 4)."""
+        return self.input_init is None and self.output_init is None
 
 
-# W_hy of the np variants: Glorot normal, N(0, 2 / (fan_in + fan_out)), not
+# W_hy of the paper's variants: Glorot normal, N(0, 2 / (fan_in + fan_out)), not
 # truncated (METHOD.md); jax's own variance_scaling builder gives it.
-_glorot_normal_untruncated = jax.nn.initializers.variance_scaling(1.0, "fan_avg", "normal")
+glorot_normal_untruncated = jax.nn.initializers.variance_scaling(1.0, "fan_avg", "normal")
 # Le et al. 2015 (IRNN): weights other than W_hh drawn from N(0, 0.001^2).
 _le2015_normal = jax.nn.initializers.normal(0.001)
 
 PRESETS: Mapping[str, Preset] = {
-    "np": Preset("relu", inits.np_init(add_identity=True), inits.random_walk_normal(),
-                 _glorot_normal_untruncated,
+    # The paper's seven variants (Table 1): the same W_hx, W_hy and zero biases,
+    # only W_hh and the nonlinearity differ.
+    "np": Preset("relu", inits.np_init(add_identity=True),
                  "np-RNN: ReLU, W_hh = (R^T R/N + I)/lambda_max (Talathi & Vartak Eq. 9)"),
-    "np_no_identity": Preset("relu", inits.np_init(add_identity=False), inits.random_walk_normal(),
-                             _glorot_normal_untruncated,
+    "irnn": Preset("relu", inits.identity(1.0), "IRNN: ReLU, W_hh = I"),
+    "irnn_scaled": Preset("relu", inits.identity(0.01), "iRNN: ReLU, W_hh = 0.01 I"),
+    "nrnn": Preset("relu", inits.nrnn_init(),
+                   "nRNN: ReLU, W_hh Gaussian scaled to spectral radius 1 (not positive definite)"),
+    "ornn": Preset("relu", jax.nn.initializers.orthogonal(), "oRNN: ReLU, W_hh random orthogonal"),
+    "grnn": Preset("relu", inits.gaussian(), "gRNN: ReLU, W_hh ~ N(0, 1/N)"),
+    "np_tanh": Preset("tanh", inits.np_init(add_identity=True), "np-tanhRNN: tanh with the np W_hh"),
+    # Ours: np without the "+ I" of Eq. 9, with the paper's other weights.
+    "np_no_identity": Preset("relu", inits.np_init(add_identity=False),
                              "np-RNN without + I: W_hh = (R^T R/N)/lambda_max"),
-    "irnn": Preset("relu", inits.identity(1.0), _le2015_normal, _le2015_normal,
-                   "IRNN: ReLU, W_hh = I, other weights N(0, 0.001^2) (Le et al.)"),
-    "irnn_scaled": Preset("relu", inits.identity(0.01), _le2015_normal, _le2015_normal,
-                          "iRNN: ReLU, W_hh = 0.01 I, other weights N(0, 0.001^2)"),
-    "np_tanh": Preset("tanh", inits.np_init(add_identity=True), inits.random_walk_normal(),
-                      _glorot_normal_untruncated,
-                      "np-tanhRNN: tanh with the np initialization"),
-    "tanh": Preset("tanh", jax.nn.initializers.orthogonal(), jax.nn.initializers.glorot_uniform(),
-                   jax.nn.initializers.glorot_uniform(),
-                   "tanh RNN: orthogonal W_hh, Glorot-uniform W_hx (Keras SimpleRNN defaults)"),
-    "lstm": Preset("lstm", None, jax.nn.initializers.glorot_uniform(),
-                   jax.nn.initializers.glorot_uniform(),
-                   "LSTM: Glorot-uniform input, orthogonal recurrent, forget-gate bias 1"),
+    # Le et al.'s own IRNN baseline: W_hx, W_hy ~ N(0, 0.001^2).
+    "irnn_le": Preset("relu", inits.identity(1.0), "IRNN as Le et al.: W_hh = I, other weights N(0, 0.001^2)",
+                      _le2015_normal, _le2015_normal),
+    "irnn_scaled_le": Preset("relu", inits.identity(0.01),
+                             "iRNN with Le et al.'s weights: W_hh = 0.01 I, other weights N(0, 0.001^2)",
+                             _le2015_normal, _le2015_normal),
+    # Standard baselines with their libraries' defaults.
+    "tanh": Preset("tanh", jax.nn.initializers.orthogonal(),
+                   "tanh RNN: orthogonal W_hh, Glorot-uniform W_hx, W_hy (Keras SimpleRNN defaults)",
+                   jax.nn.initializers.glorot_uniform(), jax.nn.initializers.glorot_uniform()),
+    "lstm": Preset("lstm", None, "LSTM: Glorot-uniform input, orthogonal recurrent, forget-gate bias 1",
+                   jax.nn.initializers.glorot_uniform(), jax.nn.initializers.glorot_uniform()),
 }
 
+#: The paper's seven variants (Table 1), in its order.
+PAPER_VARIANTS = ("np", "irnn", "irnn_scaled", "nrnn", "ornn", "grnn", "np_tanh")
 
 
 def get_preset(name: str) -> Preset:
@@ -92,6 +110,7 @@ def get_preset(name: str) -> Preset:
 
 
 BACKWARDS = ("custom", "autodiff")
+INPUT_INIT_NS = ("hidden", "input")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -103,40 +122,44 @@ class RNNConfig:
       hidden_size: N, the number of hidden units (100 in the paper).
       output_size: regression outputs or classes.
       preset: one of `PRESETS`.
+      input_init_n: the N of the paper's ``W_hx`` std ``alpha / sqrt(N)``:
+        "hidden" (the hidden size, our default) or "input" (the input size, the
+        random-walk paper's and TF's reading). Presets with their own ``W_hx``
+        ignore it.
       unroll: `lax.scan` unroll factor.
       backward: how the sRNN recurrence is differentiated: "custom" (the
         hand-written VJP of `nprnn_jax.bptt`, weight gradients as one matmul
         after the backward scan) or "autodiff" (`jax.grad` of the plain scan).
         The LSTM always uses autodiff.
       remat_every: if > 0, keep only every k-th state for the backward pass
-        and recompute the rest, for long sequences in bounded memory; the
-        sequence length must be a multiple of k. With backward="custom" the
-        input projection is done chunk by chunk too and the hand-written VJP
-        runs per chunk (`bptt.final_state_chunked`: no ``[T, B, N]`` array);
-        with "autodiff", `jax.checkpoint` of chunked scans
+        and recompute the rest, for long sequences in bounded memory; k must
+        divide the sequence length. With backward="custom" the input projection
+        is done chunk by chunk too (`bptt.final_state_chunked`: no ``[T, B, N]``
+        array); with "autodiff", `jax.checkpoint` of chunked scans
         (`bptt.final_state_remat`). Many-to-one sRNN only.
-      bptt_chunk: with backward="custom", many-to-one sRNN and no remat: run
-        the forward and backward passes in chunks of k steps (the input
-        projection, the weight gradients and all temporaries a chunk long; all
-        states kept, nothing recomputed; `bptt.final_state_chunked` with
-        ``recompute=False``). -1 (auto): on a CPU backend the divisor of T in
-        [25, 200] nearest 100 (none: off), elsewhere off; 0: off; k > 0: k
-        (must divide T). On XLA:CPU it is 1.0-1.2x faster on one device and
-        1.2-1.3x when several host devices share the CPU (BENCHMARKS.md).
+      bptt_chunk: with backward="custom", many-to-one sRNN and no remat: k > 0
+        runs the forward and backward passes in chunks of k steps (all states
+        kept, nothing recomputed; k must divide T); 0: one pass. It changes speed,
+        not results (up to float rounding); `parallel.execution_plan` picks it
+        per backend.
     """
 
     input_size: int
     hidden_size: int = 100
     output_size: int = 1
     preset: str = "np"
+    input_init_n: str = "hidden"
     unroll: int = 1
     backward: str = "custom"
     remat_every: int = 0
-    bptt_chunk: int = -1
+    bptt_chunk: int = 0
 
     def __post_init__(self):
         get_preset(self.preset)
         check_backward_settings(self.backward, self.remat_every, self.bptt_chunk, "RNNConfig.")
+        if self.input_init_n not in INPUT_INIT_NS:
+            raise ValueError(f"RNNConfig.input_init_n: unknown value {self.input_init_n!r}; "
+                             f"valid: {', '.join(INPUT_INIT_NS)}")
         for field in ("input_size", "hidden_size", "output_size", "unroll"):
             value = getattr(self, field)
             if not isinstance(value, int) or value < 1:
@@ -175,15 +198,18 @@ def param_specs(config: RNNConfig) -> dict:
     preset = get_preset(config.preset)
     n, i, o = config.hidden_size, config.input_size, config.output_size
     zeros = jax.nn.initializers.zeros
+    input_init = preset.input_init or inits.random_walk_normal(
+        "fan_out" if config.input_init_n == "hidden" else "fan_in")
+    output_init = preset.output_init or glorot_normal_untruncated
     if preset.cell == "lstm":
-        specs = {"W_x": (preset.input_init, (i, 4 * n)),
+        specs = {"W_x": (input_init, (i, 4 * n)),
                  "W_h": (_lstm_recurrent_init, (n, 4 * n)),
                  "b": (_lstm_bias_init, (4 * n,))}
     else:
-        specs = {"W_hx": (preset.input_init, (i, n)),
+        specs = {"W_hx": (input_init, (i, n)),
                  "W_hh": (preset.recurrent_init, (n, n)),
                  "b_h": (zeros, (n,))}
-    specs["W_hy"] = (preset.output_init, (n, o))
+    specs["W_hy"] = (output_init, (n, o))
     specs["b_y"] = (zeros, (o,))
     return specs
 
@@ -236,62 +262,44 @@ def check_backward_settings(backward: str, remat_every: int, bptt_chunk: int, pr
         raise ValueError(f"unknown backward {backward!r}; valid: {', '.join(BACKWARDS)}")
     if not isinstance(remat_every, int) or remat_every < 0:
         raise ValueError(f"{prefix}remat_every must be an int >= 0; got {remat_every!r}")
-    if not isinstance(bptt_chunk, int) or bptt_chunk < -1:
-        raise ValueError(f"{prefix}bptt_chunk must be -1 (auto), 0 (off) or a positive int; got {bptt_chunk!r}")
+    if not isinstance(bptt_chunk, int) or bptt_chunk < 0:
+        raise ValueError(f"{prefix}bptt_chunk must be 0 (off) or a positive int; got {bptt_chunk!r}")
 
 
 def check_sequence_length(remat_every: int, bptt_chunk: int, num_steps: int):
     """Raises if the chunk length ``remat_every`` or ``bptt_chunk`` does not divide ``num_steps``."""
     if remat_every:
         bptt.check_remat_every(remat_every, num_steps)
-    bptt_chunk_length(bptt_chunk, num_steps)
-
-
-def bptt_chunk_length(bptt_chunk: int, num_steps: int) -> int:
-    """The chunk length that ``RNNConfig.bptt_chunk`` means for ``num_steps`` (0: no chunks)."""
-    if bptt_chunk == -1:
-        if jax.default_backend() != "cpu":
-            return 0
-        divisors = [k for k in range(25, min(200, num_steps) + 1) if num_steps % k == 0]
-        return min(divisors, key=lambda k: (abs(k - 100), -k)) if divisors else 0
     if bptt_chunk and num_steps % bptt_chunk:
         raise ValueError(f"bptt_chunk={bptt_chunk} must divide the sequence length {num_steps} "
-                         "(or use -1 for auto, 0 for off)")
-    return bptt_chunk
+                         "(or be 0 for one pass)")
 
 
-def _run(params: Params, xs: jax.Array, config: RNNConfig, lengths, collect: bool):
-    """Scans the recurrence; returns (last hidden state, all states or None), time-major."""
-    _check_inputs(params, xs, config, lengths)
-    batch, num_steps, _ = xs.shape
-    xs_tm = jnp.swapaxes(xs, 0, 1)  # [time, batch, input]
-    mask = _step_mask(lengths, num_steps)
-    n = config.hidden_size
-    is_lstm = config.cell == "lstm"
-    w_in, w_rec, bias = (
-        (params["W_x"], params["W_h"], params["b"]) if is_lstm
-        else (params["W_hx"], params["W_hh"], params["b_h"]))
-    if not is_lstm and config.remat_every and not collect:
-        if config.backward == "custom":  # chunk by chunk: no [T, B, N] array at all
-            return bptt.final_state_chunked(xs_tm, w_in, bias, w_rec, config.cell, mask, config.unroll,
-                                            config.remat_every), None
-        return bptt.final_state_remat(xs_tm @ w_in + bias, w_rec, config.cell, mask, config.unroll,
-                                      config.remat_every), None
-    if not is_lstm and not collect and config.backward == "custom":
-        chunk = bptt_chunk_length(config.bptt_chunk, num_steps)
-        if chunk:
-            return bptt.final_state_chunked(xs_tm, w_in, bias, w_rec, config.cell, mask, config.unroll,
-                                            chunk, recompute=False), None
-    projected = xs_tm @ w_in + bias  # the input projection: one matmul for all steps
-    if not is_lstm:
-        if not collect:
-            if config.backward == "custom":
-                return bptt.final_state(projected, w_rec, config.cell, mask, config.unroll), None
-            return bptt.final_state_autodiff(projected, w_rec, config.cell, mask, config.unroll), None
-        recurrence = bptt.recurrence if config.backward == "custom" else bptt.recurrence_autodiff
-        hs = recurrence(projected, w_rec, config.cell, mask, config.unroll)
-        return hs[-1], hs
+def _project(xs_tm, w_in, bias):
+    return xs_tm @ w_in + bias  # the input projection: one matmul for all steps
 
+
+# How the last state of a many-to-one sRNN is computed and differentiated, by
+# (backward, mode): mode is "remat" (remat_every > 0), "chunked" (bptt_chunk > 0)
+# or "whole". Each entry takes (xs_tm, w_in, bias, w_rec, config, mask).
+_FINAL_STATE = {
+    ("custom", "remat"): lambda xs, w_in, b, w, c, m: bptt.final_state_chunked(
+        xs, w_in, b, w, c.cell, m, c.unroll, c.remat_every),
+    ("autodiff", "remat"): lambda xs, w_in, b, w, c, m: bptt.final_state_remat(
+        _project(xs, w_in, b), w, c.cell, m, c.unroll, c.remat_every),
+    ("custom", "chunked"): lambda xs, w_in, b, w, c, m: bptt.final_state_chunked(
+        xs, w_in, b, w, c.cell, m, c.unroll, c.bptt_chunk, recompute=False),
+    ("custom", "whole"): lambda xs, w_in, b, w, c, m: bptt.final_state(
+        _project(xs, w_in, b), w, c.cell, m, c.unroll),
+    ("autodiff", "whole"): lambda xs, w_in, b, w, c, m: bptt.final_state_autodiff(
+        _project(xs, w_in, b), w, c.cell, m, c.unroll),
+}
+_FINAL_STATE[("autodiff", "chunked")] = _FINAL_STATE[("autodiff", "whole")]  # chunks: a custom-VJP path
+# All states (hidden_states): the hand-written VJP or autodiff.
+_ALL_STATES = {"custom": bptt.recurrence, "autodiff": bptt.recurrence_autodiff}
+
+
+def _lstm(projected, w_rec, n, mask, unroll, collect):
     def step(carry, inputs):
         z, m = inputs
         h, c = carry
@@ -307,10 +315,27 @@ def _run(params: Params, xs: jax.Array, config: RNNConfig, lengths, collect: boo
         return new, (new[0] if collect else None)
 
     h0 = jnp.zeros_like(projected[0, :, :n])  # zeros_like keeps shard_map's varying axes
-    if config.remat_every and not collect:
-        raise ValueError("remat_every is implemented for the sRNN presets, not the LSTM")
-    (h_last, _), hs = jax.lax.scan(step, (h0, h0), (projected, mask), unroll=config.unroll)
+    (h_last, _), hs = jax.lax.scan(step, (h0, h0), (projected, mask), unroll=unroll)
     return h_last, hs
+
+
+def _run(params: Params, xs: jax.Array, config: RNNConfig, lengths, collect: bool):
+    """Scans the recurrence; returns (last hidden state, all states or None), time-major."""
+    _check_inputs(params, xs, config, lengths)
+    xs_tm = jnp.swapaxes(xs, 0, 1)  # [time, batch, input]
+    mask = _step_mask(lengths, xs.shape[1])
+    if config.cell == "lstm":
+        if config.remat_every:
+            raise ValueError("remat_every is implemented for the sRNN presets, not the LSTM")
+        return _lstm(_project(xs_tm, params["W_x"], params["b"]), params["W_h"], config.hidden_size,
+                     mask, config.unroll, collect)
+    w_in, w_rec, bias = params["W_hx"], params["W_hh"], params["b_h"]
+    if collect:
+        hs = _ALL_STATES[config.backward](_project(xs_tm, w_in, bias), w_rec, config.cell, mask,
+                                          config.unroll)
+        return hs[-1], hs
+    mode = "remat" if config.remat_every else "chunked" if config.bptt_chunk else "whole"
+    return _FINAL_STATE[(config.backward, mode)](xs_tm, w_in, bias, w_rec, config, mask), None
 
 
 def hidden_states(params: Params, xs: jax.Array, config: RNNConfig, lengths=None) -> jax.Array:
@@ -338,5 +363,9 @@ def apply(params: Params, xs: jax.Array, config: RNNConfig, lengths=None) -> jax
       config: the `RNNConfig`.
       lengths: optional ``[batch]`` int lengths of padded sequences.
     """
-    h_last = final_hidden(params, xs, config, lengths)
-    return h_last @ params["W_hy"] + params["b_y"]
+    return readout(params, final_hidden(params, xs, config, lengths))
+
+
+def readout(params: Params, h: jax.Array) -> jax.Array:
+    """The output layer ``y = h W_hy + b_y`` of hidden states ``h [..., hidden]``."""
+    return h @ params["W_hy"] + params["b_y"]

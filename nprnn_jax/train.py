@@ -7,10 +7,22 @@ In the PureJaxRL shape::
     grid = jax.jit(jax.vmap(jax.vmap(trainer.train, (0, None)), (None, 0)))
 
 Every loop inside is a `lax.scan`, and the hyperparameters that vary across a
-grid (learning rate, clip norm) are arrays in ``hparams`` fed to optax through
-`optax.inject_hyperparams`, so a (learning rate x seed) grid is one compiled
-program. `nprnn_jax.runner` executes such a grid in segments with evaluation,
-checkpoints and resumption.
+grid (base learning rate, clip norm, dropout rate) are arrays in ``hparams``
+(the optimizer's through `optax.inject_hyperparams`), so a (hyperparameters x
+seed) grid is one compiled program. `nprnn_jax.runner` executes such a grid in
+segments with evaluation, checkpoints and resumption.
+
+Learning-rate schedule: the rate of step s is ``learning_rate * lr_cut_factor **
+(number of lr_cut_steps <= s)``, computed in the step from the run's base rate,
+so every base rate of a grid follows the same schedule in one program.
+
+Training data: fresh batches from the task's generator, or, for a task with a
+fixed pool (`Task.train_data`), the pool read in epochs (`tasks.epoch_indices`).
+
+Dropout: with ``dropout=True`` the last hidden state is dropped before the
+output layer at rate ``hparams["dropout"]`` (inverted dropout, the mask drawn for
+the whole minibatch); a rate of 0 gives exactly the run without dropout.
+Evaluation never drops.
 
 Data parallelism: with ``batch_axis`` set, `Trainer.step` runs inside a
 `jax.shard_map` over that mesh axis; every device draws the same minibatch
@@ -35,58 +47,57 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from nprnn_jax import parallel, rnn
+from nprnn_jax import config as config_lib
+from nprnn_jax import parallel, rnn, tasks
 from nprnn_jax.tasks import TRAIN_STREAM, Task
 
-OPTIMIZERS = ("sgd", "momentum", "rmsprop", "adam")
+OPTIMIZERS = config_lib.OPTIMIZERS
+DROPOUT_STREAM = 5  # the dropout mask of a step: fold_in(the step's batch key, DROPOUT_STREAM)
+_SETTING_DEFAULT = {s.name: s.default for s in config_lib.SETTINGS}
 
 
 @dataclasses.dataclass(frozen=True)
 class TrainConfig:
-    """Static settings of a training run (the grid's varying ones live in `hparams`).
+    """Static settings of one init's runs (the grid's varying ones live in `hparams`).
 
-    Attributes:
-      preset: one of `rnn.PRESETS`.
-      hidden_size: N.
-      batch_size: training minibatch.
-      num_steps: training steps.
-      eval_every: steps per segment (evaluation, checkpoint, progress).
-      optimizer: one of OPTIMIZERS; "momentum" is SGD with momentum `momentum`.
-      momentum: for "momentum" (and RMSprop's momentum).
-      unroll: scan unroll of the recurrence.
-      backward: "custom" (hand-written VJP) or "autodiff"; see `rnn.RNNConfig`.
-      remat_every: rematerialize all but every k-th state (0: off); see `rnn.RNNConfig`.
-      bptt_chunk: BPTT in chunks of k steps (-1: auto, 0: off); see `rnn.RNNConfig`.
-      eval_batch_size: test examples run through the network at a time in `evaluate`
-        (memory: a whole test set of 10,000 sequences at once held gigabytes).
+    The fields are settings of `nprnn_jax.config` (same names, meanings and
+    checks), resolved for one init: ``preset`` is the init, ``lr_cut_steps`` the
+    explicit steps of the cuts (empty: constant rate), ``dropout`` whether the
+    grid has dropout rates, and ``bptt_chunk`` the plan's chunk length (0: off).
     """
 
     preset: str = "np"
-    hidden_size: int = 100
-    batch_size: int = 16
+    hidden_size: int = _SETTING_DEFAULT["hidden_size"]
+    input_init_n: str = _SETTING_DEFAULT["input_init_n"]
+    batch_size: int = _SETTING_DEFAULT["batch_size"]
     num_steps: int = 1000
     eval_every: int = 100
-    optimizer: str = "sgd"
-    momentum: float = 0.9
-    unroll: int = 1
-    backward: str = "custom"
-    remat_every: int = 0
-    bptt_chunk: int = -1
-    eval_batch_size: int = 1000
+    optimizer: str = _SETTING_DEFAULT["optimizer"]
+    momentum: float = _SETTING_DEFAULT["momentum"]
+    lr_cut_factor: float = _SETTING_DEFAULT["lr_cut_factor"]
+    lr_cut_steps: tuple = ()
+    dropout: bool = False
+    unroll: int = _SETTING_DEFAULT["unroll"]
+    backward: str = _SETTING_DEFAULT["backward"]
+    remat_every: int = _SETTING_DEFAULT["remat_every"]
+    bptt_chunk: int = 0
+    eval_batch_size: int = _SETTING_DEFAULT["eval_batch_size"]
 
     def __post_init__(self):
         rnn.get_preset(self.preset)
-        if self.optimizer not in OPTIMIZERS:
-            raise ValueError(f"unknown optimizer {self.optimizer!r}; valid: {', '.join(OPTIMIZERS)}")
+        for name in ("hidden_size", "input_init_n", "batch_size", "num_steps", "eval_every", "optimizer",
+                     "momentum", "lr_cut_factor", "unroll", "remat_every", "eval_batch_size"):
+            object.__setattr__(self, name, config_lib.check_value(name, getattr(self, name)))
         rnn.check_backward_settings(self.backward, self.remat_every, self.bptt_chunk)
-        for field in ("hidden_size", "batch_size", "num_steps", "eval_every", "unroll", "eval_batch_size"):
-            value = getattr(self, field)
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f"{field} must be a positive int; got {value!r}")
         if self.num_steps % self.eval_every:
             raise ValueError(f"num_steps={self.num_steps} must be a multiple of "
                              f"eval_every={self.eval_every} (every segment has the same length, "
                              "so the grid compiles once)")
+        steps = tuple(self.lr_cut_steps)
+        object.__setattr__(self, "lr_cut_steps", steps)
+        if steps:
+            config_lib.cut_steps({"lr_schedule": "step", "lr_cut_steps": steps, "lr_num_cuts": len(steps)},
+                                 self.num_steps)
 
 
 class TrainState(NamedTuple):
@@ -95,15 +106,26 @@ class TrainState(NamedTuple):
     params: Any
     opt_state: Any
     key: jax.Array          # raw uint32 PRNG key of the run's data stream
+    order_key: jax.Array    # raw uint32 PRNG key of the run's epoch orders (pool tasks)
     step: jax.Array         # steps taken (counting frozen steps of a diverged run)
     diverged: jax.Array     # bool
     diverged_step: jax.Array  # the step at which it diverged, -1 if it has not
 
 
-def hparams(learning_rate, clip_norm=1.0) -> dict:
-    """The per-run hyperparameters as arrays (vmap these for a grid)."""
+def hparams(learning_rate, clip_norm=1.0, dropout=0.0) -> dict:
+    """The per-run hyperparameters as arrays (vmap these for a grid): the base
+    learning rate, the clip norm and the dropout rate."""
     return {"learning_rate": jnp.asarray(learning_rate, jnp.float32),
-            "clip_norm": jnp.asarray(clip_norm, jnp.float32)}
+            "clip_norm": jnp.asarray(clip_norm, jnp.float32),
+            "dropout": jnp.asarray(dropout, jnp.float32)}
+
+
+def learning_rate_at(config: TrainConfig, base_rate, step) -> jax.Array:
+    """The learning rate of step ``step`` (0-based) for base rate ``base_rate``."""
+    if not config.lr_cut_steps:
+        return jnp.asarray(base_rate, jnp.float32)
+    cuts = jnp.sum(jnp.asarray(step) >= jnp.asarray(config.lr_cut_steps, jnp.int32))
+    return base_rate * jnp.asarray(config.lr_cut_factor, jnp.float32) ** cuts
 
 
 def _base_optimizer(config: TrainConfig) -> Callable[[Any], optax.GradientTransformation]:
@@ -144,38 +166,61 @@ class Trainer:
     def rnn_config(self) -> rnn.RNNConfig:
         return rnn.RNNConfig(input_size=self.task.input_size, hidden_size=self.config.hidden_size,
                              output_size=self.task.output_size, preset=self.config.preset,
-                             unroll=self.config.unroll, backward=self.config.backward,
+                             input_init_n=self.config.input_init_n, unroll=self.config.unroll, backward=self.config.backward,
                              remat_every=self.config.remat_every, bptt_chunk=self.config.bptt_chunk)
 
     def init(self, key: jax.Array, hp: dict) -> TrainState:
         """The initial state of the run with PRNG ``key`` (raw uint32[2])."""
         k_params, k_data = jax.random.split(jax.random.fold_in(key, TRAIN_STREAM))
         params = rnn.init_params(k_params, self.rnn_config)
-        opt_state = make_optimizer(self.config)(**hp).init(params)
-        return TrainState(params, opt_state, k_data, jnp.zeros((), jnp.int32),
-                          jnp.zeros((), bool), jnp.full((), -1, jnp.int32))
+        opt_state = self._optimizer(hp).init(params)
+        return TrainState(params, opt_state, k_data, jax.random.fold_in(key, tasks.ORDER_STREAM),
+                          jnp.zeros((), jnp.int32), jnp.zeros((), bool), jnp.full((), -1, jnp.int32))
+
+    def _optimizer(self, hp):
+        return make_optimizer(self.config)(learning_rate=hp["learning_rate"], clip_norm=hp["clip_norm"])
 
     def loss(self, params, batch) -> jax.Array:
-        predictions = rnn.apply(params, batch["xs"], self.rnn_config, batch.get("lengths"))
-        return self.task.loss(predictions, batch)
+        """Mean training loss; ``batch["keep"]`` (if present) scales the last hidden state (dropout)."""
+        h = rnn.final_hidden(params, batch["xs"], self.rnn_config, batch.get("lengths"))
+        if "keep" in batch:
+            h = h * batch["keep"]
+        return self.task.loss(rnn.readout(params, h), batch)
+
+    def batch(self, state: TrainState, k_batch, hp: dict, data=None) -> dict:
+        """The training batch of ``state``'s step: pool rows in epochs, or fresh examples;
+        with dropout, ``keep``: the inverted-dropout scale of every hidden unit."""
+        if data:
+            batch = self.task.take(data, tasks.epoch_indices(state.order_key, state.step,
+                                                             self.config.batch_size, data["order"]))
+        else:
+            batch = self.task.sample(k_batch, self.config.batch_size, data)
+        if self.config.dropout:
+            rate = hp["dropout"]
+            draw = jax.random.uniform(jax.random.fold_in(k_batch, DROPOUT_STREAM),
+                                      (self.config.batch_size, self.config.hidden_size))
+            batch = dict(batch, keep=jnp.where(draw >= rate, 1.0 / (1.0 - rate), 0.0))
+        return batch
 
     def step(self, state: TrainState, hp: dict, data=None):
-        """One SGD step; returns (new state, training loss of the step).
+        """One step; returns (new state, training loss of the step).
 
         ``data`` is ``task.train_data()`` (pass it as an argument of the jitted
         program so that a data set is not baked into it as a constant).
         """
         key, k_batch = jax.random.split(state.key)
-        batch = self.task.sample(k_batch, self.config.batch_size, data)
+        batch = self.batch(state, k_batch, hp, data)
         if self.batch_axis is None:
             loss, grads = jax.value_and_grad(self.loss)(state.params, batch)
         else:
             local = parallel.local_rows(batch, self.batch_axis)
             loss, grads = jax.value_and_grad(self.loss)(state.params, local)
             loss, grads = parallel.pmean_flat((loss, grads), self.batch_axis)  # one all-reduce
-        # optax.inject_hyperparams reads the values from opt_state.hyperparams.
-        optimizer = make_optimizer(self.config)(**hp)
-        updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
+        # optax.inject_hyperparams reads the values from opt_state.hyperparams: this
+        # step's scheduled rate goes there (and stays there, readable, after the update).
+        rate = learning_rate_at(self.config, hp["learning_rate"], state.step)
+        opt_in = state.opt_state._replace(hyperparams={**state.opt_state.hyperparams, "learning_rate": rate})
+        updates, opt_state = self._optimizer(hp).update(grads, opt_in, state.params)
         params = optax.apply_updates(state.params, updates)
         finite = jnp.isfinite(loss) & _all_finite(grads) & _all_finite(params)
         bad = state.diverged | ~finite
@@ -184,6 +229,7 @@ class Trainer:
             params=keep(params, state.params),
             opt_state=keep(opt_state, state.opt_state),
             key=key,
+            order_key=state.order_key,
             step=state.step + 1,
             diverged=bad,
             diverged_step=jnp.where(~state.diverged & bad, state.step, state.diverged_step),

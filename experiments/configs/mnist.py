@@ -1,0 +1,63 @@
+r"""Configs of pixel MNIST (the paper's Sec. 4.2, Table 2): one pixel per step, 784 steps.
+
+    python -m experiments.mnist --config=experiments/configs/mnist.py:cpu
+    python -m experiments.mnist --config=experiments/configs/mnist.py:cpu --config.permute=true
+
+Variants (np-RNN with SGD and the paper's cut schedule, IRNN with RMSprop 1e-6, in one
+experiment through per_init):
+  default  1,000 steps: a quick look (16,000 images, 0.27% of the paper's 6,000,000).
+  paper    the paper's protocol: batch 16, 100 epochs (375,000 updates); np-RNN: SGD lr 1e-4
+           for 33 epochs, 1e-5 for 33, 1e-6 to 100; IRNN: RMSprop lr 1e-6 throughout;
+           clip 1 (the paper states none: ours); one seed; evaluation once per epoch.
+  cpu      the reproduction study's budget: 10,000 steps (160,000 images: 2.7%), the np-RNN
+           cuts compressed to 33% and 66% of the steps, 2 seeds.
+  smoke    a tiny run for the tests.
+"""
+
+from experiments.configs import addition
+from nprnn_jax import config as config_lib
+
+STEPS_PER_EPOCH = 60_000 // 16  # 3,750
+
+
+def paper():
+    config = config_lib.base_config("mnist")
+    config.inits = ("np", "irnn")
+    config.batch_size = 16
+    config.optimizer = "sgd"
+    config.learning_rates = (1e-4,)
+    config.lr_schedule = "step"
+    config.lr_cut_factor = 0.1
+    config.lr_cut_steps = (33 * STEPS_PER_EPOCH, 66 * STEPS_PER_EPOCH)
+    config.clip_norm = 1.0
+    config.num_steps = 100 * STEPS_PER_EPOCH
+    config.eval_every = STEPS_PER_EPOCH
+    config.num_seeds = 1
+    config.test_size = 0
+    config.per_init = {"irnn": {"optimizer": "rmsprop", "learning_rates": (1e-6,), "lr_schedule": "constant"}}
+    return config
+
+
+def cpu(num_steps: int = 10_000, num_seeds: int = 2):
+    config = paper()
+    config.num_steps = num_steps
+    config.eval_every = num_steps // 4
+    config.lr_cut_steps = (round(0.33 * num_steps), round(0.66 * num_steps))
+    config.num_seeds = num_seeds
+    return config
+
+
+def smoke():
+    config = cpu(num_steps=40, num_seeds=2)
+    config.eval_every = 20
+    config.lr_cut_steps = (20, 30)
+    config.hidden_size = 16
+    config.test_size = 200
+    config.learning_rates = (1e-3,)
+    config.per_init.irnn.learning_rates = (1e-3,)
+    return config
+
+
+def get_config(variant=None):
+    return addition.pick({"default": lambda: cpu(num_steps=1000), "paper": paper, "cpu": cpu,
+                          "smoke": smoke}, variant)

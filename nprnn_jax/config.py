@@ -1,0 +1,336 @@
+"""Every setting of an experiment, declared once: name, default, meaning, check.
+
+The binaries (`experiments/*.py`) and their configs (`experiments/configs/*.py`)
+build an `ml_collections.ConfigDict` from `base_config(task)` and override what
+they need; `validate` checks and normalizes it (the one place values are
+checked), `to_json` is what the workdir's config.json records and the resume
+check compares, and `settings_help` lists every setting with its value::
+
+    config = base_config("addition")
+    config.inits = ("np", "irnn")
+    config = validate(config)          # ConfigError naming the setting on a bad value
+
+Settings marked ``execution`` change speed only (how the grid is laid over the
+hardware); `nprnn_jax.parallel.execution_plan` resolves them into an explicit
+plan. Settings marked ``per_init`` may be given per init under
+``config.per_init.<init>`` (e.g. the paper's MNIST comparison: np-RNN with SGD,
+IRNN with RMSprop 1e-6, in one experiment).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import math
+from typing import Any, Callable, Optional
+
+import ml_collections
+
+from nprnn_jax import rnn
+
+TASKS = ("addition", "multiplication", "mnist", "action_recognition")
+MARKED_PAIR = ("addition", "multiplication")
+OPTIMIZERS = ("sgd", "momentum", "rmsprop", "adam")
+LR_SCHEDULES = ("constant", "step")
+EXECUTIONS = ("vmap", "map", "auto")
+SHARDS = ("auto", "seeds", "batch", "none")
+MARKER_PLACEMENTS = ("halves", "uniform")
+CONFIG_VERSION = 2
+
+
+class ConfigError(ValueError):
+    """A setting with a value that is not allowed (the message names the setting)."""
+
+
+# --- checks: each returns None when the value is fine, else what is allowed ---------------
+
+def _int(low):
+    return lambda v: None if isinstance(v, int) and not isinstance(v, bool) and v >= low else \
+        f"must be an int >= {low}"
+
+
+def _float(low=None, high=None, low_open=False, high_open=False):
+    def check(v):
+        ok = isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+        ok = ok and (low is None or (v > low if low_open else v >= low))
+        ok = ok and (high is None or (v < high if high_open else v <= high))
+        if ok:
+            return None
+        lo = "" if low is None else f"{'>' if low_open else '>='} {low:g}"
+        hi = "" if high is None else f"{'<' if high_open else '<='} {high:g}"
+        return "must be a finite number" + (" " + " and ".join(x for x in (lo, hi) if x) if lo or hi else "")
+    return check
+
+
+def _one_of(options):
+    return lambda v: None if v in options else f"unknown value; allowed: {', '.join(map(str, options))}"
+
+
+def _bool(v):
+    return None if isinstance(v, bool) else "must be true or false"
+
+
+def _str(v):
+    return None if isinstance(v, str) else "must be a string"
+
+
+def _tuple(item_check, nonempty=True, unique=False):
+    def check(v):
+        if not isinstance(v, tuple) or (nonempty and not v):
+            return "must be a non-empty list" if nonempty else "must be a list"
+        for item in v:
+            problem = item_check(item)
+            if problem:
+                return f"item {item!r} {problem}"
+        if unique and len(set(v)) != len(v):
+            return "has duplicates"
+        return None
+    return check
+
+
+@dataclasses.dataclass(frozen=True)
+class Setting:
+    """One setting: its name, default, one-line meaning and check.
+
+    ``tasks``: the binaries that have it; ``execution``: changes speed only;
+    ``per_init``: may be overridden per init.
+    """
+
+    name: str
+    default: Any
+    meaning: str
+    check: Callable[[Any], Optional[str]]
+    tasks: tuple = TASKS
+    execution: bool = False
+    per_init: bool = False
+
+
+_S = Setting
+SETTINGS = (
+    # What is compared.
+    _S("inits", ("np", "irnn", "irnn_scaled"), "variants compared (rnn.PRESETS); each is one compiled grid",
+       _tuple(_one_of(tuple(rnn.PRESETS)), unique=True)),
+    _S("num_seeds", 4, "seeds per (init, learning rate, dropout); the grid's seed axis", _int(1)),
+    _S("learning_rates", (0.01,), "base learning rates; a grid axis of one compiled program",
+       _tuple(_float(0, low_open=True)), per_init=True),
+    _S("dropout_rates", (0.0,), "dropout rates between hidden and output layer (training only); a grid axis",
+       _tuple(_float(0, 1, high_open=True))),
+    # The model.
+    _S("hidden_size", 100, "hidden units N (the paper: 100)", _int(1)),
+    _S("input_init_n", "hidden", "the N of W_hx's std alpha/sqrt(N): hidden (size) or input (size)",
+       _one_of(rnn.INPUT_INIT_NS)),
+    # The optimizer and its schedule.
+    _S("optimizer", "sgd", "sgd, momentum (SGD with momentum), rmsprop or adam", _one_of(OPTIMIZERS),
+       per_init=True),
+    _S("momentum", 0.9, "momentum of optimizer=momentum", _float(0, 1, high_open=True), per_init=True),
+    _S("clip_norm", 10.0, "gradient clipping by global norm", _float(0, low_open=True), per_init=True),
+    _S("lr_schedule", "constant", "constant, or step: the rate times lr_cut_factor at each cut",
+       _one_of(LR_SCHEDULES), per_init=True),
+    _S("lr_cut_factor", 0.1, "factor applied to the learning rate at each cut (schedule step)",
+       _float(0, 1, low_open=True), per_init=True),
+    _S("lr_num_cuts", 2, "cuts at equal intervals of num_steps (schedule step, no lr_cut_steps)", _int(1),
+       per_init=True),
+    _S("lr_cut_steps", (), "explicit steps of the cuts (schedule step); overrides lr_num_cuts",
+       _tuple(_int(1), nonempty=False), per_init=True),
+    # The run.
+    _S("batch_size", 16, "training minibatch size", _int(1)),
+    _S("num_steps", 10_000, "training steps per run (a multiple of eval_every)", _int(1)),
+    _S("eval_every", 2_000, "steps between evaluations, checkpoints and progress lines", _int(1)),
+    # Marked-pair tasks.
+    _S("seq_len", 50, "sequence length T", _int(2), tasks=MARKED_PAIR),
+    _S("marker_placement", "halves", "halves (one marker per half) or uniform", _one_of(MARKER_PLACEMENTS),
+       tasks=MARKED_PAIR),
+    _S("train_size", 0, "fixed pool of training sequences read in epochs (0: fresh sequences every step)",
+       _int(0), tasks=MARKED_PAIR),
+    _S("data_seed", 0, "seed of the training pool (train_size > 0)", _int(0), tasks=MARKED_PAIR),
+    _S("test_seed", 0, "seed of the fixed test set (a stream apart from training)", _int(0), tasks=MARKED_PAIR),
+    _S("accuracy_tolerance", 0.04, "a test sequence is correct when |error| < this (the paper: 0.04)",
+       _float(0, low_open=True), tasks=MARKED_PAIR),
+    _S("success_share", 0.5, "a run succeeds when its share of correct test sequences is >= this",
+       _float(0, 1), tasks=MARKED_PAIR),
+    # Data sets.
+    _S("test_size", 10_000, "test examples evaluated (data sets: 0 = the whole test set)", _int(0)),
+    _S("data_dir", "", "data folder (empty: $NPRNN_DATA_DIR, else ../shared/data)", _str,
+       tasks=("mnist", "action_recognition")),
+    _S("permute", False, "permuted pixel MNIST (a fixed permutation of the 784 positions)", _bool,
+       tasks=("mnist",)),
+    _S("permutation_seed", 0, "seed of the permutation", _int(0), tasks=("mnist",)),
+    _S("tfds_data_dir", "", "a TFDS data dir holding a prepared MNIST (never downloaded)", _str,
+       tasks=("mnist",)),
+    _S("dataset", "BasicMotions", "a UEA set name in data_dir/uea, or npz (train.npz/test.npz features)",
+       _str, tasks=("action_recognition",)),
+    _S("normalize", True, "standardize each channel with training-set statistics", _bool,
+       tasks=("action_recognition",)),
+    # Execution: speed only, resolved into the plan recorded in config.json.
+    _S("unroll", 1, "scan unroll factor of the recurrence", _int(1), execution=True),
+    _S("backward", "custom", "custom (hand-written BPTT VJP) or autodiff", _one_of(rnn.BACKWARDS),
+       execution=True),
+    _S("remat_every", 0, "keep every k-th state for BPTT and recompute the rest (0: off)", _int(0),
+       execution=True),
+    _S("bptt_chunk", -1, "BPTT in chunks of k steps (-1: auto, the divisor of T nearest 100 on CPU; 0: off)",
+       _int(-1), execution=True),
+    _S("eval_batch_size", 1000, "test examples run through the network at a time (memory)", _int(1),
+       execution=True),
+    _S("execution", "auto", "runs of one device: vmap, map (one after another) or auto (map on CPU)",
+       _one_of(EXECUTIONS), execution=True),
+    _S("shard", "auto", "spread over devices: seeds, batch (data parallel), none, or auto", _one_of(SHARDS),
+       execution=True),
+    _S("host_devices", 0, "CPU: split into this many XLA devices (0: one per core when it divides; 1: off)",
+       _int(0), execution=True),
+)
+SETTINGS_BY_NAME = {s.name: s for s in SETTINGS}
+PER_INIT = tuple(s.name for s in SETTINGS if s.per_init)
+
+
+def settings_of(task: str) -> tuple:
+    """The settings of the binary for ``task``."""
+    if task not in TASKS:
+        raise ConfigError(f"task={task!r}: unknown value; allowed: {', '.join(TASKS)}")
+    return tuple(s for s in SETTINGS if task in s.tasks)
+
+
+def base_config(task: str) -> ml_collections.ConfigDict:
+    """A ConfigDict with ``task`` and every setting of that task at its default."""
+    config = ml_collections.ConfigDict()
+    config.task = task
+    for setting in settings_of(task):
+        config[setting.name] = setting.default
+    config.per_init = ml_collections.ConfigDict()
+    return config
+
+
+def _normalize(setting: Setting, value):
+    """Command-line forms to the declared type: "a,b" and (x,) lists, ints for floats."""
+    if isinstance(setting.default, tuple):
+        items = value if isinstance(value, (tuple, list)) else (value,)
+        flat = []
+        for item in items:
+            if isinstance(item, str):
+                flat.extend(part.strip() for part in item.split(",") if part.strip())
+            else:
+                flat.append(item)
+        kind = type(setting.default[0]) if setting.default else int
+        out = []
+        for item in flat:
+            if kind is float and isinstance(item, str):
+                try:
+                    item = float(item)
+                except ValueError:
+                    pass
+            elif kind is int and isinstance(item, str) and item.lstrip("-").isdigit():
+                item = int(item)
+            if kind is float and isinstance(item, int) and not isinstance(item, bool):
+                item = float(item)
+            out.append(item)
+        return tuple(out)
+    if isinstance(setting.default, float) and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    return value
+
+
+def check_value(name: str, value, where: str = "") -> Any:
+    """The normalized value of setting ``name``, or `ConfigError` naming it and what is allowed."""
+    setting = SETTINGS_BY_NAME[name]
+    value = _normalize(setting, value)
+    problem = setting.check(value)
+    if problem:
+        raise ConfigError(f"{where}{name}={value!r}: {problem}")
+    return value
+
+
+def _check_unknown(keys, allowed, where):
+    for key in keys:
+        if key not in allowed:
+            close = difflib.get_close_matches(key, list(allowed), n=1)
+            hint = f" (did you mean {close[0]}?)" if close else ""
+            raise ConfigError(f"{where}{key}: no such setting{hint}; allowed: {', '.join(allowed)}")
+
+
+def validate(config) -> ml_collections.ConfigDict:
+    """Checks every setting of ``config`` and returns a normalized, locked copy.
+
+    Raises `ConfigError` naming the first bad setting and what is allowed.
+    """
+    config = ml_collections.ConfigDict(config.to_dict() if hasattr(config, "to_dict") else dict(config))
+    task = config.get("task")
+    if task not in TASKS:
+        raise ConfigError(f"task={task!r}: unknown value; allowed: {', '.join(TASKS)}")
+    names = [s.name for s in settings_of(task)]
+    _check_unknown([k for k in config.keys() if k not in ("task", "per_init")], names, "")
+    for name in names:
+        if name not in config:
+            raise ConfigError(f"{name}: missing from the config")
+        config[name] = check_value(name, config[name])
+    per_init = config.get("per_init") or ml_collections.ConfigDict()
+    _check_unknown(list(per_init.keys()), list(rnn.PRESETS), "per_init.")
+    for init, overrides in per_init.items():
+        _check_unknown(list(overrides.keys()), PER_INIT, f"per_init.{init}.")
+        for name in list(overrides.keys()):
+            overrides[name] = check_value(name, overrides[name], f"per_init.{init}.")
+    if config.num_steps % config.eval_every:
+        raise ConfigError(f"num_steps={config.num_steps} must be a multiple of eval_every={config.eval_every} "
+                          "(every segment has the same length, so the grid compiles once)")
+    for init in config.inits:
+        cut_steps(init_settings(config, init), config.num_steps, f"per_init.{init}." if init in per_init else "")
+    if task in MARKED_PAIR and config.test_size < 1:
+        raise ConfigError(f"test_size={config.test_size}: must be >= 1 for {task} (sequences are generated)")
+    if task in MARKED_PAIR and config.train_size and config.train_size < config.batch_size:
+        raise ConfigError(f"train_size={config.train_size} must be 0 (fresh sequences) or at least "
+                          f"batch_size={config.batch_size}")
+    config.lock()
+    return config
+
+
+def init_settings(config, init: str) -> dict:
+    """The per-init settings (`PER_INIT`) in effect for ``init``: its overrides, else the config's."""
+    overrides = (config.get("per_init") or {}).get(init) or {}
+    return {name: overrides[name] if name in overrides else config[name] for name in PER_INIT}
+
+
+def cut_steps(settings: dict, num_steps: int, where: str = "") -> tuple:
+    """The steps at which the learning rate is cut (empty for a constant schedule).
+
+    Explicit ``lr_cut_steps``, else ``lr_num_cuts`` cuts at equal intervals:
+    ``round(c * num_steps / (lr_num_cuts + 1))`` for c = 1..lr_num_cuts.
+    """
+    if settings["lr_schedule"] == "constant":
+        return ()
+    steps = tuple(settings["lr_cut_steps"]) or tuple(
+        round(c * num_steps / (settings["lr_num_cuts"] + 1)) for c in range(1, settings["lr_num_cuts"] + 1))
+    if list(steps) != sorted(set(steps)) or steps[0] < 1 or steps[-1] >= num_steps:
+        raise ConfigError(f"{where}lr_cut_steps={steps}: must be increasing steps in [1, num_steps={num_steps})")
+    return steps
+
+
+def to_json(config) -> dict:
+    """The settings as plain JSON types (tuples as lists), per_init included."""
+    def plain(value):
+        if isinstance(value, (tuple, list)):
+            return [plain(v) for v in value]
+        if hasattr(value, "to_dict"):
+            value = value.to_dict()
+        if isinstance(value, dict):
+            return {k: plain(v) for k, v in sorted(value.items())}
+        return value
+    return plain(config)
+
+
+def result_settings(config_json: dict) -> dict:
+    """The part of a config's JSON that results depend on (execution settings left out)."""
+    return {k: v for k, v in config_json.items()
+            if not (k in SETTINGS_BY_NAME and SETTINGS_BY_NAME[k].execution)}
+
+
+def settings_help(config) -> str:
+    """Every setting of ``config`` with its value and meaning, one per line."""
+    lines = []
+    for setting in settings_of(config.task):
+        value = config[setting.name]
+        shown = ",".join(str(v) for v in value) if isinstance(value, tuple) else value
+        mark = " [speed only]" if setting.execution else " [per init]" if setting.per_init else ""
+        lines.append(f"  --config.{setting.name}={shown}  {setting.meaning}{mark}")
+    for init, overrides in (config.get("per_init") or {}).items():
+        for name, value in overrides.items():
+            shown = ",".join(str(v) for v in value) if isinstance(value, tuple) else value
+            lines.append(f"  --config.per_init.{init}.{name}={shown}  {init}'s own {name}")
+    return "\n".join(lines)

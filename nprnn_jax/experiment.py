@@ -1,0 +1,113 @@
+"""One experiment from one config: ``train_and_evaluate(config, workdir)``.
+
+The library call behind every binary (as in the Flax examples): it validates the
+config (`nprnn_jax.config`), builds the task, resolves the execution plan,
+trains every init's grid (`nprnn_jax.runner`) and writes the report
+(`nprnn_jax.report`). Tests call it in process.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+
+from nprnn_jax import config as config_lib
+from nprnn_jax import datasets, parallel, report, rnn, runner, tasks
+from nprnn_jax.train import TrainConfig
+
+
+def data_dir(config) -> pathlib.Path:
+    """``config.data_dir``, else $NPRNN_DATA_DIR, else ../shared/data; must exist."""
+    path = pathlib.Path(config.data_dir or os.environ.get("NPRNN_DATA_DIR", "../shared/data"))
+    if not path.is_dir():
+        raise config_lib.ConfigError(f"data directory {str(path)!r} not found "
+                                     "(set --config.data_dir or NPRNN_DATA_DIR)")
+    return path
+
+
+def build_task(config):
+    """The task of ``config`` and the extra files to write into the workdir."""
+    if config.task in config_lib.MARKED_PAIR:
+        task_type = tasks.AdditionTask if config.task == "addition" else tasks.MultiplicationTask
+        return task_type(seq_len=config.seq_len, marker_placement=config.marker_placement,
+                         test_size=config.test_size, test_seed=config.test_seed, train_size=config.train_size,
+                         data_seed=config.data_seed, accuracy_tolerance=config.accuracy_tolerance,
+                         success_share=config.success_share), {}
+    test_size = config.test_size or None
+    if config.task == "mnist":
+        directory = data_dir(config)
+        train_images, train_labels = datasets.load_mnist(directory, "train", config.tfds_data_dir or None)
+        test_images, test_labels = datasets.load_mnist(directory, "test", config.tfds_data_dir or None)
+        task = tasks.mnist_task(train_images, train_labels, test_images, test_labels, permute=config.permute,
+                                permutation_seed=config.permutation_seed, test_size=test_size)
+        extra = {}
+        if config.permute:
+            extra["permutation.json"] = json.dumps({"seed": config.permutation_seed,
+                                                    "permutation": task.permutation.tolist()}) + "\n"
+        return task, extra
+    directory = data_dir(config)
+    if config.dataset == "npz":
+        train = datasets.load_npz(directory / "train.npz")
+        test = datasets.load_npz(directory / "test.npz")
+        if train.class_names != test.class_names or train.features.shape[2] != test.features.shape[2]:
+            raise datasets.DataError(f"{directory}: train.npz and test.npz differ in classes or feature size")
+    else:
+        train, test = datasets.load_uea(directory, config.dataset)
+    return tasks.sequence_task(config.dataset, train, test, test_size=test_size,
+                               normalize=config.normalize), {}
+
+
+def plan_for(config, task) -> dict:
+    """The execution plan of ``config`` on the visible devices (`parallel.execution_plan`)."""
+    for length in task.seq_lens():
+        rnn.check_sequence_length(config.remat_every, 0, length)
+    plan = parallel.execution_plan(num_seeds=config.num_seeds, batch_size=config.batch_size,
+                                   seq_lens=task.seq_lens(), execution=config.execution, shard=config.shard,
+                                   bptt_chunk=config.bptt_chunk, backward=config.backward)
+    return plan
+
+
+def init_runs(config, plan: dict) -> list:
+    """One `runner.InitRun` per init of ``config``, its per-init settings resolved."""
+    runs = []
+    for init in config.inits:
+        own = config_lib.init_settings(config, init)
+        train_config = TrainConfig(
+            preset=init, hidden_size=config.hidden_size, input_init_n=config.input_init_n,
+            batch_size=config.batch_size, num_steps=config.num_steps, eval_every=config.eval_every,
+            optimizer=own["optimizer"], momentum=own["momentum"], lr_cut_factor=own["lr_cut_factor"],
+            lr_cut_steps=config_lib.cut_steps(own, config.num_steps), unroll=config.unroll,
+            backward=config.backward, remat_every=config.remat_every, bptt_chunk=plan["bptt_chunk"],
+            eval_batch_size=config.eval_batch_size)
+        grid = runner.Grid(learning_rates=own["learning_rates"], num_seeds=config.num_seeds,
+                           clip_norm=own["clip_norm"], dropout_rates=config.dropout_rates)
+        runs.append(runner.InitRun(init, train_config, grid))
+    return runs
+
+
+def title(config) -> str:
+    if config.task in config_lib.MARKED_PAIR:
+        return f"{config.task} (T={config.seq_len})"
+    if config.task == "mnist":
+        return "permuted pixel MNIST" if config.permute else "pixel MNIST"
+    return f"action recognition ({config.dataset})"
+
+
+def train_and_evaluate(config, workdir, *, progress_stream=None, on_event=None) -> list:
+    """Runs the experiment of ``config`` in ``workdir`` (resuming it) and writes its report.
+
+    Returns the summary records (summary.json). Bad settings raise
+    `config.ConfigError`, bad data `datasets.DataError`, a workdir of another
+    config `workdir.WorkdirConfigError`, all before the workdir is touched.
+    """
+    config = config_lib.validate(config)
+    task, extra_files = build_task(config)
+    plan = plan_for(config, task)
+    runs = init_runs(config, plan)
+    record = {"version": config_lib.CONFIG_VERSION, "task": task.describe(),
+              "config": config_lib.to_json(config), "plan": plan}
+    summary = runner.run_experiment(task, runs, workdir, record=record, plan=plan, on_event=on_event,
+                                    progress_stream=progress_stream, extra_files=extra_files)
+    report.write_report(workdir, task.metric, task.higher_is_better, title(config))
+    return summary

@@ -1,0 +1,154 @@
+"""The files of a workdir: config.json, metrics.jsonl, summary.json.
+
+    config.json          the resolved configuration and execution plan (a run with
+                         other result-relevant settings is refused)
+    metrics.jsonl        one row per run per evaluation
+    summary.json         one record per run: its hyperparameters, final metrics, diverged
+
+Every write is atomic (a temporary file renamed over the old one) or an fsynced
+append, so a crash leaves the previous state readable.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import pathlib
+from typing import Optional
+
+import numpy as np
+
+from nprnn_jax import config as config_lib
+
+
+class WorkdirConfigError(ValueError):
+    """The workdir holds a run of a different configuration."""
+
+
+def atomic_write(path: pathlib.Path, text: str):
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def _differences(old, new, prefix=""):
+    if isinstance(old, dict) and isinstance(new, dict):
+        out = []
+        for key in sorted(set(old) | set(new)):
+            out += _differences(old.get(key), new.get(key), f"{prefix}{key}.")
+        return out
+    return [] if old == new else [f"{prefix[:-1]}: {old!r} in workdir vs {new!r} now"]
+
+
+def _comparable(record: dict) -> dict:
+    """What must match to resume: the task and the result-relevant settings (not the plan)."""
+    return {"version": record.get("version"), "task": record.get("task"),
+            "config": config_lib.result_settings(record.get("config") or {})}
+
+
+def check_or_write_config(workdir: pathlib.Path, record: dict):
+    """Writes config.json, or checks that an existing one describes the same run.
+
+    ``record``: ``{"version", "task", "config", "plan"}``. Settings that change
+    speed only (the execution settings and the plan) may differ on resume (another
+    machine); everything else must match. Never damages a workdir.
+    """
+    path = workdir / "config.json"
+    if path.exists():
+        try:
+            old = json.loads(path.read_text())
+        except json.JSONDecodeError as error:
+            raise WorkdirConfigError(f"{path} is not valid JSON ({error}); use a new workdir") from None
+        if not isinstance(old, dict) or old.get("version") != config_lib.CONFIG_VERSION:
+            raise WorkdirConfigError(
+                f"{path} was written by an older nprnn_jax (config version "
+                f"{old.get('version', 1) if isinstance(old, dict) else '?'}, this one reads "
+                f"{config_lib.CONFIG_VERSION}); its checkpoints cannot be resumed: use a new workdir")
+        diffs = _differences(_comparable(old), _comparable(record))
+        if diffs:
+            raise WorkdirConfigError(
+                f"workdir {workdir} holds a run with a different config ({'; '.join(diffs)}); "
+                "use a new workdir or the same settings to resume")
+        return
+    workdir.mkdir(parents=True, exist_ok=True)
+    atomic_write(path, json.dumps(record, indent=2, sort_keys=True) + "\n")
+
+
+def _to_float(x) -> Optional[float]:
+    x = float(x)
+    return x if math.isfinite(x) else None
+
+
+def rows(init_name, combos, num_seeds, step, train_loss, diverged, test_metrics):
+    """One dict per run, hyperparameter-combination major then seed (the [combo, seed] axes).
+
+    ``combos``: the (learning_rate, dropout) of each index of the first axis.
+    """
+    diverged = np.asarray(diverged)
+    train_loss = None if train_loss is None else np.asarray(train_loss)
+    out = []
+    for ci, (lr, dropout) in enumerate(combos):
+        for seed in range(num_seeds):
+            is_diverged = bool(diverged[ci, seed])
+            row = {"init": init_name, "learning_rate": float(lr), "dropout": float(dropout), "seed": seed,
+                   "step": step,
+                   "train_loss": None if train_loss is None or is_diverged else _to_float(train_loss[ci, seed])}
+            for name, values in sorted(test_metrics.items()):
+                value = np.asarray(values)[ci, seed]
+                row[name] = None if is_diverged else (bool(value) if value.dtype == bool else _to_float(value))
+            row["diverged"] = is_diverged
+            out.append(row)
+    return out
+
+
+def append_metrics(path: pathlib.Path, new_rows: list):
+    with open(path, "a") as f:
+        for row in new_rows:
+            f.write(json.dumps(row) + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def truncate_metrics(path: pathlib.Path, init_name: str, last_step: int):
+    """Drops this init's rows after ``last_step`` (written after the checkpoint we resume from)."""
+    if not path.exists():
+        return
+    kept = []
+    for line in path.read_text().splitlines():
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            continue  # a line cut short by a crash
+        if row.get("init") == init_name and row.get("step", 0) > last_step:
+            continue
+        kept.append(line)
+    atomic_write(path, "".join(line + "\n" for line in kept))
+
+
+def summary_records(final_rows: list, diverged_steps) -> list:
+    """summary.json's records from the rows of the final evaluation (same order)."""
+    records = []
+    for row, step in zip(final_rows, np.asarray(diverged_steps).reshape(-1)):
+        row = dict(row)
+        row.pop("step")
+        row.pop("train_loss")
+        row["diverged_step"] = int(step) if row["diverged"] else None
+        records.append(row)
+    return records
+
+
+def write_summary(workdir: pathlib.Path, summary: list):
+    atomic_write(workdir / "summary.json", json.dumps(summary, indent=2) + "\n")
+
+
+def read_config(workdir) -> dict:
+    """The config.json of ``workdir`` (`WorkdirConfigError` if missing or unreadable)."""
+    workdir = pathlib.Path(workdir)
+    try:
+        record = json.loads((workdir / "config.json").read_text())
+    except (OSError, json.JSONDecodeError) as error:
+        raise WorkdirConfigError(f"{workdir}: no readable config.json ({error})") from None
+    if not isinstance(record, dict) or record.get("version") != config_lib.CONFIG_VERSION:
+        raise WorkdirConfigError(f"{workdir}/config.json is not a config of this nprnn_jax version")
+    return record
