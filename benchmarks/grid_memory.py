@@ -15,7 +15,7 @@ import time
 import jax
 import jax.numpy as jnp
 
-from nprnn_jax import runner, tasks, train
+from nprnn_jax import parallel, runner, tasks, train
 
 
 def main():
@@ -28,15 +28,17 @@ def main():
     parser.add_argument("--num_steps", type=int, default=200)
     parser.add_argument("--preset", default="np")
     parser.add_argument("--execution", default="auto", help="vmap, map or auto")
-    parser.add_argument("--bptt_chunk", type=int, default=-1, help="-1 auto, 0 off, or k (see rnn.RNNConfig)")
+    parser.add_argument("--bptt_chunk", type=int, default=-1, help="-1 auto, 0 off, or k (parallel.execution_plan)")
     args = parser.parse_args()
     lrs = tuple(float(x) for x in args.learning_rates.split(","))
     task = tasks.AdditionTask(seq_len=args.seq_len, test_size=1000)
-    config = train.TrainConfig(preset=args.preset, hidden_size=args.hidden_size,
-                               batch_size=args.batch_size, num_steps=args.num_steps,
-                               eval_every=args.num_steps, bptt_chunk=args.bptt_chunk)
-    grid = runner.GridConfig(inits=(args.preset,), learning_rates=lrs, num_seeds=args.num_seeds)
-    run = runner.GridRun(task, config, grid, args.execution)
+    plan = parallel.execution_plan(num_seeds=args.num_seeds, batch_size=args.batch_size,
+                                   seq_lens=task.seq_lens(), execution=args.execution, bptt_chunk=args.bptt_chunk)
+    config = train.TrainConfig(hidden_size=args.hidden_size, batch_size=args.batch_size,
+                               num_steps=args.num_steps, eval_every=args.num_steps,
+                               bptt_chunk=plan["bptt_chunk"])
+    grid = runner.Grid(learning_rates=lrs, num_seeds=args.num_seeds)
+    run = runner.GridRun(task, runner.InitRun(args.preset, config, grid), plan)
     state = run.initial_state()
     t0 = time.perf_counter()
     state, loss = run.segment(state, run.hp, run.data)

@@ -91,7 +91,7 @@ def ours_step(seq_len, input_size, seeds, backward, remat_every=0, shard=False, 
     split over all devices (`parallel.shard_runs`), as the training engine does. With
     ``split_batch`` (one seed) every device takes an equal share of the minibatch and
     the gradients are averaged over the devices (`parallel.local_rows` +
-    `parallel.pmean_flat`), the engine's layout for one seed on several devices (`runner.layout`)."""
+    `parallel.pmean_flat`), the engine's layout for one seed on several devices (`parallel.layout`)."""
     config = rnn.RNNConfig(input_size=input_size, hidden_size=HIDDEN, output_size=1, preset="np",
                            backward=backward, remat_every=remat_every)
     keys = jax.random.split(jax.random.key(0), seeds)

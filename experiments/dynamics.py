@@ -25,7 +25,8 @@ from absl import app, flags, logging
 flags.DEFINE_string("inits", "np,irnn,irnn_scaled", "Comma list of sRNN presets (no lstm).")
 flags.DEFINE_string("workdir", "workdirs/dynamics", "Where the figures and dynamics.json go.")
 flags.DEFINE_string("trained_workdir", None, "A benchmark workdir (addition/multiplication) to analyse.")
-flags.DEFINE_integer("lr_index", 0, "Learning-rate index of the trained run to analyse.")
+flags.DEFINE_integer("lr_index", 0, "Index of the trained run's (learning rate, dropout) combination "
+                     "(the learning-rate index when there is one dropout rate).")
 flags.DEFINE_integer("seed", 0, "Seed of the trained run to analyse.")
 flags.DEFINE_integer("hidden_size", 100, "Hidden units (without --trained_workdir).")
 flags.DEFINE_integer("seq_len", 100, "Length of the addition sequences used as inputs.")
@@ -48,21 +49,17 @@ def _analyse(params, xs, cell):
 
 
 def run():
-    from nprnn_jax import analysis, rnn, runner, tasks
+    from nprnn_jax import analysis, experiment, rnn, tasks
 
     workdir = pathlib.Path(FLAGS.workdir)
     results, spectra, curves = {}, {}, {}
     if FLAGS.trained_workdir:
-        config = json.loads((pathlib.Path(FLAGS.trained_workdir) / "config.json").read_text())
-        task_config = dict(config["task"])
-        name = task_config.pop("name")
-        task_types = {"addition": tasks.AdditionTask, "multiplication": tasks.MultiplicationTask}
-        if name not in task_types:
-            raise ValueError(f"--trained_workdir holds a {name!r} run; dynamics reads addition or "
+        config, _ = experiment.read_config(FLAGS.trained_workdir)
+        if config.task not in ("addition", "multiplication"):
+            raise ValueError(f"--trained_workdir holds a {config.task!r} run; dynamics reads addition or "
                              "multiplication workdirs")
-        task = task_types[name](**{k: v for k, v in task_config.items()
-                                   if k in ("seq_len", "marker_placement", "test_size", "test_seed")})
-        inits = config["grid"]["inits"]
+        task, _ = experiment.build_task(config)
+        inits = list(config.inits)
     else:
         task = tasks.AdditionTask(seq_len=FLAGS.seq_len, test_size=FLAGS.batch_size)
         inits = [i.strip() for i in FLAGS.inits.split(",") if i.strip()]
@@ -75,7 +72,7 @@ def run():
     for init in inits:
         cell = rnn.get_preset(init).cell
         if FLAGS.trained_workdir:
-            initial, final, step, _ = runner.load_workdir_grid(FLAGS.trained_workdir, init, task)
+            initial, final, step, _, _ = experiment.load_grid(FLAGS.trained_workdir, init)
             pick = lambda state: jax.tree.map(lambda a: a[FLAGS.lr_index, FLAGS.seed], state.params)
             stages = {"init": pick(initial), f"trained (step {step})": pick(final)}
         else:

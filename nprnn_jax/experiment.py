@@ -14,6 +14,7 @@ import pathlib
 
 from nprnn_jax import config as config_lib
 from nprnn_jax import datasets, parallel, report, rnn, runner, tasks
+from nprnn_jax import workdir as workdir_lib
 from nprnn_jax.train import TrainConfig
 
 
@@ -111,3 +112,33 @@ def train_and_evaluate(config, workdir, *, progress_stream=None, on_event=None) 
                                     progress_stream=progress_stream, extra_files=extra_files)
     report.write_report(workdir, task.metric, task.higher_is_better, title(config))
     return summary
+
+
+def _tuples(value):
+    if isinstance(value, list):
+        return tuple(_tuples(v) for v in value)
+    if isinstance(value, dict):
+        return {k: _tuples(v) for k, v in value.items()}
+    return value
+
+
+def read_config(workdir):
+    """The validated config of a workdir's config.json (`workdir.WorkdirConfigError` if none)."""
+    import ml_collections
+
+    record = workdir_lib.read_config(workdir)
+    return config_lib.validate(ml_collections.ConfigDict(_tuples(record["config"]))), record
+
+
+def load_grid(workdir, init: str):
+    """``(initial state, final state, checkpoint step, config, InitRun)`` of ``init``'s grid in a
+    finished or interrupted workdir, rebuilt from its config.json; states are
+    ``[combination, seed, ...]`` with combinations ordered as ``InitRun.grid.combos``."""
+    config, record = read_config(workdir)
+    if init not in config.inits:
+        raise workdir_lib.WorkdirConfigError(f"{workdir} has no init {init!r}; it has {list(config.inits)}")
+    task, _ = build_task(config)
+    plan = {"execution": "auto", "layout": None, "bptt_chunk": record.get("plan", {}).get("bptt_chunk", 0)}
+    run = next(r for r in init_runs(config, plan) if r.init == init)
+    initial, final, step = runner.load_grid_states(workdir, task, run)
+    return initial, final, step, config, run

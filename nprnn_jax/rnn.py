@@ -335,6 +335,7 @@ def _run(params: Params, xs: jax.Array, config: RNNConfig, lengths, collect: boo
                                           config.unroll)
         return hs[-1], hs
     mode = "remat" if config.remat_every else "chunked" if config.bptt_chunk else "whole"
+    check_sequence_length(config.remat_every, config.bptt_chunk, xs.shape[1])
     return _FINAL_STATE[(config.backward, mode)](xs_tm, w_in, bias, w_rec, config, mask), None
 
 

@@ -114,10 +114,10 @@ class TrainState(NamedTuple):
 
 def hparams(learning_rate, clip_norm=1.0, dropout=0.0) -> dict:
     """The per-run hyperparameters as arrays (vmap these for a grid): the base
-    learning rate, the clip norm and the dropout rate."""
-    return {"learning_rate": jnp.asarray(learning_rate, jnp.float32),
-            "clip_norm": jnp.asarray(clip_norm, jnp.float32),
-            "dropout": jnp.asarray(dropout, jnp.float32)}
+    learning rate, the clip norm and the dropout rate, broadcast to one shape."""
+    values = {"learning_rate": learning_rate, "clip_norm": clip_norm, "dropout": dropout}
+    shape = jnp.broadcast_shapes(*(jnp.shape(v) for v in values.values()))
+    return {k: jnp.broadcast_to(jnp.asarray(v, jnp.float32), shape) for k, v in values.items()}
 
 
 def learning_rate_at(config: TrainConfig, base_rate, step) -> jax.Array:

@@ -3,7 +3,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from nprnn_jax import bptt, rnn
+from nprnn_jax import parallel, bptt, rnn
 
 
 def random_problem(key, steps=30, batch=5, hidden=12, masked=False):
@@ -165,7 +165,7 @@ def test_chunked_final_state_memory_does_not_grow_with_the_sequence():
     assert temp_bytes(chunked, 4000) < 1.2 * temp_bytes(chunked, 1000) + 80 * 8 * 32 * 4
 
 
-@pytest.mark.parametrize("bptt_chunk", [0, -1, 10])
+@pytest.mark.parametrize("bptt_chunk", [0, 25, 10])
 @pytest.mark.parametrize("masked", [False, True])
 def test_model_with_bptt_chunks_equals_autodiff(bptt_chunk, masked):
     xs = jax.random.uniform(jax.random.key(10), (4, 50, 2))
@@ -182,14 +182,16 @@ def test_model_with_bptt_chunks_equals_autodiff(bptt_chunk, masked):
 
 
 def test_bptt_chunk_length_rule_and_errors():
-    # auto (-1) on this CPU backend: the divisor of T in [25, 200] nearest 100, else off
-    assert [rnn.bptt_chunk_length(-1, t) for t in (784, 400, 150, 50, 10_000, 361, 20)] == \
+    # The plan's auto rule on a CPU backend: the divisor of T in [25, 200] nearest 100, else off;
+    # elsewhere off. The model itself never decides from the backend.
+    assert [parallel.auto_bptt_chunk((t,), "cpu") for t in (784, 400, 150, 50, 10_000, 361, 20)] == \
         [98, 100, 75, 50, 100, 0, 0]
-    assert rnn.bptt_chunk_length(0, 784) == 0 and rnn.bptt_chunk_length(49, 784) == 49
+    assert parallel.auto_bptt_chunk((400, 300), "cpu") == 100  # divides train and test lengths
+    assert parallel.auto_bptt_chunk((784,), "gpu") == 0
     with pytest.raises(ValueError, match="bptt_chunk=30 must divide the sequence length 784"):
-        rnn.bptt_chunk_length(30, 784)
-    with pytest.raises(ValueError, match="RNNConfig.bptt_chunk must be -1 .auto., 0 .off. or a positive int; got -2"):
-        rnn.RNNConfig(input_size=1, bptt_chunk=-2)
+        rnn.check_sequence_length(0, 30, 784)
+    with pytest.raises(ValueError, match="RNNConfig.bptt_chunk must be 0 .off. or a positive int; got -1"):
+        rnn.RNNConfig(input_size=1, bptt_chunk=-1)
     config = rnn.RNNConfig(input_size=1, hidden_size=4, bptt_chunk=7)
     params = rnn.init_params(jax.random.key(0), config)
     with pytest.raises(ValueError, match="bptt_chunk=7 must divide the sequence length 20"):

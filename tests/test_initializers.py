@@ -137,3 +137,35 @@ def test_flax_default_dtype_signature():
         assert builder(KEY, (4, 4)).dtype == jnp.float32
 
 
+
+
+@pytest.mark.parametrize("n", [2, 3, 50, 100])
+@pytest.mark.parametrize("target", [1.0, 0.5])
+def test_spectral_normalized_and_nrnn_init(n, target):
+    key = jax.random.key(n)
+    w = np.asarray(inits.spectral_normalized(inits.gaussian(), target)(key, (n, n)), np.float64)
+    assert np.abs(np.linalg.eigvals(w)).max() == pytest.approx(target, rel=1e-5)
+    base = np.asarray(inits.gaussian()(key, (n, n)), np.float64)
+    # the same draw, rescaled: W / base is one constant
+    ratio = w / base
+    np.testing.assert_allclose(ratio, ratio.flat[0], rtol=1e-5)
+    if target == 1.0:
+        np.testing.assert_allclose(inits.nrnn_init()(key, (n, n)), w, rtol=1e-6, atol=1e-7)
+
+
+@pytest.mark.parametrize("dtype", [jnp.float32, jnp.bfloat16])
+def test_new_builders_honour_dtype_and_reject_bad_shapes(dtype):
+    for builder in (inits.gaussian(), inits.nrnn_init()):
+        assert builder(jax.random.key(0), (4, 4), dtype).dtype == dtype
+        with pytest.raises(ValueError, match=r"square 2-D shape \(N, N\); got shape \(3, 4\)"):
+            builder(jax.random.key(0), (3, 4))
+    with pytest.raises(ValueError, match="unknown n_from 'fan_avg'; valid: fan_out, fan_in"):
+        inits.random_walk_normal("fan_avg")
+
+
+def test_random_walk_normal_reads_n_as_fan_out_or_fan_in():
+    key = jax.random.key(1)
+    out = np.asarray(inits.random_walk_normal()(key, (20, 400)))
+    inp = np.asarray(inits.random_walk_normal("fan_in")(key, (20, 400)))
+    assert out.std() == pytest.approx(inits.random_walk_gain(400) / np.sqrt(400), rel=0.03)
+    assert inp.std() == pytest.approx(inits.random_walk_gain(20) / np.sqrt(20), rel=0.03)

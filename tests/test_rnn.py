@@ -136,7 +136,7 @@ def test_presets_use_the_documented_initializers():
 
 
 def test_unknown_preset_lists_valid_names():
-    with pytest.raises(ValueError, match="unknown preset 'bogus'.*np, np_no_identity, irnn"):
+    with pytest.raises(ValueError, match="unknown preset 'bogus'; valid presets: np, irnn, irnn_scaled, nrnn, ornn, grnn, np_tanh, np_no_identity, irnn_le"):
         rnn.RNNConfig(input_size=1, preset="bogus")
 
 
@@ -150,3 +150,75 @@ def test_bad_shapes_are_clear_errors():
         rnn.apply(params, jnp.ones((2, 4, 3)), config, jnp.ones((3,), int))
     with pytest.raises(ValueError, match="hidden_size must be a positive int"):
         rnn.RNNConfig(input_size=1, hidden_size=0)
+
+
+# --- the paper's variants: independent checks of every preset's weights -------------------
+
+def _params(preset, n=100, input_size=2, output_size=1, input_init_n="hidden", key=KEY):
+    config = rnn.RNNConfig(input_size=input_size, hidden_size=n, output_size=output_size, preset=preset,
+                           input_init_n=input_init_n)
+    return {k: np.asarray(v, np.float64) for k, v in rnn.init_params(key, config).items()}
+
+
+def _alpha(n):  # Sussillo & Abbott's random-walk gain, written out independently
+    return np.sqrt(2.0) * np.exp(1.2 / (max(n, 6) - 2.4))
+
+
+@pytest.mark.parametrize("preset", rnn.PAPER_VARIANTS)
+def test_paper_variants_share_w_hx_w_hy_and_zero_biases(preset):
+    n, inputs, outputs = 100, 50, 40  # enough entries to estimate a std within a few percent
+    p = _params(preset, n, inputs, outputs)
+    assert p["W_hx"].std() == pytest.approx(_alpha(n) / np.sqrt(n), rel=0.05)  # 0.143, not 0.001
+    assert p["W_hy"].std() == pytest.approx(np.sqrt(2.0 / (n + outputs)), rel=0.05)  # Glorot normal
+    assert np.abs(p["W_hy"]).max() > 2.2 * np.sqrt(2.0 / (n + outputs))  # not truncated at 2 std
+    assert np.all(p["b_h"] == 0) and np.all(p["b_y"] == 0)
+    # The same key gives the same W_hx and W_hy for every variant: only W_hh differs.
+    reference = _params("np", n, inputs, outputs)
+    np.testing.assert_array_equal(p["W_hx"], reference["W_hx"])
+    np.testing.assert_array_equal(p["W_hy"], reference["W_hy"])
+
+
+def test_input_init_n_reads_n_as_the_input_size():
+    p = _params("irnn", n=100, input_size=2)
+    q = _params("irnn", n=100, input_size=2, input_init_n="input")
+    assert q["W_hx"].std() / p["W_hx"].std() == pytest.approx(
+        (_alpha(2) / np.sqrt(2)) / (_alpha(100) / np.sqrt(100)), rel=1e-6)  # same draw, 1.40 vs 0.143
+    with pytest.raises(ValueError, match="input_init_n: unknown value 'output'; valid: hidden, input"):
+        rnn.RNNConfig(input_size=2, input_init_n="output")
+
+
+def test_nrnn_has_spectral_radius_one_and_is_not_symmetric():
+    w = _params("nrnn")["W_hh"]
+    eigenvalues = np.linalg.eigvals(w)
+    assert np.abs(eigenvalues).max() == pytest.approx(1.0, abs=1e-5)
+    assert np.abs(w - w.T).max() > 0.1  # not symmetric, so not positive definite
+    assert np.abs(eigenvalues.imag).max() > 0.1  # complex eigenvalues
+    # a rescaled Gaussian: the entries' std is 1 / (sqrt(N) * spectral radius of the base), about 1/sqrt(N)
+    assert w.std() * np.sqrt(100) == pytest.approx(1.0, rel=0.15)
+
+
+def test_ornn_is_orthogonal_and_grnn_has_its_stated_std():
+    w = _params("ornn")["W_hh"]
+    np.testing.assert_allclose(w.T @ w, np.eye(100), atol=1e-5)
+    g = _params("grnn", n=200)["W_hh"]
+    assert g.std() == pytest.approx(1 / np.sqrt(200), rel=0.02)
+    assert abs(g.mean()) < 3 / 200  # about 0
+    assert np.abs(g - g.T).max() > 0.1
+
+
+def test_np_variants_are_the_paper_eq9():
+    for preset, act in (("np", "relu"), ("np_tanh", "tanh")):
+        w = _params(preset)["W_hh"]
+        eigenvalues = np.linalg.eigvalsh(w)
+        np.testing.assert_allclose(w, w.T, atol=1e-7)
+        assert eigenvalues[-1] == pytest.approx(1.0, abs=1e-5) and eigenvalues[0] > 0.1
+        assert rnn.get_preset(preset).cell == act
+
+
+def test_le_baselines_keep_their_small_weights():
+    for preset, gain in (("irnn_le", 1.0), ("irnn_scaled_le", 0.01)):
+        p = _params(preset, n=100, input_size=50, output_size=40)
+        np.testing.assert_allclose(p["W_hh"], gain * np.eye(100), atol=1e-8)
+        assert p["W_hx"].std() == pytest.approx(0.001, rel=0.05)
+        assert p["W_hy"].std() == pytest.approx(0.001, rel=0.05)
+    assert not rnn.get_preset("irnn_le").paper_weights and rnn.get_preset("irnn").paper_weights

@@ -9,7 +9,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from nprnn_jax import parallel, rnn, runner, tasks, train
+from nprnn_jax import config as config_lib
+from nprnn_jax import parallel, rnn, runner, tasks, train, workdir as workdir_lib
 
 TASK = tasks.AdditionTask(seq_len=20, test_size=64)
 CONFIG = train.TrainConfig(hidden_size=16, batch_size=8, num_steps=40, eval_every=10)
@@ -97,35 +98,40 @@ def test_predict_in_batches_equals_one_pass(eval_batch_size):
 
 
 def test_bad_train_config_errors():
-    with pytest.raises(ValueError, match="unknown optimizer 'nesterov'.*sgd, momentum, rmsprop, adam"):
+    with pytest.raises(ValueError, match="optimizer='nesterov': unknown value; allowed: sgd, momentum, rmsprop, adam"):
         train.TrainConfig(optimizer="nesterov")
     with pytest.raises(ValueError, match="num_steps=45 must be a multiple of eval_every=10"):
         train.TrainConfig(num_steps=45, eval_every=10)
-    with pytest.raises(ValueError, match="learning rate -0.1 is not allowed"):
-        runner.GridConfig(learning_rates=(0.01, -0.1))
+    with pytest.raises(ValueError, match=r"learning_rates=\(0.01, -0.1\): item -0.1 must be a finite number > 0"):
+        runner.Grid(learning_rates=(0.01, -0.1))
     with pytest.raises(ValueError, match="unknown preset 'foo'"):
-        runner.GridConfig(inits=("np", "foo"))
+        runner.InitRun("foo", CONFIG, runner.Grid())
 
 
 # --- the runner: segments, checkpoints, resumption, devices -------------------------
 
-GRID = runner.GridConfig(inits=("np", "irnn"), learning_rates=(0.01, 0.05), num_seeds=2, clip_norm=1.0)
+def init_runs(inits=("np", "irnn"), learning_rates=(0.01, 0.05), num_seeds=2, clip_norm=1.0, config=CONFIG):
+    return [runner.InitRun(init, config, runner.Grid(learning_rates, num_seeds, clip_norm)) for init in inits]
+
+
+RUNS = init_runs()
 
 CHILD = textwrap.dedent("""
     import os, sys
-    from nprnn_jax import runner, tasks, train
+    from nprnn_jax import parallel, runner, tasks, train
     task = tasks.AdditionTask(seq_len=20, test_size=64)
     config = train.TrainConfig(hidden_size=16, batch_size=8,
                                num_steps=int(os.environ.get("STEPS", "40")), eval_every=10)
-    grid = runner.GridConfig(inits=("np", "irnn"), learning_rates=(0.01, 0.05),
-                             num_seeds=int(os.environ.get("SEEDS", "2")), clip_norm=1.0)
+    grid = runner.Grid(learning_rates=(0.01, 0.05), num_seeds=int(os.environ.get("SEEDS", "2")), clip_norm=1.0)
+    runs = [runner.InitRun(init, config, grid) for init in ("np", "irnn")]
+    plan = parallel.execution_plan(num_seeds=grid.num_seeds, batch_size=8, seq_lens=(20, 20), bptt_chunk=0)
     crash = os.environ.get("CRASH")  # "event:init:step"
 
     def on_event(event, init, step):
         if crash == f"{event}:{init}:{step}":
             os._exit(17)
 
-    runner.run_experiment(task, config, grid, sys.argv[1], on_event=on_event)
+    runner.run_experiment(task, runs, sys.argv[1], plan=plan, on_event=on_event)
     import jax
     print("DEVICES", jax.device_count())
 """)
@@ -148,17 +154,18 @@ def read_results(workdir):
 def uninterrupted(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("uninterrupted")
     runner.TRACE_COUNTS.clear()
-    summary = runner.run_experiment(TASK, CONFIG, GRID, workdir)
+    summary = runner.run_experiment(TASK, RUNS, workdir)
     return workdir, summary, dict(runner.TRACE_COUNTS)
 
 
 def test_runner_writes_config_metrics_summary(uninterrupted):
     workdir, summary, _ = uninterrupted
     config = json.loads((workdir / "config.json").read_text())
-    assert config["grid"]["inits"] == ["np", "irnn"] and config["task"]["seq_len"] == 20
+    assert config["config"]["inits"] == ["np", "irnn"] and config["task"]["seq_len"] == 20
     assert len(summary) == 2 * 2 * 2
     for record in summary:
-        assert set(record) >= {"init", "learning_rate", "seed", "test_mse", "diverged"}
+        assert set(record) >= {"init", "learning_rate", "dropout", "seed", "test_mse", "test_accuracy",
+                               "success", "diverged"}
         assert np.isfinite(record["test_mse"]) and record["diverged"] is False
     _, rows = read_results(workdir)
     assert len(rows) == 2 * 5 * 4  # inits x evaluations (step 0 and 4 segments) x runs
@@ -210,10 +217,12 @@ def test_four_host_devices_give_the_same_results(tmp_path):
 def test_sharding_splits_the_seed_axis():
     code = textwrap.dedent("""
         import jax, jax.numpy as jnp
-        from nprnn_jax import runner, tasks, train
-        grid = runner.GridConfig(inits=("np",), learning_rates=(0.01,), num_seeds=4)
+        from nprnn_jax import parallel, runner, tasks, train
+        grid = runner.Grid(learning_rates=(0.01,), num_seeds=4)
+        plan = parallel.execution_plan(num_seeds=4, batch_size=16, seq_lens=(5, 5))
         run = runner.GridRun(tasks.AdditionTask(seq_len=5, test_size=4),
-                             train.TrainConfig(hidden_size=4, num_steps=2, eval_every=1), grid)
+                             runner.InitRun("np", train.TrainConfig(hidden_size=4, num_steps=2, eval_every=1), grid),
+                             plan)
         state = run.initial_state()
         w = state.params["W_hh"]
         print("SHARDS", len(w.sharding.device_set), w.addressable_shards[0].data.shape)
@@ -223,38 +232,50 @@ def test_sharding_splits_the_seed_axis():
     assert "SHARDS 4 (1, 1, 4, 4)" in out.stdout, out.stderr[-2000:]
 
 
+def _record(seq_len=20, **settings):
+    config = config_lib.base_config("addition")
+    for name, value in settings.items():
+        config[name] = value
+    return {"version": config_lib.CONFIG_VERSION, "task": tasks.AdditionTask(seq_len=seq_len).describe(),
+            "config": config_lib.to_json(config_lib.validate(config)), "plan": {"bptt_chunk": 10}}
+
+
 def test_workdir_with_other_config_is_refused(tmp_path):
-    config = runner.resolved_config(TASK, CONFIG, GRID)
-    runner.check_or_write_config(tmp_path, config)
+    workdir_lib.check_or_write_config(tmp_path, _record())
     before = (tmp_path / "config.json").read_text()
-    other = runner.resolved_config(tasks.AdditionTask(seq_len=30, test_size=64), CONFIG, GRID)
-    with pytest.raises(runner.WorkdirConfigError, match="task.seq_len: 20 in workdir vs 30 now"):
-        runner.check_or_write_config(tmp_path, other)
+    with pytest.raises(workdir_lib.WorkdirConfigError, match="task.seq_len: 20 in workdir vs 30 now"):
+        workdir_lib.check_or_write_config(tmp_path, _record(seq_len=30))
+    with pytest.raises(workdir_lib.WorkdirConfigError, match="config.learning_rates: \\[0.01\\] in workdir vs "
+                                                             "\\[0.5\\] now"):
+        workdir_lib.check_or_write_config(tmp_path, _record(learning_rates=(0.5,)))
+    assert (tmp_path / "config.json").read_text() == before
+    # Speed-only settings and the plan may differ (resuming on another machine).
+    other_plan = dict(_record(bptt_chunk=0, execution="vmap", host_devices=1), plan={"bptt_chunk": 0})
+    workdir_lib.check_or_write_config(tmp_path, other_plan)
     assert (tmp_path / "config.json").read_text() == before
 
 
-def test_workdir_of_an_older_version_without_new_settings_is_accepted(tmp_path):
-    config = runner.resolved_config(TASK, CONFIG, GRID)
-    older = json.loads(json.dumps(config))
-    del older["train"]["bptt_chunk"]  # a setting added later, at its default
-    (tmp_path / "config.json").write_text(json.dumps(older))
-    runner.check_or_write_config(tmp_path, config)  # no error
-    changed = runner.resolved_config(TASK, train.TrainConfig(**{**CONFIG.__dict__, "bptt_chunk": 5}), GRID)
-    with pytest.raises(runner.WorkdirConfigError, match="train.bptt_chunk: -1 in workdir vs 5 now"):
-        runner.check_or_write_config(tmp_path, changed)
+def test_workdir_of_an_older_version_is_refused_with_a_clear_message(tmp_path):
+    old = {"task": {"name": "addition"}, "train": {"hidden_size": 100}, "grid": {"inits": ["np"]}}
+    (tmp_path / "config.json").write_text(json.dumps(old))
+    with pytest.raises(workdir_lib.WorkdirConfigError, match="written by an older nprnn_jax .config version 1, "
+                                                             "this one reads 2.*use a new workdir"):
+        workdir_lib.check_or_write_config(tmp_path, _record())
+    assert json.loads((tmp_path / "config.json").read_text()) == old
 
 
 @pytest.mark.parametrize("devices", [1, 2])
 def test_map_and_vmap_executions_agree(devices):
     code = textwrap.dedent("""
         import json, jax, numpy as np
-        from nprnn_jax import runner, tasks, train
-        grid = runner.GridConfig(inits=("np",), learning_rates=(0.01, 0.05), num_seeds=2, clip_norm=1.0)
+        from nprnn_jax import parallel, runner, tasks, train
+        grid = runner.Grid(learning_rates=(0.01, 0.05), num_seeds=2, clip_norm=1.0)
         config = train.TrainConfig(hidden_size=16, batch_size=8, num_steps=20, eval_every=10)
         task = tasks.AdditionTask(seq_len=20, test_size=64)
         out = {}
         for execution in ("vmap", "map"):
-            run = runner.GridRun(task, config, grid, execution)
+            plan = parallel.execution_plan(num_seeds=2, batch_size=8, seq_lens=(20, 20), execution=execution)
+            run = runner.GridRun(task, runner.InitRun("np", config, grid), plan)
             state = run.initial_state()
             for _ in range(2):
                 state, loss = run.segment(state, run.hp, run.data)
@@ -310,12 +331,11 @@ def test_pmean_flat_equals_leafwise_pmean_and_keeps_dtypes_and_shapes():
 
 def test_unknown_execution():
     with pytest.raises(ValueError, match="unknown execution 'pmap'; valid: vmap, map, auto"):
-        runner.GridRun(TASK, CONFIG, GRID, "pmap")
+        runner.GridRun(TASK, RUNS[0], {"execution": "pmap", "layout": None})
 
 
 def test_runner_reports_diverged_runs(tmp_path):
-    grid = runner.GridConfig(inits=("np",), learning_rates=(0.01, 1e6), num_seeds=2, clip_norm=1e12)
-    summary = runner.run_experiment(TASK, CONFIG, grid, tmp_path)
+    summary = runner.run_experiment(TASK, init_runs(("np",), (0.01, 1e6), 2, 1e12), tmp_path)
     by_lr = {lr: [r for r in summary if r["learning_rate"] == lr] for lr in (0.01, 1e6)}
     for record in by_lr[1e6]:
         assert record["diverged"] is True and record["test_mse"] is None
@@ -365,38 +385,55 @@ def test_batch_split_needs_an_even_split():
 
 
 def test_layout_choices_on_one_device_and_bad_values():
-    assert runner.layout(4, 16) == (None, None)  # one CPU device in this process
-    assert runner.layout(3, 16, "batch") == (None, None)
+    assert parallel.layout(4, 16) == (None, None)  # one CPU device in this process
+    assert parallel.layout(3, 16, "batch") == (None, None)
     with pytest.raises(ValueError, match="unknown shard 'model'; valid: auto, seeds, batch, none"):
-        runner.layout(4, 16, "model")
+        parallel.layout(4, 16, "model")
 
 
 def test_layout_kind_for_device_counts():
-    assert runner.layout_kind(4, 16, 1) is None and runner.layout_kind(4, 16, 2, "none") is None
-    assert runner.layout_kind(4, 16, 2) == "seeds"
-    assert runner.layout_kind(3, 16, 2) == "batch"
-    assert runner.layout_kind(3, 15, 2) is None
-    assert runner.layout_kind(4, 16, 2, "batch") == "batch"
+    assert parallel.layout_kind(4, 16, 1) is None and parallel.layout_kind(4, 16, 2, "none") is None
+    assert parallel.layout_kind(4, 16, 2) == "seeds"
+    assert parallel.layout_kind(3, 16, 2) == "batch"
+    assert parallel.layout_kind(3, 15, 2) is None
+    assert parallel.layout_kind(4, 16, 2, "batch") == "batch"
     with pytest.raises(ValueError, match="shard='batch' needs batch_size to be a multiple of the 4 devices; "
                                          "got batch_size=6"):
-        runner.layout_kind(4, 6, 4, "batch")
+        parallel.layout_kind(4, 6, 4, "batch")
+
+
+def test_execution_plan_resolves_every_speed_setting_once():
+    plan = parallel.execution_plan(num_seeds=4, batch_size=16, seq_lens=(784, 784))
+    assert plan == {"backend": "cpu", "devices": 1, "layout": None, "execution": "map", "bptt_chunk": 98}
+    # chunks divide train and test lengths; none in [25, 200] -> off; autodiff -> off
+    assert parallel.execution_plan(num_seeds=1, batch_size=1, seq_lens=(400, 300))["bptt_chunk"] == 100
+    assert parallel.execution_plan(num_seeds=1, batch_size=1, seq_lens=(361, 324))["bptt_chunk"] == 0
+    assert parallel.execution_plan(num_seeds=1, batch_size=1, seq_lens=(400, 400),
+                                   backward="autodiff")["bptt_chunk"] == 0
+    assert parallel.execution_plan(num_seeds=1, batch_size=1, seq_lens=(50, 50), bptt_chunk=10,
+                                   execution="vmap") == {"backend": "cpu", "devices": 1, "layout": None,
+                                                         "execution": "vmap", "bptt_chunk": 10}
+    with pytest.raises(ValueError, match="bptt_chunk=7 must divide the sequence length 324"):
+        parallel.execution_plan(num_seeds=1, batch_size=1, seq_lens=(14, 324), bptt_chunk=7)
 
 
 def test_two_host_devices_split_one_seed_batch_and_match_one_device(tmp_path):
     code = textwrap.dedent("""
         import jax, numpy as np
-        from nprnn_jax import runner, tasks, train
+        from nprnn_jax import parallel, runner, tasks, train
         task = tasks.AdditionTask(seq_len=20, test_size=64)
         config = train.TrainConfig(hidden_size=16, batch_size=8, num_steps=20, eval_every=10)
-        grid = runner.GridConfig(inits=("np",), learning_rates=(0.01, 0.05), num_seeds=1, clip_norm=1.0)
-        print("AUTO", runner.layout(1, 8)[0], runner.layout(2, 8)[0], runner.layout(3, 5)[0])
+        grid = runner.Grid(learning_rates=(0.01, 0.05), num_seeds=1, clip_norm=1.0)
+        print("AUTO", parallel.layout(1, 8)[0], parallel.layout(2, 8)[0], parallel.layout(3, 5)[0])
         try:
-            runner.layout(1, 8, "seeds")
+            parallel.layout(1, 8, "seeds")
         except ValueError as error:
             print("ERROR", error)
         out = {}
         for shard in ("none", "batch"):
-            run = runner.GridRun(task, config, grid, "map", shard)
+            plan = parallel.execution_plan(num_seeds=1, batch_size=8, seq_lens=(20, 20), execution="map",
+                                           shard=shard)
+            run = runner.GridRun(task, runner.InitRun("np", config, grid), plan)
             state = run.initial_state()
             for _ in range(2):
                 state, loss = run.segment(state, run.hp, run.data)
