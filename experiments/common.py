@@ -40,6 +40,9 @@ def define_flags(task: str):
         "--show_config lists them with their values and meanings.", lock_config=True)
     flags.DEFINE_string("workdir", f"workdirs/{task}", "Output folder (resumes if it holds the same config).")
     flags.DEFINE_bool("show_config", False, "Print every setting with its value and meaning, then exit.")
+    main_module = sys.modules["__main__"].__name__ if "__main__" in sys.modules else "__main__"
+    for name in ("config", "workdir", "show_config"):  # listed by --help of the binary
+        FLAGS.register_key_flag_for_module(sys.argv[0] if main_module == "__main__" else main_module, FLAGS[name])
 
 
 def _error(message: str):
@@ -47,23 +50,37 @@ def _error(message: str):
     sys.exit(2)
 
 
+def _flag_error(error: Exception, argv):
+    """Reports a flag or config-file error as one ``error:`` line (exit 2)."""
+    _check_config_file(argv)
+    if isinstance(error, (AttributeError, KeyError)):  # ml_collections: an override of no setting
+        from nprnn_jax import config as config_lib
+        bad = [a.split("=", 1)[0][len("--config."):] for a in argv[1:] if a.startswith("--config.")]
+        known = [s.name for s in config_lib.SETTINGS]
+        unknown = [b for b in bad if b.split(".")[0] not in known] or bad or ["?"]
+        if unknown[0].startswith("per_init."):
+            _error(f"--config.{unknown[0]}: this config has no such per_init entry; per_init entries are "
+                   "declared in a config file (see --show_config for the ones it has)")
+        close = difflib.get_close_matches(unknown[0].split(".")[0], known, n=1)
+        hint = f" (did you mean {close[0]}?)" if close else ""
+        _error(f"--config.{unknown[0]}: no such setting{hint}; list them with --show_config")
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()] or [type(error).__name__]
+    # "Error whilst parsing config file:" is followed by the config file's own message
+    _error(lines[0] + (" " + lines[-1] if lines[0].endswith(":") and len(lines) > 1 else ""))
+
+
+def _check_config_file(argv):
+    for arg in argv[1:]:
+        if arg.startswith("--config=") and not pathlib.Path(arg.split("=", 1)[1].split(":")[0]).is_file():
+            _error(f"{arg}: no such config file (the configs are in {CONFIGS})")
+
+
 def parse_flags(argv):
     """absl's parser, with every parse error reported as one ``error:`` line (exit 2)."""
     try:
         return FLAGS(argv)
-    except (AttributeError, KeyError) as error:  # ml_collections: an override of no setting
-        bad = [a.split("=", 1)[0][len("--config."):] for a in argv[1:] if a.startswith("--config.")]
-        from nprnn_jax import config as config_lib
-        known = [s.name for s in config_lib.SETTINGS]
-        unknown = [b for b in bad if b.split(".")[0] not in known + ["per_init"]] or bad
-        close = difflib.get_close_matches(unknown[0].split(".")[0], known, n=1) if unknown else []
-        hint = f" (did you mean {close[0]}?)" if close else ""
-        _error(f"--config.{unknown[0] if unknown else '?'}: no such setting{hint}; "
-               "list them with --show_config")
-    except flags.Error as error:
-        _error(str(error).splitlines()[0])
-    except (ValueError, TypeError, OSError) as error:
-        _error(str(error).splitlines()[0] or type(error).__name__)
+    except (flags.Error, AttributeError, KeyError, ValueError, TypeError, OSError) as error:
+        _flag_error(error, argv)
 
 
 def configure_host_devices(config):
@@ -118,5 +135,9 @@ def run_main(argv):
 
 def run(task: str):
     """Defines the flags of ``task``'s binary and runs it (call under ``if __name__ == "__main__"``)."""
-    define_flags(task)
+    _check_config_file(sys.argv)
+    try:  # ml_collections reads the --config.<name> overrides of sys.argv while defining the flag
+        define_flags(task)
+    except (AttributeError, KeyError, ValueError, TypeError, OSError) as error:
+        _flag_error(error, sys.argv)
     app.run(run_main, flags_parser=parse_flags)

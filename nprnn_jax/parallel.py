@@ -8,8 +8,7 @@ The plan is recorded in the workdir's config.json.
 Two ways to run a function of one run over arrays with leading run axes:
 
 - ``"vmap"``: `jax.vmap`, one batched program. Best on accelerators, where the
-  batched matmuls fill the device (64 seeds cost less than 1x one seed's time on
-  an H100, see BENCHMARKS.md).
+  batched matmuls fill the device (BENCHMARKS.md).
 - ``"map"``: `jax.lax.map`, the runs one after another inside one compiled
   program, each with the unbatched (fastest) kernels. On XLA:CPU a vmapped seed
   axis costs more than running the seeds one by one (batched small matmuls and

@@ -105,9 +105,9 @@ def test_dynamics_binary_on_init_and_trained_workdir(tmp_path):
 
     env = {**os.environ, "JAX_PLATFORMS": "cpu"}
     trained = tmp_path / "trained"
-    result = subprocess.run([sys.executable, "-m", "experiments.addition", "--inits=np,irnn",
-                             "--learning_rates=0.01", "--num_seeds=2", "--hidden_size=8", "--seq_len=10",
-                             "--num_steps=20", "--eval_every=10", "--test_size=50", f"--workdir={trained}"],
+    result = subprocess.run([sys.executable, "-m", "experiments.addition",
+                             "--config=experiments/configs/addition.py:smoke", "--config.learning_rates=0.01",
+                             f"--workdir={trained}"],
                             cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
     out = tmp_path / "dyn"

@@ -10,24 +10,35 @@ def records():
     rows = []
     for init, mses in (("np", [0.005, 0.02, None]), ("irnn", [0.1, 0.2, 0.3])):
         for seed, mse in enumerate(mses):
-            rows.append({"init": init, "learning_rate": 0.01, "seed": seed, "test_mse": mse,
-                         "test_accuracy": None if mse is None else 1 - mse, "solved": None if mse is None else mse < 0.01,
+            rows.append({"init": init, "learning_rate": 0.01, "dropout": 0.0, "seed": seed, "test_mse": mse,
+                         "test_accuracy": None if mse is None else 1 - 10 * mse,
+                         "success": None if mse is None else 1 - 10 * mse >= 0.5,
                          "diverged": mse is None, "diverged_step": 7 if mse is None else None})
     return rows
 
 
 def test_results_table_numbers():
-    table = report.results_table(records(), "test_mse", higher_is_better=False)
+    table = report.results_table(records(), "test_accuracy", higher_is_better=True)
     lines = table.splitlines()
-    assert lines[0].startswith("| init | learning rate | seeds | test_mse mean | test_mse std")
-    np_row = lines[2].split(" | ")
-    # the diverged seed is left out of the mean and std, and counted
-    assert float(np_row[3]) == pytest.approx(0.0125)
-    assert float(np_row[4]) == pytest.approx(0.0075)
-    assert np_row[6] == "1/3" and np_row[7].startswith("1/3")
-    irnn_row = lines[3].split(" | ")
-    assert float(irnn_row[3]) == pytest.approx(0.2) and float(irnn_row[4]) == pytest.approx(np.std([0.1, 0.2, 0.3]), rel=1e-3)
-    assert irnn_row[6] == "0/3" and irnn_row[7].startswith("0/3")
+    assert lines[0] == ("| init | learning rate | seeds | test_accuracy mean | test_accuracy std | best seed | "
+                        "test_mse mean | success | diverged |")
+    np_row = lines[2].strip("| ").split(" | ")
+    # the diverged seed is left out of the means and std, counted as diverged and not as a success
+    assert float(np_row[3]) == pytest.approx(0.875) and float(np_row[4]) == pytest.approx(0.075)
+    assert float(np_row[5]) == pytest.approx(0.95) and float(np_row[6]) == pytest.approx(0.0125)
+    assert np_row[7] == "2/3" and np_row[8] == "1/3"
+    irnn_row = lines[3].strip("| ").split(" | ")
+    assert float(irnn_row[3]) == pytest.approx(-1.0)
+    assert float(irnn_row[4]) == pytest.approx(np.std([0.0, -1.0, -2.0]), rel=1e-3)
+    assert irnn_row[7] == "0/3" and irnn_row[8] == "0/3"
+
+
+def test_results_table_shows_dropout_when_the_grid_has_several_rates():
+    rows = [{"init": "np", "learning_rate": 1e-3, "dropout": d, "seed": 0, "test_accuracy": a, "diverged": False}
+            for d, a in ((0.5, 0.5), (0.9, 0.25))]
+    table = report.results_table(rows, "test_accuracy", higher_is_better=True)
+    assert "| np | 0.001 | 0.5 | 1 | 0.5 | 0 | 0.5 | 0/1 |" in table
+    assert "| np | 0.001 | 0.9 | 1 | 0.25 | 0 | 0.25 | 0/1 |" in table
 
 
 def test_classification_table_has_best_seed():

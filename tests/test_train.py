@@ -453,3 +453,144 @@ def test_two_host_devices_split_one_seed_batch_and_match_one_device(tmp_path):
               if line.startswith(("PARAMS", "LOSS"))}
     for name in ("PARAMS", "LOSS"):
         assert values[name][0] < 1e-5 and values[name][1] > 0, (name, values)
+
+
+# --- the paper's protocols: schedules, pools read in epochs, dropout -------------------------
+
+
+def test_cut_schedule_gives_each_base_rate_its_rates_in_one_compile():
+    config = train.TrainConfig(hidden_size=8, batch_size=4, num_steps=9, eval_every=9,
+                               lr_cut_steps=(3, 7), lr_cut_factor=0.1)
+    trainer = train.make_train(config, tasks.AdditionTask(seq_len=6, test_size=8))
+    traces = []
+
+    def rates(key, hp):
+        traces.append(1)
+        state = trainer.init(key, hp)
+
+        def body(s, _):
+            s, _ = trainer.step(s, hp)
+            return s, s.opt_state.hyperparams["learning_rate"]  # the rate this step used
+        return jax.lax.scan(body, state, None, length=9)[1]
+
+    bases = jnp.array([0.1, 0.02, 0.3])
+    got = jax.jit(jax.vmap(rates, (None, 0)))(jax.random.PRNGKey(0), train.hparams(bases, 1.0))
+    factors = np.array([1, 1, 1, 0.1, 0.1, 0.1, 0.1, 0.01, 0.01])
+    np.testing.assert_allclose(got, np.asarray(bases)[:, None] * factors[None], rtol=1e-6)
+    assert len(traces) == 1
+    for b in bases:
+        np.testing.assert_allclose([train.learning_rate_at(config, b, s) for s in range(9)], b * factors, rtol=1e-6)
+
+
+def test_the_scheduled_rate_is_the_one_the_optimizer_applies():
+    # After a cut by 1e-30, SGD no longer moves the parameters.
+    config = train.TrainConfig(hidden_size=8, batch_size=4, num_steps=6, eval_every=6,
+                               lr_cut_steps=(3,), lr_cut_factor=1e-30)
+    trainer = train.make_train(config, tasks.AdditionTask(seq_len=6, test_size=8))
+    hp = train.hparams(0.1, 10.0)
+    state = trainer.init(jax.random.PRNGKey(0), hp)
+    history = [state.params["W_hh"]]
+    step = jax.jit(lambda s: trainer.step(s, hp)[0])
+    for _ in range(6):
+        state = step(state)
+        history.append(state.params["W_hh"])
+    moves = [float(jnp.abs(b - a).max()) for a, b in zip(history, history[1:])]
+    assert min(moves[:3]) > 1e-6 and max(moves[3:]) < 1e-12, moves
+
+
+def test_bad_cut_steps_are_refused():
+    with pytest.raises(ValueError, match=r"lr_cut_steps=\(5, 3\): must be increasing steps in \[1, num_steps=10\)"):
+        train.TrainConfig(num_steps=10, eval_every=5, lr_cut_steps=(5, 3))
+    with pytest.raises(ValueError, match=r"lr_cut_steps=\(10,\): must be increasing"):
+        train.TrainConfig(num_steps=10, eval_every=5, lr_cut_steps=(10,))
+
+
+def _drawn_rows(trainer, data, steps, seed=0):
+    order_key = trainer.init(jax.random.PRNGKey(seed), train.hparams(0.01)).order_key
+    draw = jax.jit(jax.vmap(lambda s: tasks.epoch_indices(order_key, s, trainer.config.batch_size, data["order"])))
+    return np.asarray(draw(jnp.arange(steps, dtype=jnp.int32))).reshape(-1)
+
+
+@pytest.mark.parametrize("pool,batch", [(48, 16), (40, 16), (7, 3)])
+def test_an_epoch_draws_exactly_the_pool(pool, batch):
+    task = tasks.AdditionTask(seq_len=6, test_size=32, train_size=pool)
+    trainer = train.make_train(train.TrainConfig(hidden_size=4, batch_size=batch), task)
+    data = task.train_data()
+    epochs = 3
+    draws = _drawn_rows(trainer, data, -(-epochs * pool // batch))[:epochs * pool]
+    for e in range(epochs):
+        assert sorted(draws[e * pool:(e + 1) * pool]) == list(range(pool)), e
+    assert not np.array_equal(draws[:pool], draws[pool:2 * pool])  # a new order every epoch
+    # another run (seed) reads the same pool in another order
+    other = _drawn_rows(trainer, data, -(-pool // batch), seed=1)[:pool]
+    assert sorted(other) == list(range(pool)) and not np.array_equal(other, draws[:pool])
+
+
+def test_the_training_batch_is_made_of_pool_rows():
+    task = tasks.AdditionTask(seq_len=6, test_size=32, train_size=32)
+    trainer = train.make_train(train.TrainConfig(hidden_size=4, batch_size=8), task)
+    data = task.train_data()
+    state = trainer.init(jax.random.PRNGKey(0), train.hparams(0.01))
+    batch = trainer.batch(state, jax.random.PRNGKey(1), train.hparams(0.01), data)
+    rows = tasks.epoch_indices(state.order_key, state.step, 8, data["order"])
+    np.testing.assert_array_equal(batch["xs"], data["xs"][rows])
+    np.testing.assert_array_equal(batch["ys"], data["ys"][rows])
+
+
+def test_the_pool_is_reproducible_and_disjoint_from_the_test_set():
+    a = tasks.AdditionTask(seq_len=8, test_size=500, train_size=300).train_data()
+    b = tasks.AdditionTask(seq_len=8, test_size=500, train_size=300).train_data()
+    c = tasks.AdditionTask(seq_len=8, test_size=500, train_size=300, data_seed=1).train_data()
+    for name in ("xs", "ys", "order"):
+        np.testing.assert_array_equal(a[name], b[name])
+    assert not np.array_equal(a["xs"], c["xs"])
+    assert sorted(np.asarray(a["order"]).tolist()) == list(range(300))
+    test = tasks.AdditionTask(seq_len=8, test_size=500, train_size=300).test_set()
+    pool_rows = {np.asarray(x).tobytes() for x in a["xs"]}
+    assert not pool_rows & {np.asarray(x).tobytes() for x in test["xs"]}
+    assert len(pool_rows) == 300
+    assert tasks.AdditionTask(seq_len=8, train_size=0).train_data() == {}
+
+
+def _dropout_trainer(dropout: bool, steps=6):
+    config = train.TrainConfig(hidden_size=8, batch_size=4, num_steps=steps, eval_every=steps, dropout=dropout)
+    return train.make_train(config, tasks.AdditionTask(seq_len=6, test_size=8))
+
+
+def test_dropout_rate_zero_is_no_dropout_bit_for_bit_and_evaluation_never_drops():
+    key = jax.random.PRNGKey(0)
+    with_dropout, without = _dropout_trainer(True), _dropout_trainer(False)
+    state, losses = jax.jit(with_dropout.train)(key, train.hparams(0.05, 1.0, 0.0))
+    plain, plain_losses = jax.jit(without.train)(key, train.hparams(0.05, 1.0, 0.0))
+    for a, b in zip(jax.tree.leaves(state.params), jax.tree.leaves(plain.params)):
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(losses, plain_losses)
+    dropped, _ = jax.jit(with_dropout.train)(key, train.hparams(0.05, 1.0, 0.5))
+    assert not np.allclose(dropped.params["W_hh"], plain.params["W_hh"])  # rate 0.5 trains differently
+    # The rate is a grid axis of one program: rates (0, 0.5) vmapped equal the single runs.
+    grid = jax.jit(jax.vmap(with_dropout.train, (None, 0)))(key, train.hparams(0.05, 1.0, jnp.array([0.0, 0.5])))
+    np.testing.assert_allclose(grid[0].params["W_hh"][1], dropped.params["W_hh"], rtol=1e-5, atol=1e-6)
+    # Evaluation: the network's own outputs, whatever the dropout rate.
+    test = with_dropout.task.test_set()
+    np.testing.assert_array_equal(with_dropout.predict(dropped.params, test),
+                                  rnn.apply(dropped.params, test["xs"], with_dropout.rnn_config))
+
+
+def test_dropout_keeps_the_expected_share_and_scales_by_the_inverse():
+    config = train.TrainConfig(hidden_size=200, batch_size=64, dropout=True)
+    trainer = train.make_train(config, tasks.AdditionTask(seq_len=4, test_size=8))
+    hp = train.hparams(0.01, 1.0, 0.7)
+    state = trainer.init(jax.random.PRNGKey(0), hp)
+    keep = np.asarray(trainer.batch(state, jax.random.PRNGKey(3), hp)["keep"])
+    assert sorted(float(v) for v in np.unique(keep)) == pytest.approx([0.0, 1 / 0.3], rel=1e-6)
+    assert (keep > 0).mean() == pytest.approx(0.3, abs=0.01)
+
+
+def test_success_is_a_share_within_the_tolerance_of_at_least_one_half():
+    task = tasks.AdditionTask(seq_len=4, test_size=4)
+    batch = {"ys": jnp.array([[1.0], [1.0], [1.0], [1.0]])}
+    metrics = task.evaluate(jnp.array([[1.03], [0.97], [1.05], [2.0]]), batch)
+    assert float(metrics["test_accuracy"]) == 0.5 and bool(metrics["success"])
+    metrics = task.evaluate(jnp.array([[1.03], [0.9], [1.05], [2.0]]), batch)
+    assert float(metrics["test_accuracy"]) == 0.25 and not bool(metrics["success"])
+    assert float(metrics["test_mse"]) == pytest.approx((0.03 ** 2 + 0.1 ** 2 + 0.05 ** 2 + 1) / 4, rel=1e-5)

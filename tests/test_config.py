@@ -1,0 +1,184 @@
+"""The configuration system: declared settings, validation, named configs, train_and_evaluate."""
+
+import importlib
+import json
+
+import ml_collections
+import numpy as np
+import pytest
+
+from conftest import shared_data_dir
+from nprnn_jax import config as config_lib
+from nprnn_jax import experiment, rnn
+
+CONFIG_FILES = ("addition", "multiplication", "mnist", "action_recognition")
+
+
+def variants(name):
+    module = importlib.import_module(f"experiments.configs.{name}")
+    doc = module.__doc__
+    names = {"addition": ["default", "smoke"] + [f"{p}_T{t}" for p in ("paper", "cpu") for t in (150, 200, 300, 400, 500)],
+             "multiplication": ["default", "smoke"] + [f"{p}_T{t}" for p in ("paper", "cpu") for t in (50, 100, 200)],
+             "mnist": ["default", "paper", "cpu", "smoke"],
+             "action_recognition": ["default", "paper", "smoke", "cpu_BasicMotions", "cpu_GunPoint",
+                                    "cpu_PickupGestureWiimoteZ"]}[name]
+    return module, doc, names
+
+
+@pytest.mark.parametrize("name", CONFIG_FILES)
+def test_every_named_config_validates_and_is_documented(name):
+    module, doc, names = variants(name)
+    for variant in names:
+        config = config_lib.validate(module.get_config(variant))
+        assert config.task == name
+        assert variant.split("_")[0] in doc, variant
+    with pytest.raises(ValueError, match="unknown config variant 'nope'; valid: default"):
+        module.get_config("nope")
+
+
+def test_paper_configs_are_the_papers_protocols():
+    from experiments.configs import action_recognition, addition, mnist, multiplication
+    c = config_lib.validate(addition.get_config("paper_T300"))
+    assert (c.seq_len, c.batch_size, c.learning_rates, c.optimizer, c.clip_norm, c.num_steps, c.train_size,
+            c.test_size, c.lr_schedule) == (300, 1, (0.001,), "sgd", 10.0, 1_000_000, 100_000, 10_000, "constant")
+    assert c.inits == rnn.PAPER_VARIANTS == ("np", "irnn", "irnn_scaled", "nrnn", "ornn", "grnn", "np_tanh")
+    c = config_lib.validate(multiplication.get_config("paper_T100"))
+    assert (c.batch_size, c.learning_rates, c.num_steps, c.train_size) == (16, (2e-4,), 625_000, 100_000)
+    assert config_lib.cut_steps(config_lib.init_settings(c, "np"), c.num_steps) == (208_333, 416_667)
+    c = config_lib.validate(mnist.get_config("paper"))
+    assert config_lib.cut_steps(config_lib.init_settings(c, "np"), c.num_steps) == (123_750, 247_500)
+    assert c.num_steps == 375_000 and c.learning_rates == (1e-4,) and c.optimizer == "sgd"
+    irnn = config_lib.init_settings(c, "irnn")
+    assert (irnn["optimizer"], irnn["learning_rates"], irnn["lr_schedule"]) == ("rmsprop", (1e-6,), "constant")
+    c = config_lib.validate(action_recognition.get_config("paper"))
+    assert c.learning_rates == (1e-5, 5e-5, 1e-4, 5e-4, 1e-3, 1e-2) and c.dropout_rates == (0.5, 0.7, 0.9)
+    assert (c.optimizer, c.batch_size, c.num_steps, c.lr_cut_steps) == ("rmsprop", 256, 70 * 38, (25 * 38, 55 * 38))
+    c = config_lib.validate(action_recognition.get_config("cpu_GunPoint"))
+    assert (c.batch_size, c.num_steps, c.lr_cut_steps) == (10, 350, (125, 275))  # 5 steps an epoch
+
+
+def test_bad_settings_name_the_setting_and_what_is_allowed():
+    def bad(**settings):
+        config = config_lib.base_config("addition")
+        for name, value in settings.items():
+            config[name] = value
+        return config
+
+    cases = [
+        (bad(inits=("np", "bogus")), "inits=('np', 'bogus'): item 'bogus' unknown value; allowed: np, irnn"),
+        (bad(learning_rates=(0.01, 0.0)), "learning_rates=(0.01, 0.0): item 0.0 must be a finite number > 0"),
+        (bad(dropout_rates=(1.0,)), "dropout_rates=(1.0,): item 1.0 must be a finite number >= 0 and < 1"),
+        (bad(optimizer="lbfgs"), "optimizer='lbfgs': unknown value; allowed: sgd, momentum, rmsprop, adam"),
+        (bad(num_seeds=0), "num_seeds=0: must be an int >= 1"),
+        (bad(num_steps=250, eval_every=100), "num_steps=250 must be a multiple of eval_every=100"),
+        (bad(test_size=0), "test_size=0: must be >= 1 for addition"),
+        (bad(lr_schedule="step", lr_cut_steps=(20_000,)), "lr_cut_steps=(20000,): must be increasing steps in "
+                                                          "[1, num_steps=10000)"),
+        (bad(train_size=8), "train_size=8 must be 0 (fresh sequences) or at least batch_size=16"),
+        (bad(inits=("np", "np")), "inits=('np', 'np'): has duplicates"),
+    ]
+    for config, message in cases:
+        with pytest.raises(config_lib.ConfigError) as error:
+            config_lib.validate(config)
+        assert message in str(error.value), (str(error.value), message)
+
+
+def test_unknown_settings_and_per_init_entries_are_refused_with_a_hint():
+    config = config_lib.base_config("addition")
+    config.unlock()
+    config.num_seedz = 3
+    with pytest.raises(config_lib.ConfigError, match="num_seedz: no such setting .did you mean num_seeds.."):
+        config_lib.validate(config)
+    config = config_lib.base_config("mnist")
+    config.per_init = {"irnx": {"optimizer": "adam"}}
+    with pytest.raises(config_lib.ConfigError, match="per_init.irnx: no such setting .did you mean irnn.."):
+        config_lib.validate(config)
+    config.per_init = {"irnn": {"hidden_size": 3}}
+    with pytest.raises(config_lib.ConfigError, match="per_init.irnn.hidden_size: no such setting; allowed: "
+                                                     "learning_rates, optimizer"):
+        config_lib.validate(config)
+    config.per_init = {"irnn": {"optimizer": "bogus"}}
+    with pytest.raises(config_lib.ConfigError, match="per_init.irnn.optimizer='bogus': unknown value"):
+        config_lib.validate(config)
+    # a setting of another binary is not a setting of this one
+    config = config_lib.base_config("addition")
+    config.unlock()
+    config.dataset = "GunPoint"
+    with pytest.raises(config_lib.ConfigError, match="dataset: no such setting"):
+        config_lib.validate(config)
+
+
+def test_command_line_forms_are_normalized():
+    config = config_lib.base_config("addition")
+    config.inits = ("np,irnn", "nrnn")
+    config.learning_rates = ("0.1,0.2",)
+    config.clip_norm = 5
+    config = config_lib.validate(config)
+    assert config.inits == ("np", "irnn", "nrnn") and config.learning_rates == (0.1, 0.2)
+    assert config.clip_norm == 5.0 and isinstance(config.clip_norm, float)
+
+
+def test_settings_help_lists_every_setting_with_its_value_and_meaning():
+    from experiments.configs import mnist
+    text = config_lib.settings_help(config_lib.validate(mnist.get_config("paper")))
+    for setting in config_lib.settings_of("mnist"):
+        assert f"--config.{setting.name}=" in text and setting.meaning in text
+    assert "--config.per_init.irnn.optimizer=rmsprop" in text
+    assert "--config.bptt_chunk=-1" in text and "[speed only]" in text
+
+
+def _smoke(tmp_path, **settings):
+    from experiments.configs import addition
+    config = addition.get_config("smoke")
+    for name, value in settings.items():
+        config[name] = value
+    return config
+
+
+@pytest.mark.slow
+def test_train_and_evaluate_runs_per_init_optimizers_in_one_experiment(tmp_path):
+    config = _smoke(tmp_path, inits=("np", "irnn"), num_seeds=1)
+    config.per_init = {"irnn": {"optimizer": "adam", "learning_rates": (0.003,)}}
+    summary = experiment.train_and_evaluate(config, tmp_path)
+    rates = {(r["init"], r["learning_rate"]) for r in summary}
+    assert rates == {("np", 0.01), ("np", 0.05), ("irnn", 0.003)}
+    record = json.loads((tmp_path / "config.json").read_text())
+    assert record["config"]["per_init"] == {"irnn": {"learning_rates": [0.003], "optimizer": "adam"}}
+    assert record["plan"]["bptt_chunk"] == 0 and record["plan"]["execution"] == "map"
+    assert record["task"]["train_size"] == 64
+    # The optimizers really differ: irnn's checkpointed state is Adam's (first and second moments).
+    _, final, _, _, run = experiment.load_grid(tmp_path, "irnn")
+    assert run.train_config.optimizer == "adam"
+    assert "ScaleByAdamState" in repr(final.opt_state)
+    _, final, _, _, run = experiment.load_grid(tmp_path, "np")
+    assert run.train_config.optimizer == "sgd" and "ScaleByAdamState" not in repr(final.opt_state)
+    # every result is finite, and the success flag follows the share
+    for record in summary:
+        assert np.isfinite(record["test_accuracy"]) and record["success"] == (record["test_accuracy"] >= 0.5)
+
+
+def test_train_and_evaluate_refuses_a_bad_config_before_touching_the_workdir(tmp_path):
+    config = _smoke(tmp_path)
+    config.num_seeds = -1
+    with pytest.raises(config_lib.ConfigError, match="num_seeds=-1"):
+        experiment.train_and_evaluate(config, tmp_path / "w")
+    assert not (tmp_path / "w").exists()
+    config = _smoke(tmp_path)
+    config.remat_every = 7
+    with pytest.raises(ValueError, match="remat_every=7 must be a positive divisor of the sequence length 10"):
+        experiment.train_and_evaluate(config, tmp_path / "w")
+    assert not (tmp_path / "w").exists()
+
+
+def test_read_config_round_trips_a_config(tmp_path):
+    from experiments.configs import mnist
+    config = config_lib.validate(mnist.get_config("paper"))
+    record = {"version": config_lib.CONFIG_VERSION, "task": {}, "config": config_lib.to_json(config), "plan": {}}
+    (tmp_path / "config.json").write_text(json.dumps(record))
+    again, _ = experiment.read_config(tmp_path)
+    assert config_lib.to_json(again) == config_lib.to_json(config)
+    assert isinstance(again, ml_collections.ConfigDict)
+
+
+def test_shared_data_dir_is_there():
+    assert (shared_data_dir() / "mnist").is_dir()
