@@ -92,8 +92,10 @@ def ours_step(seq_len, input_size, seeds, backward, remat_every=0, shard=False, 
     ``split_batch`` (one seed) every device takes an equal share of the minibatch and
     the gradients are averaged over the devices (`parallel.local_rows` +
     `parallel.pmean_flat`), the engine's layout for one seed on several devices (`parallel.layout`)."""
+    # the engine's chunk length (the execution plan's rule for this backend)
+    chunk = parallel.auto_bptt_chunk((seq_len,), jax.default_backend()) if backward == "custom" else 0
     config = rnn.RNNConfig(input_size=input_size, hidden_size=HIDDEN, output_size=1, preset="np",
-                           backward=backward, remat_every=remat_every)
+                           backward=backward, remat_every=remat_every, bptt_chunk=0 if remat_every else chunk)
     keys = jax.random.split(jax.random.key(0), seeds)
     params = jax.vmap(lambda k: rnn.init_params(k, config))(keys)
     xs = jax.random.uniform(jax.random.key(1), (seeds, BATCH, seq_len, input_size))

@@ -70,8 +70,8 @@ class TrainConfig:
     hidden_size: int = _SETTING_DEFAULT["hidden_size"]
     input_init_n: str = _SETTING_DEFAULT["input_init_n"]
     batch_size: int = _SETTING_DEFAULT["batch_size"]
-    num_steps: int = 1000
-    eval_every: int = 100
+    num_steps: int = _SETTING_DEFAULT["num_steps"]
+    eval_every: int = _SETTING_DEFAULT["eval_every"]
     optimizer: str = _SETTING_DEFAULT["optimizer"]
     momentum: float = _SETTING_DEFAULT["momentum"]
     lr_cut_factor: float = _SETTING_DEFAULT["lr_cut_factor"]
