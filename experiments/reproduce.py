@@ -28,6 +28,9 @@ flags.DEFINE_enum("budget", "cpu", ["cpu", "paper"], "cpu: the study on 2 CPU co
 flags.DEFINE_string("only", "", "Comma list of job names to run (default: all of the budget).")
 flags.DEFINE_string("root", "workdirs/study", "Where the jobs' workdirs go.")
 flags.DEFINE_bool("list", False, "Print the jobs of the budget and exit.")
+flags.DEFINE_bool("report", False, "Only write the report from the workdirs (after the jobs, it is written anyway).")
+flags.DEFINE_string("report_path", "docs/reproduction.md", "Where the report goes (figures and results files "
+                    "in a folder of the same name beside it).")
 
 FLAGS = flags.FLAGS
 CONFIGS = "experiments/configs"
@@ -92,9 +95,13 @@ def main(argv):
         for name in names:
             print(f"{name}: {' '.join(command(all_jobs[name], root / name)[1:])}")
         return
-    for name in names:
-        record = run_job(name, all_jobs[name], root)
-        print(f"{name}: exit {record['exit']} after {record['seconds']:.0f} s", flush=True)
+    if not FLAGS.report:
+        for name in names:
+            record = run_job(name, all_jobs[name], root)
+            print(f"{name}: exit {record['exit']} after {record['seconds']:.0f} s", flush=True)
+    from experiments import study_report
+    study_report.write(root, all_jobs, pathlib.Path(FLAGS.report_path), FLAGS.budget)
+    print(f"report: {FLAGS.report_path}")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,241 @@
+"""The reproduction report: docs/reproduction.md, its figures and results files, from workdirs.
+
+Called by ``python -m experiments.reproduce --report``; every number comes from the jobs'
+summary.json / metrics.jsonl / config.json (via `nprnn_jax.study`), none is typed by hand.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import pathlib
+from typing import Optional
+
+import numpy as np
+
+from nprnn_jax import study
+
+# How each job is read: its experiment, the paper's numbers, the success threshold of a run.
+SUCCESS = {"addition": 0.5, "multiplication": 0.5, "mnist": 0.5, "action_recognition": 0.6}
+SUCCESS_TEXT = {"addition": "share within 0.04 >= 50%", "multiplication": "share within 0.04 >= 50%",
+                "mnist": "test accuracy >= 50%",
+                "action_recognition": "test accuracy >= 60% (the threshold of the paper's Figure 6)"}
+
+
+def _load(workdir: pathlib.Path) -> Optional[dict]:
+    if not (workdir / "summary.json").is_file():
+        return None
+    config = json.loads((workdir / "config.json").read_text())
+    summary = json.loads((workdir / "summary.json").read_text())
+    rows = [json.loads(line) for line in (workdir / "metrics.jsonl").read_text().splitlines() if line.strip()]
+    return {"record": config, "config": config["config"], "task": config["task"], "summary": summary, "rows": rows}
+
+
+def _costs(root: pathlib.Path) -> dict:
+    costs = {}
+    path = root / "jobs.jsonl"
+    if path.is_file():
+        for line in path.read_text().splitlines():
+            if line.strip():
+                job = json.loads(line)
+                costs.setdefault(job["job"], []).append(job)
+    return costs
+
+
+def _paper(task: str, config: dict) -> dict:
+    if task == "addition":
+        return study.PAPER_ADDITION.get(config["seq_len"], {})
+    if task == "multiplication":
+        return study.PAPER_MULTIPLICATION.get(config["seq_len"], {})
+    if task == "mnist":
+        return study.PAPER_MNIST
+    return {k: v[1] for k, v in study.PAPER_ACTION.items()}  # test accuracy (UCF101)
+
+
+def _budget_text(job: dict) -> str:
+    c, task = job["config"], job["config"]["task"]
+    seen = c["num_steps"] * c["batch_size"]
+    paper = study.PAPER_SEQUENCES[task]
+    if task == "action_recognition":
+        epochs = seen / max(job["task"]["num_train"], 1)
+        return (f"{c['num_steps']:,} steps of batch {c['batch_size']} = {seen:,} training sequences, "
+                f"{epochs:.0f} epochs of {job['task']['num_train']} (the paper: 70 epochs of UCF101's 9,537 "
+                "videos; other data, same number of epochs)")
+    return (f"{c['num_steps']:,} steps of batch {c['batch_size']} = {seen:,} training sequences, "
+            f"{100 * seen / paper:.1f}% of the paper's {paper:,}")
+
+
+def _plot_heatmap(matrix, row_labels, col_labels, path, title, cbar="mean over seeds"):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(1.2 + 0.9 * len(col_labels), 1.0 + 0.45 * len(row_labels)))
+    image = ax.imshow(matrix, vmin=0, vmax=1, cmap="viridis", aspect="auto")
+    ax.set_xticks(range(len(col_labels)), col_labels, fontsize=8)
+    ax.set_yticks(range(len(row_labels)), row_labels, fontsize=8)
+    for i in range(len(row_labels)):
+        for j in range(len(col_labels)):
+            value = matrix[i][j]
+            if value is not None and np.isfinite(value):
+                ax.text(j, i, f"{100 * value:.0f}", ha="center", va="center", fontsize=7,
+                        color="white" if value < 0.6 else "black")
+    ax.set_title(title, fontsize=9)
+    fig.colorbar(image, ax=ax, label=cbar, fraction=0.05)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def _plot_curves(curves: dict, path, title, threshold, chance: Optional[float]):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.5, 3.8))
+    for label, c in curves.items():
+        line, = ax.plot(c["steps"], c["median"], label=label)
+        ax.fill_between(c["steps"], c["min"], c["max"], color=line.get_color(), alpha=0.15)
+    ax.axhline(threshold, color="gray", ls="--", lw=0.8, label=f"success {threshold:g}")
+    if chance is not None:
+        ax.axhline(chance, color="black", ls=":", lw=0.8, label=f"chance / mean predictor {chance:.3g}")
+    ax.set_xlabel("step")
+    ax.set_ylabel("headline metric (median, range over seeds)")
+    ax.set_ylim(0, 1)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, ncol=2)
+    ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+CHANCE = {"addition": 0.078, "multiplication": None, "mnist": 0.1}
+
+
+def job_section(name: str, job: dict, figures: pathlib.Path, rel: str, results: list) -> list:
+    c, task = job["config"], job["config"]["task"]
+    metric, threshold = "test_accuracy", SUCCESS[task]
+    paper = _paper(task, c)
+    inits = c["inits"]
+    ours = {init: study.variant_summary(job["summary"], init, metric, threshold) for init in inits}
+    per_init = c.get("per_init") or {}
+    lines = [f"### {name}", "", f"Budget: {_budget_text(job)}.", ""]
+    header = ["variant", "paper" if task != "action_recognition" else "paper (UCF101 test)",
+              "ours: best setting", "mean at best (range over seeds)", "whole grid: mean (range)",
+              f"runs succeeding ({SUCCESS_TEXT[task]}), 95% Wilson", "diverged", "median steps to success"]
+    lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for init in inits:
+        s = ours[init]
+        b = s["best"]
+        setting = f"lr {b['learning_rate']:g}" + (f", dropout {b['dropout']:g}" if len(c["dropout_rates"]) > 1 else "")
+        optimizer = (per_init.get(init) or {}).get("optimizer", c["optimizer"])
+        if task == "mnist":
+            setting += f" ({optimizer})"
+        steps = study.steps_to_success(job["rows"], init, b["learning_rate"], b["dropout"], metric, threshold)
+        reached = sorted(v for v in steps.values() if v is not None)
+        median_steps = f"{int(np.median(reached)):,} ({len(reached)}/{len(steps)} seeds)" if reached else \
+            f"not reached (0/{len(steps)})"
+        paper_value = paper.get(init)
+        lines.append("| " + " | ".join([
+            init, "-" if paper_value is None else f"{paper_value:g}%", setting,
+            f"{study.fmt_pct(b['mean'])}% ({study.fmt_pct(b['min'])}-{study.fmt_pct(b['max'])})",
+            f"{study.fmt_pct(s['grid']['mean'])}% ({study.fmt_pct(s['grid']['min'])}-{study.fmt_pct(s['grid']['max'])})",
+            f"{s['successes']}/{s['runs']} {study.fmt_interval(s['wilson'])}", f"{s['diverged']}/{s['runs']}",
+            median_steps]) + " |")
+        results.append({"job": name, "task": task, "variant": init, "paper_percent": paper_value,
+                        "best_learning_rate": b["learning_rate"], "best_dropout": b["dropout"],
+                        "best_mean": b["mean"], "best_min": b["min"], "best_max": b["max"],
+                        "grid_mean": s["grid"]["mean"], "grid_min": s["grid"]["min"], "grid_max": s["grid"]["max"],
+                        "successes": s["successes"], "runs": s["runs"], "wilson_low": s["wilson"][0],
+                        "wilson_high": s["wilson"][1], "diverged": s["diverged"],
+                        "success_threshold": threshold})
+    lines.append("")
+    # Heat maps: learning rate x variant (and learning rate x dropout per variant for actions).
+    figures.mkdir(parents=True, exist_ok=True)
+    if len(c["dropout_rates"]) > 1:
+        for init in inits:
+            grid = ours[init]["by_setting"]
+            lrs = sorted({k[0] for k in grid})
+            matrix = [[grid.get((lr, d), {}).get("mean") for lr in lrs] for d in c["dropout_rates"]]
+            file = f"{name}_{init}_lr_dropout.png"
+            _plot_heatmap(matrix, [f"dropout {d:g}" for d in c["dropout_rates"]], [f"{lr:g}" for lr in lrs],
+                          figures / file, f"{name}: {init}, mean test accuracy (%)")
+            cells = sum(1 for row in matrix for v in row if v is not None and v >= 0.6)
+            paper_cells = study.PAPER_ACTION.get(init, (None,) * 4)[3]
+            lines.append(f"- {init}: {cells} of {len(lrs) * len(c['dropout_rates'])} (learning rate, dropout) "
+                         f"cells at a mean test accuracy >= 60%"
+                         + (f" (the paper's Figure 6 on UCF101 validation: about {paper_cells} of 18)"
+                            if paper_cells is not None else "") + f"; ![{init}]({rel}/{file})")
+        lines.append("")
+    else:
+        lrs = sorted({lr for init in inits for (lr, _) in ours[init]["by_setting"]})
+        matrix = [[ours[init]["by_setting"].get((lr, c["dropout_rates"][0]), {}).get("mean") for lr in lrs]
+                  for init in inits]
+        file = f"{name}_lr_variant.png"
+        _plot_heatmap(matrix, inits, [f"{lr:g}" for lr in lrs], figures / file,
+                      f"{name}: mean {metric} (%) per learning rate and variant")
+        lines += [f"![learning rate x variant]({rel}/{file})", ""]
+    curves = {f"{init} (lr {ours[init]['best']['learning_rate']:g})":
+              study.curve(job["rows"], init, ours[init]["best"]["learning_rate"], ours[init]["best"]["dropout"], metric)
+              for init in inits}
+    file = f"{name}_curves.png"
+    _plot_curves(curves, figures / file, f"{name}: {metric} at each variant's best setting", threshold,
+                 CHANCE.get(task))
+    lines += [f"![learning curves]({rel}/{file})", ""]
+    return lines, ours
+
+
+def verdict_for(task: str, ours: dict) -> str:
+    if task in ("addition", "multiplication"):
+        return study.verdict(ours, "np", ["irnn", "irnn_scaled"], "np-RNN succeeds at least as often")
+    if task == "mnist":
+        return study.verdict(ours, "np", ["irnn"], "np-RNN reaches a higher accuracy")
+    return study.verdict(ours, "np", ["irnn", "irnn_scaled"], "np-RNN does well over more of the grid")
+
+
+def write(root: pathlib.Path, jobs: dict, out: pathlib.Path, budget: str) -> str:
+    """Writes ``out`` (docs/reproduction.md), its figures and results.json / results.csv."""
+    figures = out.parent / out.stem
+    rel = out.stem
+    costs = _costs(root)
+    results, lines, missing = [], [], []
+    lines += [f"# Reproduction study ({budget} budget)", "",
+              "Generated by `python -m experiments.reproduce --budget=" + budget + " --report` from the jobs' "
+              "workdirs; no number here is typed by hand. The paper's numbers are read off its v3 text "
+              "(`../shared/METHOD.md`; bar charts +-2 points). Ours: per variant, the best (learning rate, "
+              "dropout) by mean headline metric over seeds (a diverged run counts as 0 and as a failure), "
+              "the mean and range over seeds there, and over the whole grid; the share of (setting x seed) "
+              "runs that succeed, with a 95% Wilson interval.", ""]
+    verdicts = []
+    for name, job_spec in jobs.items():
+        job = _load(root / name)
+        if job is None:
+            runs = costs.get(name, [])
+            why = ("still running or interrupted when this report was made; `python -m experiments.reproduce "
+                   f"--budget={budget} --only={name}` resumes it") if runs or (root / name).exists() else \
+                "not started in this budget's run yet"
+            missing.append(f"- `{name}` ({job_spec[0]} {job_spec[1]}): {why}.")
+            continue
+        section, ours = job_section(name, job, figures, rel, results)
+        spent = [r for r in costs.get(name, [])]
+        cost = sum(r["seconds"] for r in spent)
+        section.insert(3, f"Cost on this machine: {cost / 60:.0f} min wall clock over {len(spent)} "
+                          f"invocation(s) (`{name}.log`, `jobs.jsonl`). Plan: {job['record'].get('plan')}.")
+        section.insert(4, "")
+        v = verdict_for(job["config"]["task"], ours)
+        verdicts.append(f"- **{name}**: {v}.")
+        lines += section + [f"**Verdict ({name})**: {v}.", ""]
+    lines += ["## Verdicts", ""] + (verdicts or ["- no job has finished yet."]) + [""]
+    lines += ["## Cells not run", ""] + (missing or ["- every job of this budget has a result."]) + [""]
+    out.parent.mkdir(parents=True, exist_ok=True)
+    (figures / "results.json").parent.mkdir(parents=True, exist_ok=True)
+    (figures / "results.json").write_text(json.dumps(results, indent=1) + "\n")
+    if results:
+        with open(figures / "results.csv", "w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=list(results[0]))
+            writer.writeheader()
+            writer.writerows(results)
+    text = "\n".join(lines) + "\n"
+    out.write_text(text)
+    return text

@@ -1,0 +1,149 @@
+"""The reproduction study's numbers: the paper's results, ours aggregated, and the verdicts.
+
+Everything here is computed from workdirs' summary.json and metrics.jsonl files
+(`experiments.reproduce --report` writes docs/reproduction.md with it):
+
+- per variant, the success rate over its (learning rate x dropout x seed) cells with
+  a 95% Wilson score interval; a diverged run is a failure;
+- the best (learning rate, dropout) of a variant: the highest mean headline metric
+  over seeds, a diverged seed counting as 0; ours at the best setting and over the
+  whole grid as mean and range over seeds;
+- steps to success: the first evaluation at which a run's headline metric reached the
+  success threshold.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from typing import Optional
+
+import numpy as np
+
+# The paper's numbers (METHOD.md, read in its v3 text; bar charts +-2 points), in percent.
+PAPER_ADDITION = {  # Figure 3: share of test sequences with |error| < 0.04
+    150: {"np": 95, "irnn": 85.5, "irnn_scaled": 84, "nrnn": 85.5, "np_tanh": 84, "ornn": 8, "grnn": 8},
+    200: {"np": 94.5, "irnn": 87.5, "irnn_scaled": 79, "nrnn": 67.5, "np_tanh": 73.5, "ornn": 8, "grnn": 8},
+    300: {"np": 88, "irnn": 75, "irnn_scaled": 8, "nrnn": 65.5, "np_tanh": 30, "ornn": 8, "grnn": 8},
+    400: {"np": 83.5, "irnn": 82, "irnn_scaled": 7.5, "nrnn": 16, "np_tanh": 7.5, "ornn": 8, "grnn": 8},
+    500: {"np": 75.5, "irnn": 14.5, "irnn_scaled": 8, "nrnn": 8, "np_tanh": 8, "ornn": 8, "grnn": 8},
+}
+PAPER_MULTIPLICATION = {  # Figure 4
+    50: {"np": 98.5, "irnn": 45, "irnn_scaled": 44.5, "nrnn": 78.5, "np_tanh": 81},
+    100: {"np": 96, "irnn": 45, "irnn_scaled": 11, "nrnn": 80, "np_tanh": 85.5},
+    200: {"np": 92, "irnn": 45, "irnn_scaled": 44.5, "nrnn": 70, "np_tanh": 75},
+}
+PAPER_MNIST = {"np": 92, "irnn": 83}  # Table 2, test accuracy after 100 epochs
+PAPER_ACTION = {  # Table 3: (validation, test, learning rate); Figure 6: cells of 18 at >= 0.6
+    "irnn_scaled": (59, 56.6, 1e-3, 0), "irnn": (71, 67, 1e-2, 1), "np": (78.6, 75.2, 1e-3, 12),
+    "lstm": (80.3, 78.5, 1e-3, 13),
+}
+# Training sequences the paper's protocol sees (METHOD.md).
+PAPER_SEQUENCES = {"addition": 1_000_000, "multiplication": 10_000_000, "mnist": 6_000_000,
+                   "action_recognition": 70 * 9_537}
+
+
+def wilson_interval(successes: int, trials: int, z: float = 1.959963984540054) -> tuple:
+    """The Wilson score interval of a binomial proportion (95% by default); (0, 1) for no trials."""
+    if trials == 0:
+        return (0.0, 1.0)
+    p = successes / trials
+    denominator = 1 + z * z / trials
+    center = (p + z * z / (2 * trials)) / denominator
+    half = z * math.sqrt(p * (1 - p) / trials + z * z / (4 * trials * trials)) / denominator
+    return (max(0.0, center - half), min(1.0, center + half))
+
+
+def _value(record: dict, metric: str) -> float:
+    """A run's headline metric, 0 for a diverged run (it failed)."""
+    if record.get("diverged") or record.get(metric) is None:
+        return 0.0
+    return float(record[metric])
+
+
+def succeeded(record: dict, metric: str, threshold: float) -> bool:
+    return not record.get("diverged") and record.get(metric) is not None and record[metric] >= threshold
+
+
+def _stats(values) -> dict:
+    values = np.asarray(values, float)
+    return {"mean": float(values.mean()), "min": float(values.min()), "max": float(values.max()),
+            "n": int(values.size)}
+
+
+def variant_summary(summary: list, init: str, metric: str, threshold: float) -> dict:
+    """Aggregates one variant's runs (records of summary.json) of one experiment.
+
+    Returns ``best`` (learning_rate, dropout and the mean/min/max/n of ``metric`` over the
+    seeds there), ``grid`` (mean/min/max/n over every run), ``successes``, ``runs``,
+    ``wilson`` (95% interval of the success rate), ``diverged`` and ``by_setting``
+    (``{(lr, dropout): {"mean", "successes", "runs"}}``).
+    """
+    records = [r for r in summary if r["init"] == init]
+    if not records:
+        raise ValueError(f"no runs of {init!r} in the summary")
+    groups = defaultdict(list)
+    for r in records:
+        groups[(r["learning_rate"], r.get("dropout", 0.0))].append(r)
+    by_setting = {key: {"mean": float(np.mean([_value(r, metric) for r in rs])),
+                        "successes": sum(succeeded(r, metric, threshold) for r in rs), "runs": len(rs)}
+                  for key, rs in groups.items()}
+    # best: highest mean; ties go to the smaller learning rate, then the smaller dropout
+    best_key = max(sorted(by_setting), key=lambda key: by_setting[key]["mean"])
+    successes = sum(succeeded(r, metric, threshold) for r in records)
+    return {"best": {"learning_rate": best_key[0], "dropout": best_key[1],
+                     **_stats([_value(r, metric) for r in groups[best_key]])},
+            "grid": _stats([_value(r, metric) for r in records]),
+            "successes": successes, "runs": len(records), "wilson": wilson_interval(successes, len(records)),
+            "diverged": sum(bool(r.get("diverged")) for r in records), "by_setting": by_setting}
+
+
+def steps_to_success(rows: list, init: str, learning_rate: float, dropout: float, metric: str,
+                     threshold: float) -> dict:
+    """``{seed: first evaluation step with metric >= threshold, or None}`` of one setting."""
+    out = {}
+    for r in sorted(rows, key=lambda r: r["step"]):
+        if r["init"] != init or r["learning_rate"] != learning_rate or r.get("dropout", 0.0) != dropout:
+            continue
+        out.setdefault(r["seed"], None)
+        if out[r["seed"]] is None and succeeded(r, metric, threshold):
+            out[r["seed"]] = r["step"]
+    return out
+
+
+def curve(rows: list, init: str, learning_rate: float, dropout: float, metric: str) -> dict:
+    """Median, min and max over seeds of ``metric`` at every evaluation step (diverged: 0)."""
+    by_step = defaultdict(list)
+    for r in rows:
+        if r["init"] == init and r["learning_rate"] == learning_rate and r.get("dropout", 0.0) == dropout:
+            by_step[r["step"]].append(_value(r, metric))
+    steps = sorted(by_step)
+    return {"steps": steps, "median": [float(np.median(by_step[s])) for s in steps],
+            "min": [float(np.min(by_step[s])) for s in steps], "max": [float(np.max(by_step[s])) for s in steps]}
+
+
+def verdict(ours: dict, favoured: str, others: list, paper_says: str) -> str:
+    """Plain verdict on the paper's claim that ``favoured`` beats ``others``, from the
+    success rates' Wilson intervals: agrees when ``favoured``'s interval lies above every
+    other's, disagrees when some other's lies above ``favoured``'s, else cannot tell."""
+    if favoured not in ours:
+        return "cannot tell: the favoured variant was not run"
+    lo, hi = ours[favoured]["wilson"]
+    present = [o for o in others if o in ours]
+    above = [o for o in present if ours[o]["wilson"][0] > hi]
+    if above:
+        return (f"disagrees: {', '.join(above)} succeeded more often than {favoured} "
+                f"(95% intervals apart), where the paper says {paper_says}")
+    if present and all(ours[o]["wilson"][1] < lo for o in present):
+        return f"agrees: {favoured} succeeded more often than {', '.join(present)} (95% intervals apart)"
+    return ("cannot tell at this budget: the success rates' 95% intervals overlap "
+            f"({favoured} {ours[favoured]['successes']}/{ours[favoured]['runs']}; "
+            + ", ".join(f"{o} {ours[o]['successes']}/{ours[o]['runs']}" for o in present) + ")")
+
+
+def fmt_interval(interval: tuple) -> str:
+    return f"[{100 * interval[0]:.0f}, {100 * interval[1]:.0f}]%"
+
+
+def fmt_pct(value: Optional[float]) -> str:
+    return "-" if value is None else f"{100 * value:.1f}"

@@ -1,0 +1,115 @@
+"""The study's aggregation against hand-computed values."""
+
+import math
+
+import pytest
+
+from nprnn_jax import study
+
+
+def test_wilson_interval_against_hand_computed_values():
+    # 7 of 10, z = 1.96: center (0.7 + 0.19208) / 1.38415 = 0.64450, half 0.24771
+    low, high = study.wilson_interval(7, 10)
+    assert low == pytest.approx(0.39677, abs=1e-4) and high == pytest.approx(0.89222, abs=1e-4)
+    low, high = study.wilson_interval(0, 9)  # 0 of 9: [0, 3.8416 / 12.8416]
+    assert low == 0.0 and high == pytest.approx(3.8415 / 12.8415, abs=1e-4)
+    assert study.wilson_interval(9, 9)[1] == 1.0 and study.wilson_interval(9, 9)[0] == pytest.approx(1 - 3.8415 / 12.8415, abs=1e-4)
+    assert study.wilson_interval(0, 0) == (0.0, 1.0)
+
+
+def records():
+    # np: lr 0.01 shares 0.9, 0.6, diverged; lr 0.1: 0.2, 0.3, 0.1
+    # irnn: lr 0.01: 0.4, 0.55, 0.45; lr 0.1: 0.5, 0.5, 0.52
+    out = []
+    for init, lr, values in (("np", 0.01, [0.9, 0.6, None]), ("np", 0.1, [0.2, 0.3, 0.1]),
+                             ("irnn", 0.01, [0.4, 0.55, 0.45]), ("irnn", 0.1, [0.5, 0.5, 0.52])):
+        for seed, value in enumerate(values):
+            out.append({"init": init, "learning_rate": lr, "dropout": 0.0, "seed": seed,
+                        "test_accuracy": value, "diverged": value is None})
+    return out
+
+
+def test_variant_summary_success_rate_best_setting_and_grid():
+    np_summary = study.variant_summary(records(), "np", "test_accuracy", 0.5)
+    # successes: 0.9, 0.6 (the diverged run is a failure) -> 2 of 6
+    assert (np_summary["successes"], np_summary["runs"], np_summary["diverged"]) == (2, 6, 1)
+    assert np_summary["wilson"] == study.wilson_interval(2, 6)
+    # best: lr 0.01, mean (0.9 + 0.6 + 0) / 3 = 0.5 beats lr 0.1's 0.2
+    assert np_summary["best"]["learning_rate"] == 0.01
+    assert np_summary["best"]["mean"] == pytest.approx(0.5) and np_summary["best"]["min"] == 0.0
+    assert np_summary["best"]["max"] == pytest.approx(0.9) and np_summary["best"]["n"] == 3
+    assert np_summary["grid"]["mean"] == pytest.approx((0.9 + 0.6 + 0 + 0.2 + 0.3 + 0.1) / 6)
+    irnn = study.variant_summary(records(), "irnn", "test_accuracy", 0.5)
+    # successes: 0.55, 0.5, 0.5, 0.52 -> 4 of 6; best lr 0.1 (mean 0.50667 > 0.46667)
+    assert irnn["successes"] == 4 and irnn["best"]["learning_rate"] == 0.1
+    assert irnn["best"]["mean"] == pytest.approx(1.52 / 3)
+    assert irnn["by_setting"][(0.01, 0.0)] == {"mean": pytest.approx(1.4 / 3), "successes": 1, "runs": 3}
+
+
+def test_ties_go_to_the_smaller_learning_rate():
+    rows = [{"init": "np", "learning_rate": lr, "seed": 0, "test_accuracy": 0.5, "diverged": False}
+            for lr in (0.1, 0.01)]
+    assert study.variant_summary(rows, "np", "test_accuracy", 0.5)["best"]["learning_rate"] == 0.01
+
+
+def test_steps_to_success_and_curves():
+    rows = []
+    for step, values in ((0, [0.1, 0.1]), (10, [0.6, 0.2]), (20, [0.4, 0.7])):
+        for seed, value in enumerate(values):
+            rows.append({"init": "np", "learning_rate": 0.01, "dropout": 0.0, "seed": seed, "step": step,
+                         "test_accuracy": value, "diverged": False})
+    assert study.steps_to_success(rows, "np", 0.01, 0.0, "test_accuracy", 0.5) == {0: 10, 1: 20}
+    assert study.steps_to_success(rows, "np", 0.01, 0.0, "test_accuracy", 0.8) == {0: None, 1: None}
+    c = study.curve(rows, "np", 0.01, 0.0, "test_accuracy")
+    assert c["steps"] == [0, 10, 20] and c["median"] == pytest.approx([0.1, 0.4, 0.55])
+    assert c["min"] == pytest.approx([0.1, 0.2, 0.4]) and c["max"] == pytest.approx([0.1, 0.6, 0.7])
+
+
+def test_verdicts():
+    def summary(k, n):
+        return {"successes": k, "runs": n, "wilson": study.wilson_interval(k, n)}
+    assert study.verdict({"np": summary(9, 9), "irnn": summary(0, 9)}, "np", ["irnn"], "np wins").startswith("agrees")
+    assert study.verdict({"np": summary(0, 9), "irnn": summary(9, 9)}, "np", ["irnn"], "np wins").startswith(
+        "disagrees: irnn")
+    text = study.verdict({"np": summary(4, 9), "irnn": summary(5, 9)}, "np", ["irnn"], "np wins")
+    assert text.startswith("cannot tell") and "np 4/9" in text and "irnn 5/9" in text
+    assert math.isclose(study.wilson_interval(9, 9)[0], 0.70085, abs_tol=1e-4)
+
+
+def _write_workdir(path, task_config, summary, rows):
+    import json
+    path.mkdir(parents=True)
+    (path / "config.json").write_text(json.dumps({"version": 2, "config": task_config, "plan": {"devices": 1},
+                                                  "task": {"name": task_config["task"], "num_train": 40}}))
+    (path / "summary.json").write_text(json.dumps(summary))
+    (path / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+
+def test_report_from_tiny_workdirs(tmp_path):
+    import json
+    from experiments import study_report
+
+    summary = records()
+    rows = [dict(r, step=step, **({"test_accuracy": (0.0 if step == 0 else r["test_accuracy"])}
+                                  if not r["diverged"] else {}))
+            for r in summary for step in (0, 100)]
+    config = {"task": "addition", "seq_len": 150, "inits": ["np", "irnn"], "num_steps": 100, "batch_size": 16,
+              "dropout_rates": [0.0], "optimizer": "sgd", "per_init": {}}
+    root = tmp_path / "cpu"
+    _write_workdir(root / "addition_T150", config, summary, rows)
+    (root / "jobs.jsonl").write_text(json.dumps({"job": "addition_T150", "seconds": 120.0, "exit": 0}) + "\n")
+    jobs = {"addition_T150": ("addition", "cpu_T150", []), "addition_T200": ("addition", "cpu_T200", [])}
+    text = study_report.write(root, jobs, tmp_path / "docs" / "reproduction.md", "cpu")
+    # np: paper 95%; best lr 0.01, mean 50.0% (range 0-90); grid mean 35%; 2/6 succeed, Wilson [10, 70]%
+    low, high = study.wilson_interval(2, 6)
+    assert (f"| np | 95% | lr 0.01 | 50.0% (0.0-90.0) | 35.0% (0.0-90.0) | 2/6 [{100 * low:.0f}, "
+            f"{100 * high:.0f}]% | 1/6 | 100 (2/3 seeds) |") in text
+    assert "| irnn | 85.5% | lr 0.1 | 50.7% (50.0-52.0) |" in text
+    assert "1,600 training sequences, 0.2% of the paper's 1,000,000" in text
+    assert "Cost on this machine: 2 min" in text
+    assert "`addition_T200` (addition cpu_T200): not started" in text
+    assert "**addition_T150**: cannot tell at this budget" in text and "np 2/6" in text and "irnn 4/6" in text
+    results = json.loads((tmp_path / "docs" / "reproduction" / "results.json").read_text())
+    assert {r["variant"]: r["successes"] for r in results} == {"np": 2, "irnn": 4}
+    for name in ("addition_T150_lr_variant.png", "addition_T150_curves.png", "results.csv"):
+        assert (tmp_path / "docs" / "reproduction" / name).is_file()
