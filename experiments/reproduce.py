@@ -23,6 +23,8 @@ import time
 
 from absl import app, flags
 
+from experiments.study_report import jobs
+
 flags.DEFINE_enum("budget", "cpu", ["cpu", "paper"], "cpu: the study on 2 CPU cores (about 1.5-2 h); "
                   "paper: the paper's own budgets (an accelerator's days).")
 flags.DEFINE_string("only", "", "Comma list of job names to run (default: all of the budget).")
@@ -34,28 +36,6 @@ flags.DEFINE_string("report_path", "docs/reproduction.md", "Where the report goe
 
 FLAGS = flags.FLAGS
 CONFIGS = "experiments/configs"
-
-
-def jobs(budget: str) -> dict:
-    """Job name -> (binary, config variant, extra overrides), in the order they run."""
-    if budget == "cpu":
-        out = {
-            "addition_T150": ("addition", "cpu_T150", []),
-            "addition_T150_whx_input": ("addition", "cpu_T150", ["--config.inits=np,irnn",
-                                                                 "--config.input_init_n=input"]),
-            "multiplication_T50": ("multiplication", "cpu_T50", []),
-            "mnist": ("mnist", "cpu", []),
-        }
-        for name in ("BasicMotions", "GunPoint", "PickupGestureWiimoteZ"):
-            out[f"action_{name}"] = ("action_recognition", f"cpu_{name}", [])
-        out["addition_T200"] = ("addition", "cpu_T200", [])
-        out["multiplication_T100"] = ("multiplication", "cpu_T100", [])
-        return out
-    out = {f"addition_T{t}": ("addition", f"paper_T{t}", []) for t in (150, 200, 300, 400, 500)}
-    out.update({f"multiplication_T{t}": ("multiplication", f"paper_T{t}", []) for t in (50, 100, 200)})
-    out["mnist"] = ("mnist", "paper", [])
-    out["action_ucf101"] = ("action_recognition", "paper", [])
-    return out
 
 
 def command(job: tuple, workdir: pathlib.Path) -> list:

@@ -22,6 +22,28 @@ SUCCESS_TEXT = {"addition": "share within 0.04 >= 50%", "multiplication": "share
                 "action_recognition": "test accuracy >= 60% (the threshold of the paper's Figure 6)"}
 
 
+def jobs(budget: str) -> dict:
+    """Job name -> (binary, config variant, extra overrides), in the order they run."""
+    if budget == "cpu":
+        out = {
+            "addition_T150": ("addition", "cpu_T150", []),
+            "addition_T150_whx_input": ("addition", "cpu_T150", ["--config.inits=np,irnn",
+                                                                 "--config.input_init_n=input"]),
+            "multiplication_T50": ("multiplication", "cpu_T50", []),
+            "mnist": ("mnist", "cpu", []),
+        }
+        for name in ("BasicMotions", "GunPoint", "PickupGestureWiimoteZ"):
+            out[f"action_{name}"] = ("action_recognition", f"cpu_{name}", [])
+        out["addition_T200"] = ("addition", "cpu_T200", [])
+        out["multiplication_T100"] = ("multiplication", "cpu_T100", [])
+        return out
+    out = {f"addition_T{t}": ("addition", f"paper_T{t}", []) for t in (150, 200, 300, 400, 500)}
+    out.update({f"multiplication_T{t}": ("multiplication", f"paper_T{t}", []) for t in (50, 100, 200)})
+    out["mnist"] = ("mnist", "paper", [])
+    out["action_ucf101"] = ("action_recognition", "paper", [])
+    return out
+
+
 def _load(workdir: pathlib.Path) -> Optional[dict]:
     if not (workdir / "summary.json").is_file():
         return None
@@ -186,6 +208,42 @@ def job_section(name: str, job: dict, figures: pathlib.Path, rel: str, results: 
     return lines, ours
 
 
+# One training step's latency per timestep on one H100 for a grid of up to 64 vmapped runs of
+# one init (BENCHMARKS.md, 2026-11-24: 64 seeds, batch 16, T=400: 8.2 ms a step, one seed about
+# 25 us per timestep): the GPU estimate below scales it by steps x T, an ESTIMATE, not a measurement.
+H100_US_PER_TIMESTEP = 25.0
+
+
+def paper_budget_lines(measured: dict) -> list:
+    """The paper budget's cost: on this CPU from the cpu jobs' measured cost per
+    (run x step x timestep), on one H100 from `H100_US_PER_TIMESTEP` (estimates)."""
+    from nprnn_jax import config as config_lib
+
+    rates = [m["us"] for m in measured.values()]
+    cpu_us = float(np.median(rates)) if rates else None
+    lines = ["## The paper budget: what it would cost", "",
+             "`python -m experiments.reproduce --budget=paper` runs the paper's protocols as its `paper_*` "
+             "configs state them. Cost estimates: CPU from the median measured cost per (run x step x "
+             "timestep) of the finished cpu jobs of this report"
+             + (f" ({cpu_us:.1f} us)" if cpu_us else " (none finished yet)")
+             + f"; one H100 from {H100_US_PER_TIMESTEP:g} us per timestep for a whole grid of one init "
+             "(up to 64 vmapped runs cost about one run's time; BENCHMARKS.md). Both are estimates, "
+             "not measurements; the LSTM costs several times more.", "",
+             "| job | runs (inits x settings x seeds) | steps | T | this CPU (h, estimate) | one H100 (h, estimate) |",
+             "|---|---|---|---|---|---|"]
+    for name, (binary, variant, _) in jobs("paper").items():
+        module = __import__(f"experiments.configs.{binary}", fromlist=["get_config"])
+        c = config_lib.validate(module.get_config(variant))
+        seq = c.seq_len if binary in config_lib.MARKED_PAIR else {"mnist": 784}.get(binary, 100)
+        settings = sum(len(config_lib.init_settings(c, i)["learning_rates"]) for i in c.inits) * len(c.dropout_rates)
+        runs = settings * c.num_seeds
+        cpu = "-" if cpu_us is None else f"{runs * c.num_steps * seq * cpu_us * 1e-6 / 3600:,.0f}"
+        gpu = len(c.inits) * c.num_steps * seq * H100_US_PER_TIMESTEP * 1e-6 / 3600
+        lines.append(f"| {name} | {runs} | {c.num_steps:,} | {seq}{'' if binary != 'action_recognition' else ' (UCF101: assumed)'} "
+                     f"| {cpu} | {gpu:,.1f} |")
+    return lines + [""]
+
+
 def verdict_for(task: str, ours: dict) -> str:
     if task in ("addition", "multiplication"):
         return study.verdict(ours, "np", ["irnn", "irnn_scaled"], "np-RNN succeeds at least as often")
@@ -207,7 +265,7 @@ def write(root: pathlib.Path, jobs: dict, out: pathlib.Path, budget: str) -> str
               "dropout) by mean headline metric over seeds (a diverged run counts as 0 and as a failure), "
               "the mean and range over seeds there, and over the whole grid; the share of (setting x seed) "
               "runs that succeed, with a 95% Wilson interval.", ""]
-    verdicts = []
+    verdicts, measured = [], {}
     for name, job_spec in jobs.items():
         job = _load(root / name)
         if job is None:
@@ -220,6 +278,10 @@ def write(root: pathlib.Path, jobs: dict, out: pathlib.Path, budget: str) -> str
         section, ours = job_section(name, job, figures, rel, results)
         spent = [r for r in costs.get(name, [])]
         cost = sum(r["seconds"] for r in spent)
+        c = job["config"]
+        if cost and c["task"] in ("addition", "multiplication", "mnist"):
+            seq = c.get("seq_len", 784)
+            measured[name] = {"us": cost * 1e6 / (len(job["summary"]) * c["num_steps"] * seq)}
         section.insert(3, f"Cost on this machine: {cost / 60:.0f} min wall clock over {len(spent)} "
                           f"invocation(s) (`{name}.log`, `jobs.jsonl`). Plan: {job['record'].get('plan')}.")
         section.insert(4, "")
@@ -228,6 +290,10 @@ def write(root: pathlib.Path, jobs: dict, out: pathlib.Path, budget: str) -> str
         lines += section + [f"**Verdict ({name})**: {v}.", ""]
     lines += ["## Verdicts", ""] + (verdicts or ["- no job has finished yet."]) + [""]
     lines += ["## Cells not run", ""] + (missing or ["- every job of this budget has a result."]) + [""]
+    if budget == "cpu":
+        lines += ["- Addition T = 300, 400, 500 and multiplication T = 200 are not in the cpu budget (their cost "
+                  "follows below); no accelerator was lent to run them.", ""]
+        lines += paper_budget_lines(measured)
     out.parent.mkdir(parents=True, exist_ok=True)
     (figures / "results.json").parent.mkdir(parents=True, exist_ok=True)
     (figures / "results.json").write_text(json.dumps(results, indent=1) + "\n")
