@@ -297,7 +297,13 @@ def cut_steps(settings: dict, num_steps: int, where: str = "") -> tuple:
         return ()
     steps = tuple(settings["lr_cut_steps"]) or tuple(
         round(c * num_steps / (settings["lr_num_cuts"] + 1)) for c in range(1, settings["lr_num_cuts"] + 1))
-    if list(steps) != sorted(set(steps)) or steps[0] < 1 or steps[-1] >= num_steps:
+    return check_cut_steps(steps, num_steps, where)
+
+
+def check_cut_steps(steps: tuple, num_steps: int, where: str = "") -> tuple:
+    """``steps`` if they are increasing steps in [1, num_steps), else `ConfigError`."""
+    steps = tuple(steps)
+    if steps and (list(steps) != sorted(set(steps)) or steps[0] < 1 or steps[-1] >= num_steps):
         raise ConfigError(f"{where}lr_cut_steps={steps}: must be increasing steps in [1, num_steps={num_steps})")
     return steps
 

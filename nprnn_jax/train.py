@@ -93,11 +93,7 @@ class TrainConfig:
             raise ValueError(f"num_steps={self.num_steps} must be a multiple of "
                              f"eval_every={self.eval_every} (every segment has the same length, "
                              "so the grid compiles once)")
-        steps = tuple(self.lr_cut_steps)
-        object.__setattr__(self, "lr_cut_steps", steps)
-        if steps:
-            config_lib.cut_steps({"lr_schedule": "step", "lr_cut_steps": steps, "lr_num_cuts": len(steps)},
-                                 self.num_steps)
+        object.__setattr__(self, "lr_cut_steps", config_lib.check_cut_steps(self.lr_cut_steps, self.num_steps))
 
 
 class TrainState(NamedTuple):
