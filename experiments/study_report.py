@@ -92,7 +92,7 @@ def _plot_heatmap(matrix, row_labels, col_labels, path, title, cbar="mean over s
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(1.2 + 0.9 * len(col_labels), 1.0 + 0.45 * len(row_labels)))
+    fig, ax = plt.subplots(figsize=(max(5.0, 2.0 + 0.9 * len(col_labels)), 1.4 + 0.45 * len(row_labels)))
     image = ax.imshow(matrix, vmin=0, vmax=1, cmap="viridis", aspect="auto")
     ax.set_xticks(range(len(col_labels)), col_labels, fontsize=8)
     ax.set_yticks(range(len(row_labels)), row_labels, fontsize=8)
@@ -102,6 +102,7 @@ def _plot_heatmap(matrix, row_labels, col_labels, path, title, cbar="mean over s
             if value is not None and np.isfinite(value):
                 ax.text(j, i, f"{100 * value:.0f}", ha="center", va="center", fontsize=7,
                         color="white" if value < 0.6 else "black")
+    ax.set_xlabel("learning rate", fontsize=8)
     ax.set_title(title, fontsize=9)
     fig.colorbar(image, ax=ax, label=cbar, fraction=0.05)
     fig.tight_layout()
@@ -182,7 +183,7 @@ def job_section(name: str, job: dict, figures: pathlib.Path, rel: str, results: 
             matrix = [[grid.get((lr, d), {}).get("mean") for lr in lrs] for d in c["dropout_rates"]]
             file = f"{name}_{init}_lr_dropout.png"
             _plot_heatmap(matrix, [f"dropout {d:g}" for d in c["dropout_rates"]], [f"{lr:g}" for lr in lrs],
-                          figures / file, f"{name}: {init}, mean test accuracy (%)")
+                          figures / file, f"{name}: {init}, test accuracy (%)")
             cells = sum(1 for row in matrix for v in row if v is not None and v >= 0.6)
             paper_cells = study.PAPER_ACTION.get(init, (None,) * 4)[3]
             lines.append(f"- {init}: {cells} of {len(lrs) * len(c['dropout_rates'])} (learning rate, dropout) "
@@ -196,7 +197,7 @@ def job_section(name: str, job: dict, figures: pathlib.Path, rel: str, results: 
                   for init in inits]
         file = f"{name}_lr_variant.png"
         _plot_heatmap(matrix, inits, [f"{lr:g}" for lr in lrs], figures / file,
-                      f"{name}: mean {metric} (%) per learning rate and variant")
+                      f"{name}: {'share within 0.04' if task in ('addition', 'multiplication') else 'test accuracy'} (%)")
         lines += [f"![learning rate x variant]({rel}/{file})", ""]
     curves = {f"{init} (lr {ours[init]['best']['learning_rate']:g})":
               study.curve(job["rows"], init, ours[init]["best"]["learning_rate"], ours[init]["best"]["dropout"], metric)
