@@ -28,6 +28,7 @@ N is ``shape[-1]``.
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Callable, Sequence
 
@@ -62,6 +63,25 @@ orthogonal = jax.nn.initializers.orthogonal
 zeros = jax.nn.initializers.zeros
 
 
+def _looks_like_key(value) -> bool:
+    if not isinstance(value, (jax.Array, np.ndarray)):
+        return False
+    dtype = value.dtype
+    return jnp.issubdtype(dtype, jax.dtypes.prng_key) or (dtype == np.uint32 and value.shape[-1:] == (2,))
+
+
+def _builder(fn):
+    """Marks a builder: called like an initializer (with a PRNG key), it says to call it first."""
+    @functools.wraps(fn)
+    def build(*args, **kwargs):
+        if args and _looks_like_key(args[0]):
+            raise TypeError(
+                f"{fn.__name__} is a builder of initializers: call it first, e.g. "
+                f"kernel_init=initializers.{fn.__name__}() (it was given a PRNG key, as an initializer is)")
+        return fn(*args, **kwargs)
+    return build
+
+
 def _square_size(shape: Sequence[int], name: str) -> int:
     shape = tuple(shape)
     if len(shape) != 2 or shape[0] != shape[1]:
@@ -94,6 +114,7 @@ def _compute_dtype(dtype) -> jnp.dtype:
     return jnp.dtype(jnp.float32)
 
 
+@_builder
 def identity(gain: float = 1.0) -> Initializer:
     """The (scaled) identity: ``W = gain * I``.
 
@@ -120,6 +141,7 @@ def identity(gain: float = 1.0) -> Initializer:
     return init
 
 
+@_builder
 def positive_definite(add_identity: bool = True) -> Initializer:
     """A random symmetric positive (semi-)definite matrix ``R^T R / N (+ I)``.
 
@@ -132,8 +154,9 @@ def positive_definite(add_identity: bool = True) -> Initializer:
         reimplementation's).
 
     Returns:
-      ``init(key, shape, dtype)`` for square shapes (N, N). The matrix is
-      exactly symmetric (it is symmetrized after the product).
+      ``init(key, shape, dtype)`` for square shapes (N, N), marked
+      ``init.symmetric = True``: the matrix is exactly symmetric (it is
+      symmetrized after the product).
     """
 
     def init(key, shape, dtype=jnp.float32):
@@ -146,20 +169,24 @@ def positive_definite(add_identity: bool = True) -> Initializer:
             a = a + jnp.eye(n, dtype=work)
         return a.astype(dtype)
 
+    init.symmetric = True  # by construction: eigen_normalized need not check it
     return init
 
 
-def _raise_if_asymmetric(asymmetry, tolerance):
-    asymmetry = np.asarray(asymmetry)
-    if np.any(asymmetry > tolerance):
+def _raise_if_asymmetric(b, tolerance):
+    b = np.asarray(b, np.float64)
+    scale = np.abs(b).max()
+    asymmetry = np.abs(b - b.T).max() / (scale if scale > 0 else 1.0)
+    if asymmetry > tolerance:
         raise ValueError(
             "eigen_normalized: the base initializer returned a non-symmetric "
-            f"matrix (max |W - W^T| / max |W| = {float(asymmetry.max()):.3g} > "
+            f"matrix (max |W - W^T| / max |W| = {float(asymmetry):.3g} > "
             f"{tolerance:g}); eigen_normalized only accepts initializers of "
             "symmetric matrices."
         )
 
 
+@_builder
 def eigen_normalized(base: Initializer, target: float = 1.0) -> Initializer:
     """Rescales a symmetric initializer so that its largest eigenvalue is ``target``.
 
@@ -174,28 +201,35 @@ def eigen_normalized(base: Initializer, target: float = 1.0) -> Initializer:
 
     Returns:
       ``init(key, shape, dtype)``. A non-symmetric output of ``base`` raises
-      ``ValueError`` (eagerly; under `jit` the same message is raised from a
-      host callback when the program runs).
+      ``ValueError``: eagerly on the output itself; under `jit` (where the output
+      is not known until run time) on ``base``'s output for a fixed probe key,
+      computed while tracing. A base that declares itself symmetric by
+      construction (``base.symmetric = True``, as `positive_definite` does) is
+      not checked, so the traced program holds no host callback (`jax.export`
+      works).
     """
+    checked = not getattr(base, "symmetric", False)
 
     def init(key, shape, dtype=jnp.float32):
         _square_size(shape, "eigen_normalized")
         work = _compute_dtype(dtype)
         b = jnp.asarray(base(key, shape, work), work)
-        scale = jnp.max(jnp.abs(b))
         tolerance = 100 * float(jnp.finfo(work).eps)
-        asymmetry = jnp.max(jnp.abs(b - b.T)) / jnp.where(scale > 0, scale, 1)
-        if isinstance(asymmetry, jax.core.Tracer):
-            jax.debug.callback(_raise_if_asymmetric, asymmetry, tolerance)
-        else:
-            _raise_if_asymmetric(asymmetry, tolerance)
+        if checked:
+            if isinstance(b, jax.core.Tracer):
+                with jax.ensure_compile_time_eval():
+                    _raise_if_asymmetric(base(jax.random.PRNGKey(0), shape, work), tolerance)
+            else:
+                _raise_if_asymmetric(b, tolerance)
         b = 0.5 * (b + b.T)
         lambda_max = jnp.linalg.eigvalsh(b)[-1]
         return (b * (target / lambda_max)).astype(dtype)
 
+    init.symmetric = True
     return init
 
 
+@_builder
 def np_init(add_identity: bool = True) -> Initializer:
     """The np initialization (Talathi & Vartak, arXiv:1511.03771, Eq. 9).
 
@@ -219,6 +253,7 @@ def np_init(add_identity: bool = True) -> Initializer:
     return eigen_normalized(positive_definite(add_identity=add_identity), 1.0)
 
 
+@_builder
 def spectral_normalized(base: Initializer, target: float = 1.0) -> Initializer:
     """Rescales any square initializer so that its spectral radius is ``target``.
 
@@ -246,6 +281,7 @@ def spectral_normalized(base: Initializer, target: float = 1.0) -> Initializer:
     return init
 
 
+@_builder
 def gaussian(gain: float = 1.0) -> Initializer:
     """I.i.d. ``N(0, gain^2 / N)`` entries for a square ``(N, N)`` matrix.
 
@@ -264,6 +300,7 @@ def gaussian(gain: float = 1.0) -> Initializer:
     return init
 
 
+@_builder
 def nrnn_init() -> Initializer:
     """The nRNN baseline of Talathi & Vartak (Table 1): a random Gaussian matrix
     normalized so that its largest eigenvalue modulus is 1.
@@ -289,6 +326,7 @@ def random_walk_gain(hidden_size: int) -> float:
     return math.sqrt(2.0) * math.exp(1.2 / (max(hidden_size, 6) - 2.4))
 
 
+@_builder
 def random_walk_normal(n_from: str = "fan_out") -> Initializer:
     """Input weights ``N(0, alpha^2 / N)`` with the random-walk gain ``alpha = random_walk_gain(N)``.
 

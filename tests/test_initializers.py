@@ -106,10 +106,34 @@ def test_eigen_normalized_rejects_non_symmetric_eagerly():
         inits.eigen_normalized(base)(KEY, (4, 4))
 
 
-def test_eigen_normalized_rejects_non_symmetric_under_jit():
+def test_eigen_normalized_rejects_non_symmetric_under_jit_with_the_documented_value_error():
     init = inits.eigen_normalized(jax.nn.initializers.normal(1.0))
-    with pytest.raises(Exception, match="non-symmetric"):
+    with pytest.raises(ValueError, match="eigen_normalized: the base initializer returned a non-symmetric"):
         jax.jit(lambda k: init(k, (4, 4)))(KEY).block_until_ready()
+
+
+def test_np_init_exports_without_host_callbacks():
+    # the base is symmetric by construction: no check, no callback in the program
+    exported = jax.export.export(jax.jit(lambda k: inits.np_init()(k, (8, 8))))(
+        jax.ShapeDtypeStruct((2,), jnp.uint32))
+    w = exported.call(jax.random.PRNGKey(3))
+    np.testing.assert_allclose(w, inits.np_init()(jax.random.PRNGKey(3), (8, 8)), rtol=1e-6)
+    program = jax.jit(lambda k: inits.np_init()(k, (8, 8))).lower(jax.random.PRNGKey(0)).as_text()
+    assert not re.search(r"custom_call @\w*callback", program)  # host callbacks cannot be exported
+    # a base that does not declare symmetry is checked while tracing, also without a callback
+    checked = inits.eigen_normalized(lambda k, s, d=jnp.float32: inits.positive_definite()(k, s, d))
+    program = jax.jit(lambda k: checked(k, (4, 4))).lower(jax.random.PRNGKey(0)).as_text()
+    assert not re.search(r"custom_call @\w*callback", program)
+
+
+@pytest.mark.parametrize("builder", ["identity", "positive_definite", "np_init", "nrnn_init", "gaussian",
+                                     "random_walk_normal"])
+def test_an_uncalled_builder_says_to_call_it(builder):
+    with pytest.raises(TypeError, match=f"{builder} is a builder of initializers: call it first, e.g. "
+                                        f"kernel_init=initializers.{builder}\\(\\)"):
+        getattr(inits, builder)(jax.random.key(0), (4, 4), jnp.float32)
+    with pytest.raises(TypeError, match="is a builder"):
+        getattr(inits, builder)(jax.random.PRNGKey(0), (4, 4))
 
 
 def test_eigen_normalized_target_and_composition():
