@@ -151,18 +151,21 @@ class SequenceDataset:
 
 
 def _fill_missing(series: np.ndarray) -> np.ndarray:
-    """Trailing NaN is padding (cut); interior NaN takes the last value seen
-    (the next one at the start). Returns the series up to its last value."""
+    """Trailing steps with a missing value are padding (cut after the last step
+    where every channel has a value); then, channel by channel, a missing value
+    takes the last value of its channel seen before it, or, before the channel's
+    first value, that first value. Returns ``[length, channels]``."""
     finite = np.isfinite(series).all(axis=-1)
     if not finite.any():
         return series[:0]
     series = series[: np.nonzero(finite)[0][-1] + 1].copy()
-    finite = finite[: len(series)]
-    first = np.argmax(finite)
-    series[:first] = series[first]
-    for t in range(first + 1, len(series)):
-        if not finite[t]:
-            series[t] = np.where(np.isfinite(series[t]), series[t], series[t - 1])
+    for channel in series.T:  # views: filled in place
+        present = np.isfinite(channel)
+        first = np.argmax(present)
+        channel[:first] = channel[first]
+        for t in range(first + 1, len(channel)):
+            if not present[t]:
+                channel[t] = channel[t - 1]
     return series
 
 

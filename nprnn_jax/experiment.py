@@ -9,8 +9,10 @@ trains every init's grid (`nprnn_jax.runner`) and writes the report
 from __future__ import annotations
 
 import json
+import math
 import os
 import pathlib
+from typing import Optional
 
 from nprnn_jax import config as config_lib
 from nprnn_jax import datasets, parallel, report, rnn, runner, tasks
@@ -18,13 +20,23 @@ from nprnn_jax import workdir as workdir_lib
 from nprnn_jax.train import TrainConfig
 
 
+# Where the data are looked for when neither config.data_dir nor $NPRNN_DATA_DIR says:
+# beside a source checkout (this file's ../../shared/data), then ../shared/data from the
+# current directory.
+DEFAULT_DATA_DIRS = (pathlib.Path(__file__).resolve().parents[2] / "shared" / "data",
+                     pathlib.Path("../shared/data"))
+
+
 def data_dir(config) -> pathlib.Path:
-    """``config.data_dir``, else $NPRNN_DATA_DIR, else ../shared/data; must exist."""
-    path = pathlib.Path(config.data_dir or os.environ.get("NPRNN_DATA_DIR", "../shared/data"))
-    if not path.is_dir():
-        raise config_lib.ConfigError(f"data directory {str(path)!r} not found "
-                                     "(set --config.data_dir or NPRNN_DATA_DIR)")
-    return path
+    """``config.data_dir``, else $NPRNN_DATA_DIR, else the first of `DEFAULT_DATA_DIRS` that exists."""
+    given = config.data_dir or os.environ.get("NPRNN_DATA_DIR")
+    candidates = [pathlib.Path(given)] if given else list(DEFAULT_DATA_DIRS)
+    for path in candidates:
+        if path.is_dir():
+            return path
+    raise config_lib.ConfigError(
+        f"data directory {' or '.join(repr(str(p)) for p in candidates)} not found "
+        "(set --config.data_dir or NPRNN_DATA_DIR; README 'Data' says where to get the data)")
 
 
 def build_task(config):
@@ -142,3 +154,34 @@ def load_grid(workdir, init: str):
     run = next(r for r in init_runs(config, plan) if r.init == init)
     initial, final, step = runner.load_grid_states(workdir, task, run)
     return initial, final, step, config, run
+
+
+def load_params(workdir, init: str, learning_rate: float, seed: int, dropout: Optional[float] = None,
+                initial: bool = False) -> dict:
+    """The parameters of one trained run of a workdir, as plain NumPy arrays.
+
+    Works on any finished or interrupted workdir, whatever devices wrote it (the
+    checkpoint is restored onto one device). ``dropout`` picks among the grid's
+    dropout rates (needed only when it has several); ``initial=True`` returns the
+    run's parameters before training. Use them with `rnn.apply` and the config of
+    `read_config(workdir)`::
+
+        params = load_params("workdirs/addition", "np", 0.01, seed=0)
+        config, _ = read_config("workdirs/addition")
+        rnn_config = rnn.RNNConfig(input_size=2, hidden_size=config.hidden_size, preset="np")
+        ys = rnn.apply(params, xs, rnn_config)
+    """
+    import numpy as np
+
+    first, final, _, config, run = load_grid(workdir, init)
+    combos = run.grid.combos
+    matches = [i for i, (lr, d) in enumerate(combos)
+               if math.isclose(lr, learning_rate, rel_tol=1e-6) and (dropout is None or math.isclose(d, dropout))]
+    if not matches or (dropout is None and len(matches) > 1):
+        raise ValueError(f"{workdir}: {init} has no single run at learning_rate={learning_rate:g}"
+                         + ("" if dropout is None else f", dropout={dropout:g}")
+                         + f"; its (learning rate, dropout) settings: {combos}")
+    if not (isinstance(seed, int) and 0 <= seed < run.grid.num_seeds):
+        raise ValueError(f"{workdir}: seed={seed!r} is not one of the run's seeds 0..{run.grid.num_seeds - 1}")
+    state = first if initial else final
+    return {name: np.asarray(value[matches[0], seed]) for name, value in state.params.items()}

@@ -182,3 +182,41 @@ def test_read_config_round_trips_a_config(tmp_path):
 
 def test_shared_data_dir_is_there():
     assert (shared_data_dir() / "mnist").is_dir()
+
+
+@pytest.mark.slow
+def test_load_params_returns_one_run_that_reproduces_its_recorded_metrics(tmp_path):
+    import jax
+    from nprnn_jax import train
+
+    config = _smoke(tmp_path, inits=("np",), learning_rates=(0.01, 0.05), num_seeds=2)
+    summary = experiment.train_and_evaluate(config, tmp_path)
+    params = experiment.load_params(tmp_path, "np", 0.05, seed=1)
+    assert all(isinstance(v, np.ndarray) for v in params.values()) and params["W_hh"].shape == (8, 8)
+    config, _ = experiment.read_config(tmp_path)
+    task, _ = experiment.build_task(config)
+    trainer = train.make_train(experiment.init_runs(config, {"bptt_chunk": 0})[0].train_config, task)
+    metrics = trainer.evaluate(jax.tree.map(jax.numpy.asarray, params), task.test_set())
+    record = next(r for r in summary if r["learning_rate"] == 0.05 and r["seed"] == 1)
+    assert float(metrics["test_accuracy"]) == pytest.approx(record["test_accuracy"], abs=1e-6)
+    initial = experiment.load_params(tmp_path, "np", 0.05, seed=1, initial=True)
+    assert not np.allclose(initial["W_hh"], params["W_hh"])
+    np.testing.assert_allclose(np.linalg.eigvalsh(initial["W_hh"])[-1], 1.0, atol=1e-5)
+    with pytest.raises(ValueError, match=r"no single run at learning_rate=0.3; its \(learning rate, dropout\) "
+                                         r"settings: \[\(0.01, 0.0\), \(0.05, 0.0\)\]"):
+        experiment.load_params(tmp_path, "np", 0.3, seed=0)
+    with pytest.raises(ValueError, match="seed=2 is not one of the run's seeds 0..1"):
+        experiment.load_params(tmp_path, "np", 0.05, seed=2)
+
+
+def test_the_default_data_directory_does_not_depend_on_the_current_directory(monkeypatch, tmp_path):
+    from experiments.configs import mnist
+    monkeypatch.delenv("NPRNN_DATA_DIR", raising=False)
+    monkeypatch.chdir("/")
+    config = config_lib.validate(mnist.get_config("smoke"))
+    found = experiment.data_dir(config)
+    assert found.is_absolute() and (found / "mnist").is_dir()
+    assert found.resolve() == shared_data_dir().resolve()
+    monkeypatch.setenv("NPRNN_DATA_DIR", str(tmp_path / "absent"))
+    with pytest.raises(config_lib.ConfigError, match="data directory '.*absent' not found"):
+        experiment.data_dir(config)

@@ -146,3 +146,13 @@ def test_npz_loader(tmp_path):
     (tmp_path / "junk.npz").write_bytes(b"not a zip")
     with pytest.raises(datasets.DataError, match="not a readable .npz"):
         datasets.load_npz(tmp_path / "junk.npz")
+
+
+def test_ts_leading_gap_in_one_channel_keeps_the_other_channels_values(tmp_path):
+    # step 0 misses channel 0 only: channel 0 takes its first value (1), channel 1 keeps its 5
+    # (it used to be overwritten by step 1's 6); an interior gap repeats its own channel's value.
+    header = HEADER.replace("@univariate true", "@univariate false\n@dimensions 2")
+    path = write(tmp_path, header + "?,1,2,3:5,6,?,8:a\n1,2:3,4:b\n")
+    data = datasets.read_ts(path)
+    np.testing.assert_array_equal(data.lengths, [4, 2])
+    np.testing.assert_array_equal(data.features[0], [[1, 5], [1, 6], [2, 6], [3, 8]])

@@ -228,3 +228,11 @@ def test_workdir_of_another_config_is_refused_and_kept(tmp_path):
     assert_clean_error(second, "different config", "task.seq_len: 5 in workdir vs 6 now")
     after = {p.relative_to(workdir): p.read_bytes() for p in workdir.rglob("*") if p.is_file()}
     assert before == after
+
+
+def test_chunk_lengths_are_checked_against_the_training_length_too(tmp_path):
+    # PickupGestureWiimoteZ: training sequences padded to 361 steps, test to 324; 4 divides only 324.
+    result = run("action_recognition", smoke("action_recognition"), "--config.dataset=PickupGestureWiimoteZ",
+                 "--config.bptt_chunk=4", f"--workdir={tmp_path / 'w'}")
+    assert_clean_error(result, "bptt_chunk=4 must divide the sequence length 361")
+    assert not (tmp_path / "w").exists()
