@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import math
+import shutil
 import sys
 import time
 
 
 class Progress:
-    """A one-line progress bar with ETA on stderr (a log line instead when not a terminal)."""
+    """A one-line progress bar with ETA on stderr, redrawn in place and cut to the terminal's
+    width; when the stream is not a terminal, one log line per update instead."""
 
     def __init__(self, total: int, stream=None):
         self.total, self.done = total, 0
@@ -34,7 +36,8 @@ class Progress:
         eta_text = time.strftime("%H:%M:%S", time.gmtime(eta)) if math.isfinite(eta) else "--:--:--"
         line = f"[{bar}] {self.done}/{self.total} steps, ETA {eta_text} | {message}"
         if self.tty:
-            self.stream.write("\r" + line[:200].ljust(200))
+            width = max(20, shutil.get_terminal_size((100, 24)).columns - 1)  # the last column wraps
+            self.stream.write("\r" + line[:width].ljust(width))
             if self.done >= self.total:
                 self.stream.write("\n")
         else:
