@@ -1,16 +1,24 @@
 """Thin Flax adapters (Linen and NNX) around the pure core in `nprnn_jax.rnn`.
 
-Both modules hold exactly the parameters of `rnn.init_params` (same names,
-shapes and initializers) and call `rnn.apply`, so for the same parameters they
-give the core's outputs::
+The many-to-one modules hold exactly the parameters of `rnn.init_params` (same
+names, shapes and initializers) and call `rnn.apply`, so for the same parameters
+they give the core's outputs; the Linen module takes the input size from its
+inputs (``RNNConfig.input_size=0``)::
 
-    module = LinenRNN(RNNConfig(input_size=2))
+    module = LinenRNN(RNNConfig(hidden_size=100, preset="np"))
     variables = module.init(key, xs)          # {'params': {...same dict...}}
     module.apply(variables, xs) == rnn.apply(variables['params'], xs, config)
+
+For sequence outputs, the cells `ElmanCell` (Linen) and `NNXElmanCell` (NNX) put
+a preset's recurrence into ``nn.RNN`` / ``nnx.RNN``; their states are the core's
+`rnn.hidden_states`::
+
+    states = nn.RNN(ElmanCell(features=100, preset="np")).apply(variables, xs)   # [B, T, 100]
 """
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Optional
 
 import flax.linen as nn
@@ -18,7 +26,71 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from nprnn_jax import rnn
+from nprnn_jax import bptt, rnn
+
+
+def _with_input_size(config: rnn.RNNConfig, xs) -> rnn.RNNConfig:
+    return config if config.input_size else dataclasses.replace(config, input_size=int(xs.shape[-1]))
+
+
+def _cell_specs(preset: str, input_size: int, features: int, input_init_n: str) -> dict:
+    config = rnn.RNNConfig(input_size=input_size, hidden_size=features, preset=preset, input_init_n=input_init_n)
+    if config.cell == "lstm":
+        raise ValueError("the Elman cells cover the sRNN presets; for an LSTM use Flax's LSTM cells")
+    return {name: spec for name, spec in rnn.param_specs(config).items() if name in ("W_hx", "W_hh", "b_h")}
+
+
+class ElmanCell(nn.RNNCellBase):
+    """A preset's Elman cell for ``nn.RNN``: ``h' = f(x W_hx + b_h + h W_hh)``, zero initial state.
+
+    Parameters ``W_hx``, ``W_hh``, ``b_h`` with the preset's initializers (the input size
+    from the inputs); the output of each step is the new state.
+    """
+
+    features: int
+    preset: str = "np"
+    input_init_n: str = "hidden"
+    param_dtype: jnp.dtype = jnp.float32
+
+    @nn.compact
+    def __call__(self, carry, inputs):
+        specs = _cell_specs(self.preset, inputs.shape[-1], self.features, self.input_init_n)
+        p = {name: self.param(name, init, shape, self.param_dtype) for name, (init, shape) in specs.items()}
+        h = bptt._act(rnn.get_preset(self.preset).cell, inputs @ p["W_hx"] + p["b_h"] + carry @ p["W_hh"])
+        return h, h
+
+    def initialize_carry(self, rng, input_shape):
+        del rng
+        return jnp.zeros(tuple(input_shape[:-1]) + (self.features,), self.param_dtype)
+
+    @property
+    def num_feature_axes(self) -> int:
+        return 1
+
+
+class NNXElmanCell(nnx.RNNCellBase):
+    """`ElmanCell` for ``nnx.RNN``: ``NNXElmanCell(in_features, hidden_features, preset, rngs=...)``."""
+
+    def __init__(self, in_features: int, hidden_features: int, preset: str = "np", *,
+                 input_init_n: str = "hidden", rngs: nnx.Rngs, param_dtype=jnp.float32):
+        self.hidden_features, self.param_dtype = hidden_features, param_dtype
+        self.activation = rnn.get_preset(preset).cell
+        key = rngs.params()
+        for name, (init, shape) in _cell_specs(preset, in_features, hidden_features, input_init_n).items():
+            setattr(self, name, nnx.Param(init(jax.random.fold_in(key, rnn.PARAM_KEY_IDS[name]), shape,
+                                               param_dtype)))
+
+    def __call__(self, carry, inputs):
+        h = bptt._act(self.activation, inputs @ self.W_hx[...] + self.b_h[...] + carry @ self.W_hh[...])
+        return h, h
+
+    def initialize_carry(self, input_shape, rngs=None, carry_init=None):
+        del rngs, carry_init
+        return jnp.zeros(tuple(input_shape[:-1]) + (self.hidden_features,), self.param_dtype)
+
+    @property
+    def num_feature_axes(self) -> int:
+        return 1
 
 
 class LinenRNN(nn.Module):
@@ -32,11 +104,12 @@ class LinenRNN(nn.Module):
 
     @nn.compact
     def __call__(self, xs: jax.Array, lengths: Optional[jax.Array] = None) -> jax.Array:
+        config = _with_input_size(self.config, xs)
         params = {
             name: self.param(name, init, shape, self.param_dtype)
-            for name, (init, shape) in rnn.param_specs(self.config).items()
+            for name, (init, shape) in rnn.param_specs(config).items()
         }
-        return rnn.apply(params, xs, self.config, lengths)
+        return rnn.apply(params, xs, config, lengths)
 
 
 class NNXRNN(nnx.Module):

@@ -118,7 +118,8 @@ class RNNConfig:
     """Static description of a network (hashable, so it can be a jit static arg).
 
     Attributes:
-      input_size: features per timestep.
+      input_size: features per timestep (0: not given; `modules.LinenRNN` then takes it
+        from its inputs, the pure functions need it).
       hidden_size: N, the number of hidden units (100 in the paper).
       output_size: regression outputs or classes.
       preset: one of `PRESETS`.
@@ -144,7 +145,7 @@ class RNNConfig:
         per backend.
     """
 
-    input_size: int
+    input_size: int = 0
     hidden_size: int = 100
     output_size: int = 1
     preset: str = "np"
@@ -162,7 +163,7 @@ class RNNConfig:
                              f"valid: {', '.join(INPUT_INIT_NS)}")
         for field in ("input_size", "hidden_size", "output_size", "unroll"):
             value = getattr(self, field)
-            if not isinstance(value, int) or value < 1:
+            if not isinstance(value, int) or value < (0 if field == "input_size" else 1):
                 raise ValueError(f"RNNConfig.{field} must be a positive int; got {value!r}")
 
     @property
@@ -197,6 +198,8 @@ def param_specs(config: RNNConfig) -> dict:
     """
     preset = get_preset(config.preset)
     n, i, o = config.hidden_size, config.input_size, config.output_size
+    if not i:
+        raise ValueError("RNNConfig.input_size=0: give the input size (modules.LinenRNN takes it from its inputs)")
     zeros = jax.nn.initializers.zeros
     input_init = preset.input_init or inits.random_walk_normal(
         "fan_out" if config.input_init_n == "hidden" else "fan_in")

@@ -73,3 +73,35 @@ def test_nnx_module_matches_core(preset):
     core_grads = jax.grad(lambda p: jnp.sum(rnn.apply(p, xs, config) ** 2))(params)
     for name in core_grads:
         np.testing.assert_allclose(getattr(grads, name)[...], core_grads[name], atol=1e-6)
+
+
+def test_linen_module_takes_the_input_size_from_its_inputs():
+    module = modules.LinenRNN(rnn.RNNConfig(hidden_size=12, output_size=2, preset="np"))
+    xs = jax.random.uniform(jax.random.key(1), (3, 5, 4))
+    variables = module.init(KEY, xs)
+    assert variables["params"]["W_hx"].shape == (4, 12)
+    config = rnn.RNNConfig(input_size=4, hidden_size=12, output_size=2, preset="np")
+    np.testing.assert_array_equal(module.apply(variables, xs), rnn.apply(variables["params"], xs, config))
+    with pytest.raises(ValueError, match="input_size=0: give the input size"):
+        rnn.init_params(KEY, rnn.RNNConfig(hidden_size=12))
+
+
+@pytest.mark.parametrize("preset", ["np", "irnn", "nrnn", "np_tanh"])
+def test_elman_cells_in_flax_rnn_layers_reproduce_the_core(preset):
+    xs = jax.random.uniform(jax.random.key(2), (3, 9, 2))
+    config = rnn.RNNConfig(input_size=2, hidden_size=10, output_size=1, preset=preset)
+    readout = {"W_hy": jnp.zeros((10, 1)), "b_y": jnp.zeros(1)}
+    layer = nn.RNN(modules.ElmanCell(features=10, preset=preset))
+    variables = layer.init(KEY, xs)
+    cell = variables["params"]["cell"]
+    assert set(cell) == {"W_hx", "W_hh", "b_h"}
+    np.testing.assert_allclose(layer.apply(variables, xs), rnn.hidden_states({**cell, **readout}, xs, config),
+                               rtol=1e-5, atol=1e-6)
+    nnx_cell = modules.NNXElmanCell(2, 10, preset, rngs=nnx.Rngs(0))
+    params = {"W_hx": nnx_cell.W_hx[...], "W_hh": nnx_cell.W_hh[...], "b_h": nnx_cell.b_h[...], **readout}
+    np.testing.assert_allclose(nnx.RNN(nnx_cell)(xs), rnn.hidden_states(params, xs, config), rtol=1e-5, atol=1e-6)
+    # the preset's initializers: the NNX cell's weights equal the core's for the same key
+    core = rnn.init_params(nnx.Rngs(0).params(), config)
+    np.testing.assert_array_equal(nnx_cell.W_hh[...], core["W_hh"])
+    with pytest.raises(ValueError, match="the Elman cells cover the sRNN presets"):
+        modules.NNXElmanCell(2, 10, "lstm", rngs=nnx.Rngs(0))
