@@ -111,6 +111,8 @@ SETTINGS = (
     _S("inits", ("np", "irnn", "irnn_scaled"), "variants compared (rnn.PRESETS); each is one compiled grid",
        _tuple(_one_of(tuple(rnn.PRESETS)), unique=True)),
     _S("num_seeds", 4, "seeds per (init, learning rate, dropout); the grid's seed axis", _int(1)),
+    _S("seed_offset", 0, "the first seed: seeds are seed_offset .. seed_offset + num_seeds - 1 (split a "
+       "sweep into jobs)", _int(0)),
     _S("learning_rates", (0.01,), "base learning rates; a grid axis of one compiled program",
        _tuple(_float(0, low_open=True)), per_init=True),
     _S("dropout_rates", (0.0,), "dropout rates between hidden and output layer (training only); a grid axis",

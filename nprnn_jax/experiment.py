@@ -94,7 +94,8 @@ def init_runs(config, plan: dict) -> list:
             backward=config.backward, remat_every=config.remat_every, bptt_chunk=plan["bptt_chunk"],
             eval_batch_size=config.eval_batch_size)
         grid = runner.Grid(learning_rates=own["learning_rates"], num_seeds=config.num_seeds,
-                           clip_norm=own["clip_norm"], dropout_rates=config.dropout_rates)
+                           clip_norm=own["clip_norm"], dropout_rates=config.dropout_rates,
+                           seed_offset=config.seed_offset)
         runs.append(runner.InitRun(init, train_config, grid))
     return runs
 
@@ -181,7 +182,9 @@ def load_params(workdir, init: str, learning_rate: float, seed: int, dropout: Op
         raise ValueError(f"{workdir}: {init} has no single run at learning_rate={learning_rate:g}"
                          + ("" if dropout is None else f", dropout={dropout:g}")
                          + f"; its (learning rate, dropout) settings: {combos}")
-    if not (isinstance(seed, int) and 0 <= seed < run.grid.num_seeds):
-        raise ValueError(f"{workdir}: seed={seed!r} is not one of the run's seeds 0..{run.grid.num_seeds - 1}")
+    if seed not in run.grid.seeds:
+        raise ValueError(f"{workdir}: seed={seed!r} is not one of the run's seeds "
+                         f"{run.grid.seeds[0]}..{run.grid.seeds[-1]}")
     state = first if initial else final
-    return {name: np.asarray(value[matches[0], seed]) for name, value in state.params.items()}
+    index = run.grid.seeds.index(seed)
+    return {name: np.asarray(value[matches[0], index]) for name, value in state.params.items()}

@@ -40,16 +40,21 @@ TRACE_COUNTS: dict = {}
 
 @dataclasses.dataclass(frozen=True)
 class Grid:
-    """One init's grid: learning rates x dropout rates x seeds, and the clip norm."""
+    """One init's grid: learning rates x dropout rates x seeds (``seed_offset`` onwards), the clip norm."""
 
     learning_rates: Sequence[float] = (0.01,)
     num_seeds: int = 4
     clip_norm: float = 10.0
     dropout_rates: Sequence[float] = (0.0,)
+    seed_offset: int = 0
 
     def __post_init__(self):
-        for name in ("learning_rates", "num_seeds", "clip_norm", "dropout_rates"):
+        for name in ("learning_rates", "num_seeds", "clip_norm", "dropout_rates", "seed_offset"):
             object.__setattr__(self, name, config_lib.check_value(name, getattr(self, name)))
+
+    @property
+    def seeds(self) -> list:
+        return list(range(self.seed_offset, self.seed_offset + self.num_seeds))
 
     @property
     def combos(self) -> list:
@@ -90,7 +95,7 @@ class GridRun:
         self.trainer = make_train(config, task, "batch" if self.layout == "batch" else None)
         self.config, self.grid, self.init_name = config, grid, run.init
         combos = grid.combos
-        self.keys = jax.vmap(jax.random.PRNGKey)(jnp.arange(grid.num_seeds))
+        self.keys = jax.vmap(jax.random.PRNGKey)(jnp.asarray(grid.seeds))
         self.hp = hparams(jnp.asarray([lr for lr, _ in combos], jnp.float32),
                           jnp.full((len(combos),), grid.clip_norm, jnp.float32),
                           jnp.asarray([d for _, d in combos], jnp.float32))
@@ -129,7 +134,7 @@ class GridRun:
         return _shard(self.init(self.keys, self.hp), self.sharding)
 
     def rows(self, step, train_loss, state, test_metrics) -> list:
-        return workdir_lib.rows(self.init_name, self.grid.combos, self.grid.num_seeds, step, train_loss,
+        return workdir_lib.rows(self.init_name, self.grid.combos, self.grid.seeds, step, train_loss,
                                 state.diverged, jax.tree.map(np.asarray, test_metrics))
 
 

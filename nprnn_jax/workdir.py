@@ -42,9 +42,18 @@ def _differences(old, new, prefix=""):
 
 
 def _comparable(record: dict) -> dict:
-    """What must match to resume: the task and the result-relevant settings (not the plan)."""
+    """What must match to resume: the task and the result-relevant settings (not the plan).
+
+    A setting added in a later version and missing from an older record compares
+    equal to its default (which is what that older version ran with).
+    """
+    config = dict(record.get("config") or {})
+    task = config.get("task")
+    if task in config_lib.TASKS:
+        for setting in config_lib.settings_of(task):
+            config.setdefault(setting.name, config_lib.to_json({"v": setting.default})["v"])
     return {"version": record.get("version"), "task": record.get("task"),
-            "config": config_lib.result_settings(record.get("config") or {})}
+            "config": config_lib.result_settings(config)}
 
 
 def check_or_write_config(workdir: pathlib.Path, record: dict):
@@ -80,22 +89,23 @@ def _to_float(x) -> Optional[float]:
     return x if math.isfinite(x) else None
 
 
-def rows(init_name, combos, num_seeds, step, train_loss, diverged, test_metrics):
+def rows(init_name, combos, seeds, step, train_loss, diverged, test_metrics):
     """One dict per run, hyperparameter-combination major then seed (the [combo, seed] axes).
 
-    ``combos``: the (learning_rate, dropout) of each index of the first axis.
+    ``combos``: the (learning_rate, dropout) of each index of the first axis; ``seeds``:
+    the seed of each index of the second.
     """
     diverged = np.asarray(diverged)
     train_loss = None if train_loss is None else np.asarray(train_loss)
     out = []
     for ci, (lr, dropout) in enumerate(combos):
-        for seed in range(num_seeds):
-            is_diverged = bool(diverged[ci, seed])
+        for si, seed in enumerate(seeds):
+            is_diverged = bool(diverged[ci, si])
             row = {"init": init_name, "learning_rate": float(lr), "dropout": float(dropout), "seed": seed,
                    "step": step,
-                   "train_loss": None if train_loss is None or is_diverged else _to_float(train_loss[ci, seed])}
+                   "train_loss": None if train_loss is None or is_diverged else _to_float(train_loss[ci, si])}
             for name, values in sorted(test_metrics.items()):
-                value = np.asarray(values)[ci, seed]
+                value = np.asarray(values)[ci, si]
                 row[name] = None if is_diverged else (bool(value) if value.dtype == bool else _to_float(value))
             row["diverged"] = is_diverged
             out.append(row)

@@ -254,6 +254,15 @@ def test_workdir_with_other_config_is_refused(tmp_path):
     assert (tmp_path / "config.json").read_text() == before
 
 
+def test_a_setting_added_later_compares_equal_to_its_default(tmp_path):
+    older = _record()
+    del older["config"]["seed_offset"]  # a record written before the setting existed
+    workdir_lib.check_or_write_config(tmp_path, older)
+    workdir_lib.check_or_write_config(tmp_path, _record())  # the same run: accepted
+    with pytest.raises(workdir_lib.WorkdirConfigError, match="config.seed_offset: 0 in workdir vs 4 now"):
+        workdir_lib.check_or_write_config(tmp_path, _record(seed_offset=4))
+
+
 def test_workdir_of_an_older_version_is_refused_with_a_clear_message(tmp_path):
     old = {"task": {"name": "addition"}, "train": {"hidden_size": 100}, "grid": {"inits": ["np"]}}
     (tmp_path / "config.json").write_text(json.dumps(old))
