@@ -148,3 +148,50 @@ def write_report(workdir, metric: str, higher_is_better: bool, title: str = "") 
     plot_learning_curves(rows, metric, workdir / "learning_curves.png", title)
     plot_sensitivity(summary, metric, workdir / "lr_sensitivity.png", title)
     return table
+
+
+# Settings that may differ between the workdirs of one study (the seeds each job ran).
+MERGE_MAY_DIFFER = ("seed_offset", "num_seeds")
+
+
+def merge_workdirs(workdirs, out, metric: str, higher_is_better: bool, title: str = "") -> str:
+    """Merges finished workdirs of one study (the same config but their seeds) into ``out``.
+
+    Writes ``out``'s summary.json, metrics.jsonl, sources.json and the report (results.md
+    and figures); returns the table. Raises ValueError when the workdirs' settings differ
+    in anything that changes results (other than their seeds), when a seed of an init
+    appears twice, or when a workdir is unfinished.
+    """
+    from nprnn_jax import config as config_lib
+
+    workdirs = [pathlib.Path(w) for w in workdirs]
+    out = pathlib.Path(out)
+    reference, summaries, rows = None, [], []
+    for workdir in workdirs:
+        if not (workdir / "summary.json").is_file():
+            raise ValueError(f"{workdir} has no summary.json (unfinished or not a workdir)")
+        record = json.loads((workdir / "config.json").read_text())
+        settings = {k: v for k, v in config_lib.result_settings(record["config"]).items()
+                    if k not in MERGE_MAY_DIFFER}
+        if reference is None:
+            reference = (workdir, settings, record["task"])
+        else:
+            differs = sorted(k for k in set(settings) | set(reference[1]) if settings.get(k) != reference[1].get(k))
+            if differs or record["task"] != reference[2]:
+                what = ", ".join(f"{k}: {reference[1].get(k)!r} vs {settings.get(k)!r}" for k in differs) or "task"
+                raise ValueError(f"{workdir} is not of the same study as {reference[0]} ({what})")
+        summary, workdir_rows = load(workdir)
+        summaries += summary
+        rows += workdir_rows
+    seen = {}
+    for record, workdir in ((r, w) for w in workdirs for r in json.loads((w / "summary.json").read_text())):
+        key = (record["init"], record["learning_rate"], record.get("dropout", 0.0), record["seed"])
+        if key in seen:
+            raise ValueError(f"seed {record['seed']} of {record['init']} is in both {seen[key]} and {workdir}; "
+                             "give the jobs different --config.seed_offset")
+        seen[key] = workdir
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "summary.json").write_text(json.dumps(summaries, indent=2) + "\n")
+    (out / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    (out / "sources.json").write_text(json.dumps([str(w) for w in workdirs], indent=2) + "\n")
+    return write_report(out, metric, higher_is_better, title)

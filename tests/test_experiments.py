@@ -236,3 +236,23 @@ def test_chunk_lengths_are_checked_against_the_training_length_too(tmp_path):
                  "--config.bptt_chunk=4", f"--workdir={tmp_path / 'w'}")
     assert_clean_error(result, "bptt_chunk=4 must divide the sequence length 361")
     assert not (tmp_path / "w").exists()
+
+
+@pytest.mark.slow
+def test_jobs_with_seed_offsets_merge_into_one_study(tmp_path):
+    common = [smoke("addition"), "--config.inits=np", "--config.learning_rates=0.01", "--config.num_seeds=1",
+              "--config.host_devices=1"]
+    for offset in (0, 1):
+        result = run("addition", *common, f"--config.seed_offset={offset}", f"--workdir={tmp_path / str(offset)}")
+        assert result.returncode == 0, result.stderr[-3000:]
+    merged = subprocess.run([sys.executable, "-m", "experiments.merge", f"--workdirs={tmp_path / '0'},{tmp_path / '1'}",
+                             f"--out={tmp_path / 'merged'}"], cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert merged.returncode == 0, merged.stderr[-3000:]
+    summary = json.loads((tmp_path / "merged" / "summary.json").read_text())
+    assert sorted(r["seed"] for r in summary) == [0, 1] and "| np | 0.01 | 2 |" in merged.stdout
+    assert summary[0]["test_mse"] != summary[1]["test_mse"]
+    for name in ("results.md", "learning_curves.png", "metrics.jsonl", "sources.json"):
+        assert (tmp_path / "merged" / name).is_file()
+    again = subprocess.run([sys.executable, "-m", "experiments.merge", f"--workdirs={tmp_path / '0'},{tmp_path / '0'}",
+                            f"--out={tmp_path / 'bad'}"], cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 2 and "seed 0 of np is in both" in again.stderr

@@ -602,3 +602,15 @@ def test_success_is_a_share_within_the_tolerance_of_at_least_one_half():
     metrics = task.evaluate(jnp.array([[1.03], [0.9], [1.05], [2.0]]), batch)
     assert float(metrics["test_accuracy"]) == 0.25 and not bool(metrics["success"])
     assert float(metrics["test_mse"]) == pytest.approx((0.03 ** 2 + 0.1 ** 2 + 0.05 ** 2 + 1) / 4, rel=1e-5)
+
+
+def test_a_seed_offset_runs_the_same_seeds_as_a_larger_grid():
+    config = train.TrainConfig(hidden_size=8, batch_size=4, num_steps=10, eval_every=10)
+    both = runner.GridRun(TASK, runner.InitRun("np", config, runner.Grid((0.01,), num_seeds=3)))
+    later = runner.GridRun(TASK, runner.InitRun("np", config, runner.Grid((0.01,), num_seeds=2, seed_offset=1)))
+    assert later.grid.seeds == [1, 2]
+    a, b = both.initial_state(), later.initial_state()
+    for x, y in zip(jax.tree.leaves(a.params), jax.tree.leaves(b.params)):
+        np.testing.assert_array_equal(x[:, 1:], y)
+    rows = later.rows(0, None, b, {"test_mse": np.zeros((1, 2))})
+    assert [r["seed"] for r in rows] == [1, 2]

@@ -1,0 +1,39 @@
+r"""Merges the workdirs of one study (jobs that ran different seeds) into one report.
+
+    python -m experiments.addition --config.seed_offset=0 --config.num_seeds=4 --workdir=w/job0
+    python -m experiments.addition --config.seed_offset=4 --config.num_seeds=4 --workdir=w/job1
+    python -m experiments.merge --workdirs=w/job0,w/job1 --out=w/all
+
+The workdirs must hold finished runs of the same settings except their seeds; the merged
+summary.json, metrics.jsonl, results.md and figures go to --out.
+"""
+
+import json
+import pathlib
+import sys
+
+from absl import app, flags
+
+flags.DEFINE_list("workdirs", None, "Comma list of finished workdirs of one study.")
+flags.DEFINE_string("out", None, "Where the merged results go.")
+FLAGS = flags.FLAGS
+
+
+def main(argv):
+    if len(argv) > 1 or not FLAGS.workdirs or not FLAGS.out:
+        print("error: give --workdirs=a,b,... and --out=folder (and nothing else)", file=sys.stderr)
+        sys.exit(2)
+    from nprnn_jax import report
+    try:
+        first = json.loads((pathlib.Path(FLAGS.workdirs[0]) / "config.json").read_text())
+        task = first["config"]["task"]
+        table = report.merge_workdirs(FLAGS.workdirs, FLAGS.out, "test_accuracy", True,
+                                      f"{task} (merged: {len(FLAGS.workdirs)} workdirs)")
+    except (OSError, ValueError, KeyError) as error:
+        print(f"error: {str(error).splitlines()[0]}", file=sys.stderr)
+        sys.exit(2)
+    print(table)
+
+
+if __name__ == "__main__":
+    app.run(main)
