@@ -75,6 +75,12 @@ def check_or_write_config(workdir: pathlib.Path, record: dict):
                 f"{old.get('version', 1) if isinstance(old, dict) else '?'}, this one reads "
                 f"{config_lib.CONFIG_VERSION}); its checkpoints cannot be resumed: use a new workdir")
         diffs = _differences(_comparable(old), _comparable(record))
+        if diffs and _extends(old, record, diffs, workdir):
+            extended = dict(old, config=dict(old["config"], num_steps=record["config"]["num_steps"]))
+            extended["extended"] = old.get("extended", []) + [
+                {"from_num_steps": old["config"]["num_steps"], "to_num_steps": record["config"]["num_steps"]}]
+            atomic_write(path, json.dumps(extended, indent=2, sort_keys=True) + "\n")
+            return
         if diffs:
             raise WorkdirConfigError(
                 f"workdir {workdir} holds a run with a different config ({'; '.join(diffs)}); "
@@ -82,6 +88,28 @@ def check_or_write_config(workdir: pathlib.Path, record: dict):
         return
     workdir.mkdir(parents=True, exist_ok=True)
     atomic_write(path, json.dumps(record, indent=2, sort_keys=True) + "\n")
+
+
+def _extends(old: dict, new: dict, diffs: list, workdir) -> bool:
+    """Whether ``new`` only extends ``old``'s training (more steps, nothing else changed).
+
+    Raises `WorkdirConfigError` for a shorter run, or for a schedule whose cuts sit at
+    equal intervals of num_steps (they would move).
+    """
+    if len(diffs) != 1 or not diffs[0].startswith("config.num_steps:"):
+        return False
+    before, after = old["config"]["num_steps"], new["config"]["num_steps"]
+    if after < before:
+        raise WorkdirConfigError(f"workdir {workdir} holds a run of num_steps={before}; it cannot be shortened "
+                                 f"to {after} (use a new workdir)")
+    for init in new["config"].get("inits", []):
+        settings = config_lib.init_settings(new["config"], init)
+        if settings["lr_schedule"] == "step" and not settings["lr_cut_steps"]:
+            raise WorkdirConfigError(
+                f"workdir {workdir}: num_steps cannot be extended from {before} to {after} because {init}'s "
+                "learning-rate cuts are at equal intervals of num_steps and would move; give explicit "
+                "lr_cut_steps (or use a new workdir)")
+    return True
 
 
 def _to_float(x) -> Optional[float]:

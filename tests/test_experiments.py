@@ -256,3 +256,22 @@ def test_jobs_with_seed_offsets_merge_into_one_study(tmp_path):
     again = subprocess.run([sys.executable, "-m", "experiments.merge", f"--workdirs={tmp_path / '0'},{tmp_path / '0'}",
                             f"--out={tmp_path / 'bad'}"], cwd=REPO, capture_output=True, text=True, timeout=300)
     assert again.returncode == 2 and "seed 0 of np is in both" in again.stderr
+
+
+@pytest.mark.slow
+def test_a_finished_run_is_extended_to_more_steps_and_equals_a_longer_run(tmp_path):
+    args = [smoke("addition"), "--config.inits=np", "--config.learning_rates=0.01"]
+    first = run("addition", *args, f"--workdir={tmp_path / 'w'}")
+    assert first.returncode == 0, first.stderr[-3000:]
+    longer = run("addition", *args, "--config.num_steps=40", f"--workdir={tmp_path / 'w'}")
+    assert longer.returncode == 0, longer.stderr[-3000:]
+    assert "resumed at step 20" in longer.stderr
+    direct = run("addition", *args, "--config.num_steps=40", f"--workdir={tmp_path / 'direct'}")
+    assert direct.returncode == 0, direct.stderr[-3000:]
+    read = lambda name: json.loads((tmp_path / name / "summary.json").read_text())
+    assert read("w") == read("direct")
+    steps = sorted({json.loads(line)["step"] for line in (tmp_path / "w" / "metrics.jsonl").read_text().splitlines()})
+    assert steps == [0, 10, 20, 30, 40]
+    record = json.loads((tmp_path / "w" / "config.json").read_text())
+    assert record["config"]["num_steps"] == 40
+    assert record["extended"] == [{"from_num_steps": 20, "to_num_steps": 40}]

@@ -614,3 +614,23 @@ def test_a_seed_offset_runs_the_same_seeds_as_a_larger_grid():
         np.testing.assert_array_equal(x[:, 1:], y)
     rows = later.rows(0, None, b, {"test_mse": np.zeros((1, 2))})
     assert [r["seed"] for r in rows] == [1, 2]
+
+
+def test_num_steps_may_grow_on_resume_but_not_shrink_or_move_the_cuts(tmp_path):
+    workdir_lib.check_or_write_config(tmp_path, _record(num_steps=1000, eval_every=100))
+    workdir_lib.check_or_write_config(tmp_path, _record(num_steps=2000, eval_every=100))  # extended
+    assert json.loads((tmp_path / "config.json").read_text())["config"]["num_steps"] == 2000
+    with pytest.raises(workdir_lib.WorkdirConfigError, match="num_steps=2000; it cannot be shortened to 1000"):
+        workdir_lib.check_or_write_config(tmp_path, _record(num_steps=1000, eval_every=100))
+    with pytest.raises(workdir_lib.WorkdirConfigError, match="different config .config.num_steps: 2000 in workdir "
+                                                             "vs 3000 now; task.seq_len: 20 in workdir vs 60 now"):
+        workdir_lib.check_or_write_config(tmp_path, _record(num_steps=3000, eval_every=100, seq_len=60))
+    other = tmp_path / "cuts"
+    workdir_lib.check_or_write_config(other, _record(num_steps=1000, eval_every=100, lr_schedule="step"))
+    with pytest.raises(workdir_lib.WorkdirConfigError, match="np's learning-rate cuts are at equal intervals"):
+        workdir_lib.check_or_write_config(other, _record(num_steps=2000, eval_every=100, lr_schedule="step"))
+    explicit = tmp_path / "explicit"
+    workdir_lib.check_or_write_config(explicit, _record(num_steps=1000, eval_every=100, lr_schedule="step",
+                                                        lr_cut_steps=(300, 600)))
+    workdir_lib.check_or_write_config(explicit, _record(num_steps=2000, eval_every=100, lr_schedule="step",
+                                                        lr_cut_steps=(300, 600)))
