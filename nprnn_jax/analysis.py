@@ -150,7 +150,7 @@ def plot_phase_portraits(path, num_steps: int = 30, grid: int = 7):
     axes[0].set_ylabel("h2")
     fig.suptitle(f"2-unit ReLU RNN, zero input: {num_steps} steps from a grid of states (red: end)")
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    fig.savefig(path, dpi=100, bbox_inches="tight")
     plt.close(fig)
 
 
@@ -168,24 +168,37 @@ def plot_spectra(spectra: Mapping[str, np.ndarray], path):
         ax.grid(alpha=0.3)
     axes[0][0].set_ylabel("Im")
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    fig.savefig(path, dpi=100, bbox_inches="tight")
     plt.close(fig)
 
 
+SENSITIVITY_RANGE = 1e-12  # the y axis spans this factor below the largest value
+
+
 def plot_sensitivity(curves: Mapping[str, np.ndarray], path, title: str = ""):
-    """``||d h_T / d x_t||`` against the lag ``T - t`` (log scale), one line per name."""
+    """``||d h_T / d x_t||`` against the lag ``T - t`` (log scale), one line per name.
+
+    The y axis spans `SENSITIVITY_RANGE` below the largest value; smaller values
+    (down to exact zeros, e.g. iRNN's underflow) are drawn on that floor, so that
+    they do not squash the other curves. Returns the y-axis limits.
+    """
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(6, 4))
+    top = max([float(np.max(v)) for v in curves.values() if np.size(v)] + [1e-30])
+    floor = top * SENSITIVITY_RANGE
     for name, values in curves.items():
         values = np.asarray(values)
         lags = np.arange(len(values))[::-1]
-        ax.plot(lags, np.maximum(values, 1e-30), label=name)
+        ax.plot(lags, np.maximum(values, floor), label=name)
     ax.set_yscale("log")
+    ax.set_ylim(floor / 2, top * 2)
     ax.set_xlabel("lag T - t")
-    ax.set_ylabel("||d h_T / d x_t||")
+    ax.set_ylabel(f"||d h_T / d x_t|| (floor: {SENSITIVITY_RANGE:g} x max)")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     ax.set_title(title or "input sensitivity", fontsize=9)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    fig.savefig(path, dpi=100, bbox_inches="tight")
+    limits = ax.get_ylim()
     plt.close(fig)
+    return limits

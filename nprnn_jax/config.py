@@ -323,6 +323,16 @@ def to_json(config) -> dict:
     return plain(config)
 
 
+def with_defaults(config_json: dict) -> dict:
+    """A config's JSON with every setting it lacks (added in a later version) at its default,
+    which is what the version that wrote it ran with."""
+    config_json = dict(config_json)
+    if config_json.get("task") in TASKS:
+        for setting in settings_of(config_json["task"]):
+            config_json.setdefault(setting.name, to_json({"v": setting.default})["v"])
+    return config_json
+
+
 def result_settings(config_json: dict) -> dict:
     """The part of a config's JSON that results depend on (execution settings left out)."""
     return {k: v for k, v in config_json.items()

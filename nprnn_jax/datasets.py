@@ -123,10 +123,16 @@ def _load_mnist_tfds(split: str, tfds_data_dir: Optional[str]):
         import tensorflow_datasets as tfds
     except ImportError:
         return None
+    from absl import logging as absl_logging
+
+    verbosity = absl_logging.get_verbosity()
+    absl_logging.set_verbosity(absl_logging.ERROR)  # TFDS warns about the folders it probes
     try:
         source = tfds.data_source("mnist", split=split, data_dir=tfds_data_dir, download=False)
     except Exception:  # not prepared here (TFDS raises several kinds of errors for that)
         return None
+    finally:
+        absl_logging.set_verbosity(verbosity)
     examples = [source[i] for i in range(len(source))]
     images = np.stack([np.asarray(e["image"]).reshape(28, 28) for e in examples]).astype(np.uint8)
     labels = np.asarray([int(e["label"]) for e in examples])

@@ -123,7 +123,8 @@ def train_and_evaluate(config, workdir, *, progress_stream=None, on_event=None) 
               "config": config_lib.to_json(config), "plan": plan}
     summary = runner.run_experiment(task, runs, workdir, record=record, plan=plan, on_event=on_event,
                                     progress_stream=progress_stream, extra_files=extra_files)
-    report.write_report(workdir, task.metric, task.higher_is_better, title(config))
+    report.write_report(workdir, task.metric, task.higher_is_better, title(config),
+                        reference=task.constant_predictor_metric())
     return summary
 
 
@@ -140,7 +141,8 @@ def read_config(workdir):
     import ml_collections
 
     record = workdir_lib.read_config(workdir)
-    return config_lib.validate(ml_collections.ConfigDict(_tuples(record["config"]))), record
+    settings = config_lib.with_defaults(record["config"])
+    return config_lib.validate(ml_collections.ConfigDict(_tuples(settings))), record
 
 
 def load_grid(workdir, init: str):

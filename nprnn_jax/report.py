@@ -58,9 +58,10 @@ def results_table(summary: list, metric: str, higher_is_better: bool) -> str:
     return "\n".join(lines) + "\n"
 
 
-def plot_learning_curves(rows: list, metric: str, path, title: str = ""):
+def plot_learning_curves(rows: list, metric: str, path, title: str = "", reference=None):
     """One panel per init: ``metric`` against step, a line per learning rate with
-    the mean over seeds and a band from the min to the max seed."""
+    the mean over seeds and a band from the min to the max seed; ``reference``: the
+    constant predictor's value, drawn as a dashed line."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -80,10 +81,12 @@ def plot_learning_curves(rows: list, metric: str, path, title: str = ""):
             line, = ax.plot(steps, mean, label=label)
             ax.fill_between(steps, [v.min() for v in values], [v.max() for v in values],
                             color=line.get_color(), alpha=0.2)
+        if reference is not None:
+            ax.axhline(reference, color="0.3", ls="--", lw=0.9, label=f"constant predictor {reference:.3g}")
         ax.set_title(init)
         ax.set_xlabel("step")
         ax.grid(alpha=0.3)
-        if by_lr:
+        if by_lr or reference is not None:
             ax.legend(fontsize=8)
     axes[0][0].set_ylabel(metric)
     if metric.endswith("mse") or metric.endswith("loss"):
@@ -92,7 +95,7 @@ def plot_learning_curves(rows: list, metric: str, path, title: str = ""):
     if title:
         fig.suptitle(title)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=110, bbox_inches="tight")
     plt.close(fig)
 
 
@@ -135,17 +138,55 @@ def plot_sensitivity(summary: list, metric: str, path, title: str = ""):
     ax.legend(fontsize=8)
     ax.set_title(title or f"final {metric} vs learning rate (x: all seeds diverged)", fontsize=9)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=110, bbox_inches="tight")
     plt.close(fig)
 
 
-def write_report(workdir, metric: str, higher_is_better: bool, title: str = "") -> str:
-    """Writes ``results.md``, ``learning_curves.png`` and ``lr_sensitivity.png``; returns the table."""
+def plot_train_loss(rows: list, path, title: str = ""):
+    """One panel per init: the mean training loss of each segment against step (log
+    scale), a line per (learning rate, dropout) with the mean over seeds and a min-max band."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    inits = list(dict.fromkeys(r["init"] for r in rows))
+    fig, axes = plt.subplots(1, len(inits), figsize=(4.5 * len(inits), 3.6), squeeze=False, sharey=True)
+    for ax, init in zip(axes[0], inits):
+        groups = defaultdict(lambda: defaultdict(list))
+        for r in rows:
+            if r["init"] == init and r.get("train_loss") is not None and not r["diverged"]:
+                groups[(r["learning_rate"], r.get("dropout", 0.0))][r["step"]].append(r["train_loss"])
+        for lr, dropout in sorted(groups):
+            steps = sorted(groups[(lr, dropout)])
+            values = [np.array(groups[(lr, dropout)][s]) for s in steps]
+            line, = ax.plot(steps, [v.mean() for v in values],
+                            label=f"lr {lr:g}" + (f", dropout {dropout:g}" if dropout else ""))
+            ax.fill_between(steps, [v.min() for v in values], [v.max() for v in values],
+                            color=line.get_color(), alpha=0.2)
+        ax.set_yscale("log")
+        ax.set_title(init)
+        ax.set_xlabel("step")
+        ax.grid(alpha=0.3)
+        if groups:
+            ax.legend(fontsize=8)
+    axes[0][0].set_ylabel("training loss (mean of the segment)")
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110, bbox_inches="tight")
+    plt.close(fig)
+
+
+def write_report(workdir, metric: str, higher_is_better: bool, title: str = "", reference=None) -> str:
+    """Writes ``results.md``, ``learning_curves.png`` (with the constant predictor's
+    ``reference`` line), ``train_loss.png`` and ``lr_sensitivity.png``; returns the table."""
     workdir = pathlib.Path(workdir)
     summary, rows = load(workdir)
     table = results_table(summary, metric, higher_is_better)
-    (workdir / "results.md").write_text((f"# {title}\n\n" if title else "") + table)
-    plot_learning_curves(rows, metric, workdir / "learning_curves.png", title)
+    note = "" if reference is None else f"\nThe constant predictor scores {metric} = {reference:.4g}.\n"
+    (workdir / "results.md").write_text((f"# {title}\n\n" if title else "") + table + note)
+    plot_learning_curves(rows, metric, workdir / "learning_curves.png", title, reference)
+    plot_train_loss(rows, workdir / "train_loss.png", title)
     plot_sensitivity(summary, metric, workdir / "lr_sensitivity.png", title)
     return table
 

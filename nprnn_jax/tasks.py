@@ -87,6 +87,11 @@ class Task:
         """Test metrics (scalars) of ``predictions`` on ``batch``."""
         raise NotImplementedError
 
+    def constant_predictor_metric(self) -> float:
+        """The headline metric on the test set of the best input-independent prediction
+        (the mean target, or the most frequent class): the reference line of the plots."""
+        raise NotImplementedError
+
     def describe(self) -> dict:
         """A JSON-able description, recorded in the workdir's config."""
         return {"name": self.name, **{k: v for k, v in vars(self).items()
@@ -210,6 +215,12 @@ class _MarkedPairTask(Task):
     def seq_lens(self):
         return (self.seq_len, self.seq_len)
 
+    def constant_predictor_metric(self):
+        test = self.test_set()
+        mean_target = 1.0 if self.name == "addition" else 0.25  # E[a + b], E[a b] for a, b ~ U[0, 1]
+        predictions = jnp.full_like(test["ys"], mean_target)
+        return float(self.evaluate(predictions, test)[self.metric])
+
     def evaluate(self, predictions, batch):
         error = predictions[:, 0] - batch["ys"][:, 0]
         share = jnp.mean(jnp.abs(error) < self.accuracy_tolerance)
@@ -299,6 +310,10 @@ class ClassificationTask(Task):
 
     def evaluate(self, predictions, batch):
         return {"test_accuracy": jnp.mean(jnp.argmax(predictions, -1) == batch["ys"])}
+
+    def constant_predictor_metric(self):
+        counts = np.bincount(np.asarray(self._test["ys"]).astype(int), minlength=self.num_classes)
+        return float(counts.max() / counts.sum())
 
 
 def mnist_task(images, labels, test_images, test_labels, permute: bool = False,

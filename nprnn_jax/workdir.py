@@ -47,13 +47,8 @@ def _comparable(record: dict) -> dict:
     A setting added in a later version and missing from an older record compares
     equal to its default (which is what that older version ran with).
     """
-    config = dict(record.get("config") or {})
-    task = config.get("task")
-    if task in config_lib.TASKS:
-        for setting in config_lib.settings_of(task):
-            config.setdefault(setting.name, config_lib.to_json({"v": setting.default})["v"])
     return {"version": record.get("version"), "task": record.get("task"),
-            "config": config_lib.result_settings(config)}
+            "config": config_lib.result_settings(config_lib.with_defaults(record.get("config") or {}))}
 
 
 def check_or_write_config(workdir: pathlib.Path, record: dict):

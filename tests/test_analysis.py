@@ -127,3 +127,10 @@ def test_dynamics_binary_on_init_and_trained_workdir(tmp_path):
                          text=True, timeout=300)
     assert bad.returncode == 2 and "Traceback" not in bad.stderr
     assert "error: init 'lstm'" in bad.stderr
+
+
+def test_sensitivity_axis_is_not_squashed_by_underflow(tmp_path):
+    # iRNN's sensitivity underflows to 1e-31 and 0; the axis spans 1e-12 below the largest value
+    low, high = analysis.plot_sensitivity({"np": np.array([1e-4, 0.5, 2.0]), "irnn_scaled": np.array([0.0, 1e-31, 1.0])},
+                                          tmp_path / "s.png")
+    assert low >= 2.0 * analysis.SENSITIVITY_RANGE / 2 * 0.99 and high >= 2.0

@@ -178,6 +178,11 @@ def test_read_config_round_trips_a_config(tmp_path):
     again, _ = experiment.read_config(tmp_path)
     assert config_lib.to_json(again) == config_lib.to_json(config)
     assert isinstance(again, ml_collections.ConfigDict)
+    # a config.json written before a setting existed reads with that setting at its default
+    del record["config"]["seed_offset"]
+    (tmp_path / "config.json").write_text(json.dumps(record))
+    again, _ = experiment.read_config(tmp_path)
+    assert again.seed_offset == 0 and config_lib.to_json(again) == config_lib.to_json(config)
 
 
 def test_shared_data_dir_is_there():

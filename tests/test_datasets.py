@@ -156,3 +156,23 @@ def test_ts_leading_gap_in_one_channel_keeps_the_other_channels_values(tmp_path)
     data = datasets.read_ts(path)
     np.testing.assert_array_equal(data.lengths, [4, 2])
     np.testing.assert_array_equal(data.features[0], [[1, 5], [1, 6], [2, 6], [3, 8]])
+
+
+def test_looking_for_a_tfds_mnist_logs_no_warnings(data_dir, tmp_path):
+    import logging
+
+    messages = []
+
+    class Collect(logging.Handler):
+        def emit(self, record):
+            if record.levelno >= logging.WARNING:
+                messages.append(record.getMessage())
+
+    handler = Collect()
+    logging.getLogger().addHandler(handler)
+    try:
+        images, _ = datasets.load_mnist(data_dir, "test", tfds_data_dir=str(tmp_path))
+    finally:
+        logging.getLogger().removeHandler(handler)
+    assert images.shape == (10000, 28, 28)
+    assert messages == []  # TFDS used to warn "Variant folder .../mnist/3.0.1 has no dataset_info.json"

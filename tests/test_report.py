@@ -58,3 +58,23 @@ def test_write_report(tmp_path):
     assert table in (tmp_path / "results.md").read_text()
     for name in ("learning_curves.png", "lr_sensitivity.png"):
         assert (tmp_path / name).read_bytes()[:4] == b"\x89PNG"
+
+
+def test_constant_predictor_references():
+    from nprnn_jax import tasks
+    # predicting 1.0 on addition: the share within 0.04 is about 7.8% (the paper's number)
+    share = tasks.AdditionTask(seq_len=10, test_size=10_000).constant_predictor_metric()
+    assert share == pytest.approx(0.078, abs=0.01)
+    task = tasks.ClassificationTask("toy", {"xs": np.zeros((4, 3, 1)), "ys": np.array([0, 1, 1, 2])},
+                                    {"xs": np.zeros((5, 3, 1)), "ys": np.array([2, 2, 2, 0, 1])}, num_classes=3)
+    assert task.constant_predictor_metric() == pytest.approx(0.6)
+
+
+def test_write_report_draws_the_train_loss_and_notes_the_reference(tmp_path):
+    summary = records()
+    (tmp_path / "summary.json").write_text(json.dumps(summary))
+    metrics = [dict(r, step=step, train_loss=0.1 / (1 + step)) for r in summary for step in (0, 10)]
+    (tmp_path / "metrics.jsonl").write_text("".join(json.dumps(m) + "\n" for m in metrics))
+    report.write_report(tmp_path, "test_accuracy", True, "toy", reference=0.078)
+    assert "The constant predictor scores test_accuracy = 0.078." in (tmp_path / "results.md").read_text()
+    assert (tmp_path / "train_loss.png").read_bytes()[:4] == b"\x89PNG"
