@@ -40,8 +40,14 @@ def define_flags(task: str):
         "--show_config lists them with their values and meanings.", lock_config=True)
     flags.DEFINE_string("workdir", f"workdirs/{task}", "Output folder (resumes if it holds the same config).")
     flags.DEFINE_bool("show_config", False, "Print every setting with its value and meaning, then exit.")
+    flags.DEFINE_bool("distributed", False, "Multi-host: jax.distributed.initialize() before the run; the "
+                      "coordinator comes from the environment (TPU pods, SLURM) or the three flags below. "
+                      "Every process runs the same command on a shared workdir; process 0 writes the files.")
+    flags.DEFINE_string("coordinator_address", None, "host:port of process 0 (--distributed).")
+    flags.DEFINE_integer("num_processes", None, "Number of processes (--distributed).")
+    flags.DEFINE_integer("process_id", None, "This process's index (--distributed).")
     main_module = sys.modules["__main__"].__name__ if "__main__" in sys.modules else "__main__"
-    for name in ("config", "workdir", "show_config"):  # listed by --help of the binary
+    for name in ("config", "workdir", "show_config", "distributed"):  # listed by --help of the binary
         FLAGS.register_key_flag_for_module(sys.argv[0] if main_module == "__main__" else main_module, FLAGS[name])
 
 
@@ -103,6 +109,16 @@ def configure_host_devices(config):
                                    f" --xla_force_host_platform_device_count={count}").strip()
 
 
+def start_distributed():
+    """`jax.distributed.initialize` from the flags, or from the environment (TPU, SLURM) where
+    they are not given; on CPUs the collectives go over gloo."""
+    import jax
+    if os.environ.get("JAX_PLATFORMS", "cpu").split(",")[0] in ("", "cpu"):
+        jax.config.update("jax_cpu_collectives_implementation", "gloo")
+    jax.distributed.initialize(coordinator_address=FLAGS.coordinator_address,
+                               num_processes=FLAGS.num_processes, process_id=FLAGS.process_id)
+
+
 def run_main(argv):
     """The ``main`` of every binary: validate, set up devices, train, report."""
     from nprnn_jax import config as config_lib
@@ -116,18 +132,26 @@ def run_main(argv):
         if FLAGS.show_config:
             print(config_lib.settings_help(config))
             return
-        configure_host_devices(config)
+        if FLAGS.distributed:
+            start_distributed()
+        else:
+            configure_host_devices(config)
         from nprnn_jax import experiment
         import jax
         title = experiment.title(config)
-        print(f"{title}: {len(config.inits)} init(s), {config.num_steps} steps, on {jax.device_count()} "
-              f"{jax.devices()[0].platform} device(s); settings:\n{config_lib.settings_help(config)}",
-              file=sys.stderr)
+        if jax.process_index() == 0:
+            print(f"{title}: {len(config.inits)} init(s), {config.num_steps} steps, on {jax.device_count()} "
+                  f"{jax.devices()[0].platform} device(s)"
+                  + (f" in {jax.process_count()} processes" if jax.process_count() > 1 else "")
+                  + f"; settings:\n{config_lib.settings_help(config)}", file=sys.stderr)
         start = time.perf_counter()
         experiment.train_and_evaluate(config, FLAGS.workdir)
         seconds = time.perf_counter() - start
     except (ValueError, OSError) as error:  # ConfigError, DataError, WorkdirConfigError are ValueErrors
         _error(str(error).splitlines()[0] if str(error) else type(error).__name__)
+    import jax
+    if jax.process_index() != 0:
+        return
     workdir = pathlib.Path(FLAGS.workdir)
     print(f"\n{title}: finished in {seconds:.0f} s; results in {workdir}\n")
     print((workdir / "results.md").read_text())

@@ -123,8 +123,9 @@ def train_and_evaluate(config, workdir, *, progress_stream=None, on_event=None) 
               "config": config_lib.to_json(config), "plan": plan}
     summary = runner.run_experiment(task, runs, workdir, record=record, plan=plan, on_event=on_event,
                                     progress_stream=progress_stream, extra_files=extra_files)
-    report.write_report(workdir, task.metric, task.higher_is_better, title(config),
-                        reference=task.constant_predictor_metric())
+    if runner.is_main_process():
+        report.write_report(workdir, task.metric, task.higher_is_better, title(config),
+                            reference=task.constant_predictor_metric())
     return summary
 
 

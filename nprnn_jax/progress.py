@@ -12,8 +12,8 @@ class Progress:
     """A one-line progress bar with ETA on stderr, redrawn in place and cut to the terminal's
     width; when the stream is not a terminal, one log line per update instead."""
 
-    def __init__(self, total: int, stream=None):
-        self.total, self.done = total, 0
+    def __init__(self, total: int, stream=None, enabled: bool = True):
+        self.total, self.done, self.enabled = total, 0, enabled
         self.stream = stream or sys.stderr
         self.start = None
         self.timed = 0
@@ -35,6 +35,8 @@ class Progress:
         bar = "#" * filled + "-" * (width - filled)
         eta_text = time.strftime("%H:%M:%S", time.gmtime(eta)) if math.isfinite(eta) else "--:--:--"
         line = f"[{bar}] {self.done}/{self.total} steps, ETA {eta_text} | {message}"
+        if not self.enabled:
+            return
         if self.tty:
             width = max(20, shutil.get_terminal_size((100, 24)).columns - 1)  # the last column wraps
             self.stream.write("\r" + line[:width].ljust(width))

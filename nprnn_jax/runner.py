@@ -75,10 +75,20 @@ class InitRun:
             self.train_config, preset=self.init, dropout=any(r > 0 for r in self.grid.dropout_rates)))
 
 
-def _shard(tree, sharding):
-    if sharding is None:
-        return tree
-    return jax.tree.map(lambda x: jax.device_put(x, sharding) if jnp.ndim(x) >= 2 else x, tree)
+def host(tree):
+    """``tree``'s arrays as NumPy arrays on this host, gathered from every process when an
+    array spans devices of other processes (multi-host runs)."""
+    def gather(x):
+        if isinstance(x, jax.Array) and not x.is_fully_addressable:
+            from jax.experimental import multihost_utils
+            return np.asarray(multihost_utils.process_allgather(x, tiled=True))
+        return np.asarray(x)
+    return jax.tree.map(gather, tree)
+
+
+def is_main_process() -> bool:
+    """Whether this process writes the workdir's files (process 0 of a multi-host run)."""
+    return jax.process_index() == 0
 
 
 class GridRun:
@@ -126,16 +136,18 @@ class GridRun:
             return grid_map(trainer.evaluate, (0, None), (0, None))(params, test_set)
 
         self.data = task.train_data()
-        self.init = jax.jit(init)
+        # the grid's state is made where it lives: sharded over the mesh (every process's
+        # devices in a multi-host run), or on the default device
+        self.init = jax.jit(init, out_shardings=self.sharding) if self.sharding else jax.jit(init)
         self.segment = jax.jit(segment, donate_argnums=0)
         self.evaluate = jax.jit(evaluate)
 
     def initial_state(self) -> TrainState:
-        return _shard(self.init(self.keys, self.hp), self.sharding)
+        return self.init(self.keys, self.hp)
 
     def rows(self, step, train_loss, state, test_metrics) -> list:
-        return workdir_lib.rows(self.init_name, self.grid.combos, self.grid.seeds, step, train_loss,
-                                state.diverged, jax.tree.map(np.asarray, test_metrics))
+        return workdir_lib.rows(self.init_name, self.grid.combos, self.grid.seeds, step, host(train_loss),
+                                host(state.diverged), host(test_metrics))
 
 
 def default_record(task: Task, runs: Sequence[InitRun], plan: Optional[dict] = None) -> dict:
@@ -183,10 +195,11 @@ def run_experiment(task: Task, runs: Sequence[InitRun], workdir, *, record: Opti
     """
     workdir = pathlib.Path(workdir)
     test_set = task.test_set()
-    workdir_lib.check_or_write_config(workdir, record or default_record(task, runs, plan))
-    for name, text in (extra_files or {}).items():
+    main = is_main_process()  # in a multi-host run only process 0 writes files and progress
+    workdir_lib.check_or_write_config(workdir, record or default_record(task, runs, plan), write=main)
+    for name, text in (extra_files or {}).items() if main else ():
         workdir_lib.atomic_write(workdir / name, text)
-    progress = Progress(sum(r.train_config.num_steps for r in runs), progress_stream)
+    progress = Progress(sum(r.train_config.num_steps for r in runs), progress_stream, enabled=main)
     metrics_path = workdir / "metrics.jsonl"
     summary = []
     for run in runs:
@@ -200,20 +213,24 @@ def run_experiment(task: Task, runs: Sequence[InitRun], workdir, *, record: Opti
             logging.info("%s: resumed from the checkpoint at step %d", init_name, start)
         else:
             start = 0
-        workdir_lib.truncate_metrics(metrics_path, init_name, start if start else -1)
+        if main:
+            workdir_lib.truncate_metrics(metrics_path, init_name, start if start else -1)
         progress.begin()
         progress.update(start, f"{init_name}: resumed at step {start}" if start else f"{init_name}: start",
                         timed=False)
         test_metrics = None  # of the current state, once evaluated
         if start == 0:
             test_metrics = grid_run.evaluate(state.params, test_set)
-            workdir_lib.append_metrics(metrics_path, grid_run.rows(0, None, state, test_metrics))
+            rows = grid_run.rows(0, None, state, test_metrics)
+            if main:
+                workdir_lib.append_metrics(metrics_path, rows)
         for index in range(start // config.eval_every, config.num_steps // config.eval_every):
             state, train_loss = grid_run.segment(state, grid_run.hp, grid_run.data)
             step = (index + 1) * config.eval_every
             test_metrics = grid_run.evaluate(state.params, test_set)
             rows = grid_run.rows(step, train_loss, state, test_metrics)
-            workdir_lib.append_metrics(metrics_path, rows)
+            if main:
+                workdir_lib.append_metrics(metrics_path, rows)
             if on_event:
                 on_event("segment_done", init_name, step)
             manager.save(step, args=ocp.args.StandardSave(state))
@@ -225,8 +242,9 @@ def run_experiment(task: Task, runs: Sequence[InitRun], workdir, *, record: Opti
         if test_metrics is None:  # resumed from the final checkpoint: nothing was evaluated yet
             test_metrics = grid_run.evaluate(state.params, test_set)
         summary.extend(workdir_lib.summary_records(grid_run.rows(None, None, state, test_metrics),
-                                                   state.diverged_step))
-    workdir_lib.write_summary(workdir, summary)
+                                                   host(state.diverged_step)))
+    if main:
+        workdir_lib.write_summary(workdir, summary)
     return summary
 
 

@@ -51,12 +51,13 @@ def _comparable(record: dict) -> dict:
             "config": config_lib.result_settings(config_lib.with_defaults(record.get("config") or {}))}
 
 
-def check_or_write_config(workdir: pathlib.Path, record: dict):
+def check_or_write_config(workdir: pathlib.Path, record: dict, write: bool = True):
     """Writes config.json, or checks that an existing one describes the same run.
 
     ``record``: ``{"version", "task", "config", "plan"}``. Settings that change
     speed only (the execution settings and the plan) may differ on resume (another
-    machine); everything else must match. Never damages a workdir.
+    machine); everything else must match. Never damages a workdir. ``write=False``
+    (the other processes of a multi-host run) checks without writing.
     """
     path = workdir / "config.json"
     if path.exists():
@@ -74,15 +75,17 @@ def check_or_write_config(workdir: pathlib.Path, record: dict):
             extended = dict(old, config=dict(old["config"], num_steps=record["config"]["num_steps"]))
             extended["extended"] = old.get("extended", []) + [
                 {"from_num_steps": old["config"]["num_steps"], "to_num_steps": record["config"]["num_steps"]}]
-            atomic_write(path, json.dumps(extended, indent=2, sort_keys=True) + "\n")
+            if write:
+                atomic_write(path, json.dumps(extended, indent=2, sort_keys=True) + "\n")
             return
         if diffs:
             raise WorkdirConfigError(
                 f"workdir {workdir} holds a run with a different config ({'; '.join(diffs)}); "
                 "use a new workdir or the same settings to resume")
         return
-    workdir.mkdir(parents=True, exist_ok=True)
-    atomic_write(path, json.dumps(record, indent=2, sort_keys=True) + "\n")
+    if write:
+        workdir.mkdir(parents=True, exist_ok=True)
+        atomic_write(path, json.dumps(record, indent=2, sort_keys=True) + "\n")
 
 
 def _extends(old: dict, new: dict, diffs: list, workdir) -> bool:

@@ -275,3 +275,34 @@ def test_a_finished_run_is_extended_to_more_steps_and_equals_a_longer_run(tmp_pa
     record = json.loads((tmp_path / "w" / "config.json").read_text())
     assert record["config"]["num_steps"] == 40
     assert record["extended"] == [{"from_num_steps": 20, "to_num_steps": 40}]
+
+
+def _free_port() -> int:
+    import socket
+    with socket.socket() as s:
+        s.bind(("localhost", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.slow
+def test_two_processes_with_jax_distributed_equal_one_process(tmp_path):
+    # Two processes on localhost, one CPU device each, CPU collectives over gloo, one shared
+    # workdir; against one process with two host devices (the same two-device seed layout).
+    port = _free_port()
+    env = {**os.environ, "JAX_PLATFORMS": "cpu", "NPRNN_DATA_DIR": str(shared_data_dir())}
+    processes = [subprocess.Popen(
+        [sys.executable, "-m", "experiments.addition", smoke("addition"), "--distributed",
+         f"--coordinator_address=localhost:{port}", "--num_processes=2", f"--process_id={i}",
+         f"--workdir={tmp_path / 'two'}"], cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True) for i in range(2)]
+    outputs = [p.communicate(timeout=300) for p in processes]
+    for p, (out, err) in zip(processes, outputs):
+        assert p.returncode == 0, err[-3000:]
+    assert "on 2 cpu device(s) in 2 processes" in outputs[0][1] and "| np | 0.01 | 2 |" in outputs[0][0]
+    assert "| np |" not in outputs[1][0]  # only process 0 prints the results
+    one = run("addition", smoke("addition"), "--config.host_devices=2", f"--workdir={tmp_path / 'one'}")
+    assert one.returncode == 0, one.stderr[-3000:]
+    for name in ("summary.json", "metrics.jsonl"):
+        assert (tmp_path / "two" / name).read_text() == (tmp_path / "one" / name).read_text(), name
+    plan = json.loads((tmp_path / "two" / "config.json").read_text())["plan"]
+    assert plan["devices"] == 2 and plan["layout"] == "seeds"
