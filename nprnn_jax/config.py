@@ -138,6 +138,9 @@ SETTINGS = (
     _S("batch_size", 16, "training minibatch size", _int(1)),
     _S("num_steps", 10_000, "training steps per run (a multiple of eval_every)", _int(1)),
     _S("eval_every", 2_000, "steps between evaluations, checkpoints and progress lines", _int(1)),
+    _S("log_every", 0, "steps per logged training loss (train_loss.jsonl, TensorBoard); a divisor of eval_every "
+       "(0: eval_every)", _int(0)),
+    _S("tensorboard", True, "write TensorBoard event files (workdir/tensorboard/<init>/<run>)", _bool),
     # Marked-pair tasks.
     _S("seq_len", 50, "sequence length T", _int(2), tasks=MARKED_PAIR),
     _S("marker_placement", "halves", "halves (one marker per half) or uniform", _one_of(MARKER_PLACEMENTS),
@@ -269,6 +272,8 @@ def validate(config) -> ml_collections.ConfigDict:
         _check_unknown(list(overrides.keys()), PER_INIT, f"per_init.{init}.")
         for name in list(overrides.keys()):
             overrides[name] = check_value(name, overrides[name], f"per_init.{init}.")
+    if config.log_every and config.eval_every % config.log_every:
+        raise ConfigError(f"log_every={config.log_every} must divide eval_every={config.eval_every}")
     if config.num_steps % config.eval_every:
         raise ConfigError(f"num_steps={config.num_steps} must be a multiple of eval_every={config.eval_every} "
                           "(every segment has the same length, so the grid compiles once)")

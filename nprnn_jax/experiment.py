@@ -96,7 +96,7 @@ def init_runs(config, plan: dict) -> list:
         grid = runner.Grid(learning_rates=own["learning_rates"], num_seeds=config.num_seeds,
                            clip_norm=own["clip_norm"], dropout_rates=config.dropout_rates,
                            seed_offset=config.seed_offset)
-        runs.append(runner.InitRun(init, train_config, grid))
+        runs.append(runner.InitRun(init, train_config, grid, log_every=config.log_every))
     return runs
 
 
@@ -122,7 +122,8 @@ def train_and_evaluate(config, workdir, *, progress_stream=None, on_event=None) 
     record = {"version": config_lib.CONFIG_VERSION, "task": task.describe(),
               "config": config_lib.to_json(config), "plan": plan}
     summary = runner.run_experiment(task, runs, workdir, record=record, plan=plan, on_event=on_event,
-                                    progress_stream=progress_stream, extra_files=extra_files)
+                                    progress_stream=progress_stream, extra_files=extra_files,
+                                    tensorboard=config.tensorboard)
     if runner.is_main_process():
         report.write_report(workdir, task.metric, task.higher_is_better, title(config),
                             reference=task.constant_predictor_metric())

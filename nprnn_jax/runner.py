@@ -69,6 +69,7 @@ class InitRun:
     init: str
     train_config: TrainConfig
     grid: Grid
+    log_every: int = 0  # steps per logged training loss (0: once per segment)
 
     def __post_init__(self):
         object.__setattr__(self, "train_config", dataclasses.replace(
@@ -120,9 +121,12 @@ class GridRun:
 
         mesh = None if self.sharding is None else self.sharding.mesh
 
+        log_every = run.log_every or eval_every
+
         def local_segment(state, hp, data):
-            """The runs held by one device: [combo, seed] axes, vmapped or mapped."""
-            one_run = lambda s, h: trainer.run(s, h, eval_every, data)
+            """The runs held by one device: [combo, seed] axes, vmapped or mapped; the mean
+            training loss of every block of log_every steps."""
+            one_run = lambda s, h: trainer.run(s, h, eval_every, data, log_every)
             return parallel.over_runs(one_run, 2, execution)(state, hp)
 
         def segment(state, hp, data):
@@ -136,14 +140,19 @@ class GridRun:
             return grid_map(trainer.evaluate, (0, None), (0, None))(params, test_set)
 
         self.data = task.train_data()
-        # the grid's state is made where it lives: sharded over the mesh (every process's
-        # devices in a multi-host run), or on the default device
-        self.init = jax.jit(init, out_shardings=self.sharding) if self.sharding else jax.jit(init)
+        self.init = jax.jit(init)
         self.segment = jax.jit(segment, donate_argnums=0)
         self.evaluate = jax.jit(evaluate)
 
     def initial_state(self) -> TrainState:
-        return self.init(self.keys, self.hp)
+        """The grid's initial state, computed on one device (so that it does not depend on the
+        device count) and then placed: each device's shard of the mesh, which may span every
+        process's devices in a multi-host run (each process computes the same state)."""
+        state = self.init(self.keys, self.hp)
+        if self.sharding is None:
+            return state
+        place = lambda x: jax.make_array_from_callback(x.shape, self.sharding, lambda index: np.asarray(x[index]))
+        return jax.tree.map(place, state)
 
     def rows(self, step, train_loss, state, test_metrics) -> list:
         return workdir_lib.rows(self.init_name, self.grid.combos, self.grid.seeds, step, host(train_loss),
@@ -173,7 +182,7 @@ def _manager(workdir: pathlib.Path, init_name: str, **options):
 
 def run_experiment(task: Task, runs: Sequence[InitRun], workdir, *, record: Optional[dict] = None,
                    plan: Optional[dict] = None, on_event: Optional[Callable[[str, str, int], None]] = None,
-                   progress_stream=None, extra_files: Optional[dict] = None) -> list:
+                   progress_stream=None, extra_files: Optional[dict] = None, tensorboard: bool = False) -> list:
     """Trains every init's grid, resuming from checkpoints in ``workdir``.
 
     Args:
@@ -189,6 +198,10 @@ def run_experiment(task: Task, runs: Sequence[InitRun], workdir, *, record: Opti
       progress_stream: where the progress bar goes (stderr by default).
       extra_files: ``{file name: text}`` written into the workdir once its config
         has been checked (e.g. the permutation of permuted MNIST).
+      tensorboard: also write TensorBoard event files (``tensorboard/<init>/<run>/``).
+
+    The training loss of every block of ``InitRun.log_every`` steps goes to
+    ``train_loss.jsonl`` (and TensorBoard); metrics.jsonl holds each segment's mean.
 
     Returns:
       The summary records (also written to ``summary.json``).
@@ -200,7 +213,7 @@ def run_experiment(task: Task, runs: Sequence[InitRun], workdir, *, record: Opti
     for name, text in (extra_files or {}).items() if main else ():
         workdir_lib.atomic_write(workdir / name, text)
     progress = Progress(sum(r.train_config.num_steps for r in runs), progress_stream, enabled=main)
-    metrics_path = workdir / "metrics.jsonl"
+    metrics_path, train_loss_path = workdir / "metrics.jsonl", workdir / "train_loss.jsonl"
     summary = []
     for run in runs:
         config, init_name = run.train_config, run.init
@@ -215,6 +228,8 @@ def run_experiment(task: Task, runs: Sequence[InitRun], workdir, *, record: Opti
             start = 0
         if main:
             workdir_lib.truncate_metrics(metrics_path, init_name, start if start else -1)
+            workdir_lib.truncate_metrics(train_loss_path, init_name, start)
+        board = workdir_lib.TensorBoard(workdir, init_name, start) if main and tensorboard else None
         progress.begin()
         progress.update(start, f"{init_name}: resumed at step {start}" if start else f"{init_name}: start",
                         timed=False)
@@ -224,13 +239,25 @@ def run_experiment(task: Task, runs: Sequence[InitRun], workdir, *, record: Opti
             rows = grid_run.rows(0, None, state, test_metrics)
             if main:
                 workdir_lib.append_metrics(metrics_path, rows)
+            if board:
+                board.write(rows)
+        log_every = run.log_every or config.eval_every
         for index in range(start // config.eval_every, config.num_steps // config.eval_every):
-            state, train_loss = grid_run.segment(state, grid_run.hp, grid_run.data)
+            state, block_losses = grid_run.segment(state, grid_run.hp, grid_run.data)
             step = (index + 1) * config.eval_every
+            block_losses = host(block_losses)  # [combo, seed, blocks]
+            with np.errstate(invalid="ignore"):
+                segment_loss = np.nanmean(np.where(np.isfinite(block_losses), block_losses, np.nan), -1)
             test_metrics = grid_run.evaluate(state.params, test_set)
-            rows = grid_run.rows(step, train_loss, state, test_metrics)
+            rows = grid_run.rows(step, segment_loss, state, test_metrics)
+            loss_rows = [row for b in range(block_losses.shape[-1]) for row in grid_run.rows(
+                step - config.eval_every + (b + 1) * log_every, block_losses[..., b], state, {})]
             if main:
                 workdir_lib.append_metrics(metrics_path, rows)
+                workdir_lib.append_metrics(train_loss_path, loss_rows)
+            if board:
+                board.write(loss_rows)
+                board.write(rows, skip=("train_loss",))  # the segment's mean: the blocks above
             if on_event:
                 on_event("segment_done", init_name, step)
             manager.save(step, args=ocp.args.StandardSave(state))
@@ -239,6 +266,8 @@ def run_experiment(task: Task, runs: Sequence[InitRun], workdir, *, record: Opti
             progress.update(config.eval_every, _progress_message(init_name, rows, task))
         manager.wait_until_finished()
         manager.close()
+        if board:
+            board.close()
         if test_metrics is None:  # resumed from the final checkpoint: nothing was evaluated yet
             test_metrics = grid_run.evaluate(state.params, test_set)
         summary.extend(workdir_lib.summary_records(grid_run.rows(None, None, state, test_metrics),

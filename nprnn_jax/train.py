@@ -232,16 +232,20 @@ class Trainer:
         )
         return new_state, jnp.where(bad, jnp.nan, loss)
 
-    def run(self, state: TrainState, hp: dict, num_steps: int, data=None):
-        """``num_steps`` steps as a `lax.scan`; returns (state, mean loss of the finite steps)."""
+    def run(self, state: TrainState, hp: dict, num_steps: int, data=None, log_every: Optional[int] = None):
+        """``num_steps`` steps as a `lax.scan`; returns (state, mean loss of the finite steps),
+        or with ``log_every`` (a divisor of ``num_steps``) the mean loss of each block of
+        ``log_every`` steps, ``[num_steps // log_every]`` (NaN for a block with no finite step)."""
 
         def body(carry, _):
             return self.step(carry, hp, data)
 
         state, losses = jax.lax.scan(body, state, None, length=num_steps)
-        finite = jnp.isfinite(losses)
-        mean_loss = jnp.sum(jnp.where(finite, losses, 0.0)) / jnp.maximum(jnp.sum(finite), 1)
-        return state, jnp.where(jnp.any(finite), mean_loss, jnp.nan)
+        blocks = losses.reshape(-1, log_every or num_steps)
+        finite = jnp.isfinite(blocks)
+        means = jnp.sum(jnp.where(finite, blocks, 0.0), -1) / jnp.maximum(jnp.sum(finite, -1), 1)
+        means = jnp.where(jnp.any(finite, -1), means, jnp.nan)
+        return state, (means if log_every else means[0])
 
     def predict(self, params, inputs) -> jax.Array:
         """Network outputs for ``inputs`` (``xs`` and optional ``lengths``), computed

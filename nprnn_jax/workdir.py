@@ -162,6 +162,35 @@ def truncate_metrics(path: pathlib.Path, init_name: str, last_step: int):
     atomic_write(path, "".join(line + "\n" for line in kept))
 
 
+class TensorBoard:
+    """TensorBoard event files of one init's runs, one folder per run under
+    ``tensorboard/<init>/lr=<lr>,dropout=<rate>,seed=<seed>`` (tensorboardX: a small
+    event-file writer that needs no TensorFlow). Resuming from step ``start`` drops the
+    events after it that an interrupted run had written (``purge_step``)."""
+
+    def __init__(self, workdir: pathlib.Path, init_name: str, start: int):
+        self.root = workdir / "tensorboard" / init_name
+        self.start, self.writers = start, {}
+
+    def write(self, rows: list, skip: tuple = ()):
+        """Each row's numbers as scalars at its step (tags in ``skip`` left out)."""
+        for row in rows:
+            key = (row["learning_rate"], row.get("dropout", 0.0), row["seed"])
+            if key not in self.writers:
+                from tensorboardX import SummaryWriter
+                name = f"lr={key[0]:g},dropout={key[1]:g},seed={key[2]}"
+                self.writers[key] = SummaryWriter(str(self.root / name), purge_step=self.start + 1 if self.start
+                                                  else None)
+            for tag, value in row.items():
+                if tag in ("init", "learning_rate", "dropout", "seed", "step", "diverged") + skip or value is None:
+                    continue
+                self.writers[key].add_scalar(tag, float(value), row["step"])
+
+    def close(self):
+        for writer in self.writers.values():
+            writer.close()
+
+
 def summary_records(final_rows: list, diverged_steps) -> list:
     """summary.json's records from the rows of the final evaluation (same order)."""
     records = []

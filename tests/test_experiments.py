@@ -306,3 +306,42 @@ def test_two_processes_with_jax_distributed_equal_one_process(tmp_path):
         assert (tmp_path / "two" / name).read_text() == (tmp_path / "one" / name).read_text(), name
     plan = json.loads((tmp_path / "two" / "config.json").read_text())["plan"]
     assert plan["devices"] == 2 and plan["layout"] == "seeds"
+
+
+def _events(folder):
+    """(tag, step, value) of every scalar in a run's TensorBoard event files (TFRecord framing)."""
+    import struct
+    from tensorboardX.proto import event_pb2
+    out = []
+    for path in sorted(folder.glob("events.out.tfevents.*")):
+        data = path.read_bytes()
+        offset = 0
+        while offset < len(data):
+            (length,) = struct.unpack("<Q", data[offset:offset + 8])
+            event = event_pb2.Event.FromString(data[offset + 12:offset + 12 + length])
+            offset += 12 + length + 4
+            out += [(v.tag, event.step, v.simple_value) for v in event.summary.value]
+    return out
+
+
+@pytest.mark.slow
+def test_training_loss_at_its_own_interval_and_tensorboard_events(tmp_path):
+    result = run("addition", smoke("addition"), "--config.inits=np", "--config.log_every=5",
+                 "--config.host_devices=1", f"--workdir={tmp_path}")
+    assert result.returncode == 0, result.stderr[-3000:]
+    losses = [json.loads(line) for line in (tmp_path / "train_loss.jsonl").read_text().splitlines()]
+    assert sorted({r["step"] for r in losses}) == [5, 10, 15, 20]
+    metrics = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    # a segment's mean loss (metrics.jsonl) is the mean of its two 5-step blocks
+    for row in (r for r in metrics if r["step"] == 20):
+        blocks = [r["train_loss"] for r in losses if r["step"] in (15, 20) and r["seed"] == row["seed"]
+                  and r["learning_rate"] == row["learning_rate"]]
+        assert row["train_loss"] == pytest.approx(np.mean(blocks), rel=1e-6)
+    run_dir = tmp_path / "tensorboard" / "np" / "lr=0.01,dropout=0,seed=1"
+    events = _events(run_dir)
+    loss_events = sorted((step, value) for tag, step, value in events if tag == "train_loss")
+    expected = sorted((r["step"], r["train_loss"]) for r in losses if r["seed"] == 1 and r["learning_rate"] == 0.01)
+    assert [s for s, _ in loss_events] == [s for s, _ in expected]
+    np.testing.assert_allclose([v for _, v in loss_events], [v for _, v in expected], rtol=1e-6)
+    assert sorted(step for tag, step, _ in events if tag == "test_accuracy") == [0, 10, 20]
+    assert (tmp_path / "train_loss.png").is_file()

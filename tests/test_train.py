@@ -147,7 +147,9 @@ def read_results(workdir):
     summary = json.loads((workdir / "summary.json").read_text())
     rows = [json.loads(line) for line in (workdir / "metrics.jsonl").read_text().splitlines()]
     rows.sort(key=lambda r: (r["init"], r["step"], r["learning_rate"], r["seed"]))
-    return summary, rows
+    losses = [json.loads(line) for line in (workdir / "train_loss.jsonl").read_text().splitlines()]
+    losses.sort(key=lambda r: (r["init"], r["step"], r["learning_rate"], r["seed"]))
+    return summary, rows, losses
 
 
 @pytest.fixture(scope="module")
@@ -167,7 +169,7 @@ def test_runner_writes_config_metrics_summary(uninterrupted):
         assert set(record) >= {"init", "learning_rate", "dropout", "seed", "test_mse", "test_accuracy",
                                "success", "diverged"}
         assert np.isfinite(record["test_mse"]) and record["diverged"] is False
-    _, rows = read_results(workdir)
+    _, rows, _ = read_results(workdir)
     assert len(rows) == 2 * 5 * 4  # inits x evaluations (step 0 and 4 segments) x runs
     assert {r["step"] for r in rows} == {0, 10, 20, 30, 40}
 
@@ -201,8 +203,8 @@ def test_four_host_devices_give_the_same_results(tmp_path):
     result = run_child(one, SEEDS="4", STEPS="20")
     assert result.returncode == 0, result.stderr[-2000:]
     assert "DEVICES 1" in result.stdout
-    s4, r4 = read_results(four)
-    s1, r1 = read_results(one)
+    s4, r4, _ = read_results(four)
+    s1, r1, _ = read_results(one)
     assert len(s4) == 16 and len(r4) == len(r1) == 2 * 3 * 8
     for a, b in zip(s4 + r4, s1 + r1):
         assert a.keys() == b.keys()
