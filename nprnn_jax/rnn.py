@@ -189,8 +189,11 @@ def param_specs(config: RNNConfig) -> dict:
     """``{name: (initializer, shape)}`` of every parameter, in a fixed order.
 
     The one place that says which weight gets which initializer: `init_params`
-    and the Flax modules both read it. Keys are folded in per name, so the
-    same key gives the same parameters in the pure core and in the modules.
+    and the Flax modules both read it. `init_params` (and `modules.NNXRNN`, which
+    calls it with the key its ``rngs`` hand out) folds one key per name into the
+    given key (`PARAM_KEY_IDS`); Flax
+    Linen splits its own keys per parameter, so `modules.LinenRNN` draws from the
+    same initializers but not the same values for a given key.
 
     sRNN: ``W_hx [I, N]``, ``W_hh [N, N]``, ``b_h [N]``, ``W_hy [N, O]``, ``b_y [O]``.
     LSTM: ``W_x [I, 4N]``, ``W_h [N, 4N]``, ``b [4N]`` (gates i, f, g, o; the

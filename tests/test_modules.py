@@ -105,3 +105,14 @@ def test_elman_cells_in_flax_rnn_layers_reproduce_the_core(preset):
     np.testing.assert_array_equal(nnx_cell.W_hh[...], core["W_hh"])
     with pytest.raises(ValueError, match="the Elman cells cover the sRNN presets"):
         modules.NNXElmanCell(2, 10, "lstm", rngs=nnx.Rngs(0))
+
+
+def test_which_modules_draw_the_cores_values_for_a_key():
+    config = rnn.RNNConfig(input_size=2, hidden_size=6, preset="np")
+    core = rnn.init_params(nnx.Rngs(params=KEY).params(), config)  # the key NNX's rngs hand out
+    nnx_module = modules.NNXRNN(config, rngs=nnx.Rngs(params=KEY))
+    for name, value in core.items():
+        np.testing.assert_array_equal(nnx_module.params_dict()[name], value)
+    linen = modules.LinenRNN(config).init(nnx.Rngs(params=KEY).params(), jnp.ones((1, 3, 2)))["params"]
+    assert not np.allclose(linen["W_hh"], core["W_hh"])  # same initializer, other draw (documented)
+    np.testing.assert_allclose(np.linalg.eigvalsh(np.asarray(linen["W_hh"], np.float64))[-1], 1.0, atol=1e-5)
