@@ -207,6 +207,15 @@ def run_experiment(task: Task, runs: Sequence[InitRun], workdir, *, record: Opti
       The summary records (also written to ``summary.json``).
     """
     workdir = pathlib.Path(workdir)
+    if not is_main_process():
+        return _run_experiment(task, runs, workdir, record, plan, on_event, progress_stream, extra_files,
+                               tensorboard)
+    with workdir_lib.locked(workdir):  # one writer per workdir
+        return _run_experiment(task, runs, workdir, record, plan, on_event, progress_stream, extra_files,
+                               tensorboard)
+
+
+def _run_experiment(task, runs, workdir, record, plan, on_event, progress_stream, extra_files, tensorboard):
     test_set = task.test_set()
     main = is_main_process()  # in a multi-host run only process 0 writes files and progress
     workdir_lib.check_or_write_config(workdir, record or default_record(task, runs, plan), write=main)

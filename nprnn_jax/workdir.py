@@ -11,6 +11,8 @@ append, so a crash leaves the previous state readable.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import math
 import os
@@ -30,6 +32,31 @@ def atomic_write(path: pathlib.Path, text: str):
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(text)
     os.replace(tmp, path)
+
+
+@contextlib.contextmanager
+def locked(workdir: pathlib.Path):
+    """Holds ``workdir/.lock`` (an exclusive `flock`) while the body runs: a second process on
+    the same workdir gets `WorkdirConfigError` at once. The OS releases the lock when the
+    holder exits in any way (a crash or kill -9 included), so a stale lock cannot block."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    handle = open(workdir / ".lock", "a+")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        handle.seek(0)
+        holder = handle.read().strip() or "another process"
+        handle.close()
+        raise WorkdirConfigError(f"workdir {workdir} is in use by {holder}; one run per workdir") from None
+    try:
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"process {os.getpid()}\n")
+        handle.flush()
+        yield
+    finally:
+        fcntl.flock(handle, fcntl.LOCK_UN)
+        handle.close()
 
 
 def _differences(old, new, prefix=""):
@@ -60,12 +87,17 @@ def check_or_write_config(workdir: pathlib.Path, record: dict, write: bool = Tru
     (the other processes of a multi-host run) checks without writing.
     """
     path = workdir / "config.json"
+    if not path.exists() and any((workdir / name).exists() for name in ("checkpoints", "metrics.jsonl",
+                                                                         "summary.json")):
+        raise WorkdirConfigError(f"workdir {workdir} holds results but no config.json: it cannot be checked "
+                                 "against these settings; use a new workdir")
     if path.exists():
         try:
             old = json.loads(path.read_text())
         except json.JSONDecodeError as error:
             raise WorkdirConfigError(f"{path} is not valid JSON ({error}); use a new workdir") from None
-        if not isinstance(old, dict) or old.get("version") != config_lib.CONFIG_VERSION:
+        if not isinstance(old, dict) or old.get("version") != config_lib.CONFIG_VERSION or \
+                not isinstance(old.get("config"), dict):
             raise WorkdirConfigError(
                 f"{path} was written by an older nprnn_jax (config version "
                 f"{old.get('version', 1) if isinstance(old, dict) else '?'}, this one reads "

@@ -223,11 +223,17 @@ def test_workdir_of_another_config_is_refused_and_kept(tmp_path):
     workdir = tmp_path / "w"
     first = run("addition", smoke("addition"), "--config.seq_len=5", f"--workdir={workdir}")
     assert first.returncode == 0, first.stderr[-3000:]
-    before = {p.relative_to(workdir): p.read_bytes() for p in workdir.rglob("*") if p.is_file()}
+    files = lambda: {p.relative_to(workdir): p.read_bytes() for p in workdir.rglob("*")
+                     if p.is_file() and p.name != ".lock"}  # the lock names its current holder
+    before = files()
     second = run("addition", smoke("addition"), "--config.seq_len=6", f"--workdir={workdir}")
     assert_clean_error(second, "different config", "task.seq_len: 5 in workdir vs 6 now")
-    after = {p.relative_to(workdir): p.read_bytes() for p in workdir.rglob("*") if p.is_file()}
-    assert before == after
+    assert before == files()
+    # config.json removed next to the results: refused, never rewritten
+    (workdir / "config.json").unlink()
+    third = run("addition", smoke("addition"), "--config.learning_rates=0.5", f"--workdir={workdir}")
+    assert_clean_error(third, "holds results but no config.json")
+    assert not (workdir / "config.json").exists()
 
 
 def test_chunk_lengths_are_checked_against_the_training_length_too(tmp_path):

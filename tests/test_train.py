@@ -636,3 +636,30 @@ def test_num_steps_may_grow_on_resume_but_not_shrink_or_move_the_cuts(tmp_path):
                                                         lr_cut_steps=(300, 600)))
     workdir_lib.check_or_write_config(explicit, _record(num_steps=2000, eval_every=100, lr_schedule="step",
                                                         lr_cut_steps=(300, 600)))
+
+
+def test_one_writer_per_workdir(tmp_path):
+    code = textwrap.dedent("""
+        import sys, time, pathlib
+        from nprnn_jax import workdir
+        with workdir.locked(pathlib.Path(sys.argv[1])):
+            print("LOCKED", flush=True)
+            time.sleep(60)
+    """)
+    holder = subprocess.Popen([sys.executable, "-c", code, str(tmp_path)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "LOCKED"
+        with pytest.raises(workdir_lib.WorkdirConfigError, match=f"is in use by process {holder.pid}; one run"):
+            with workdir_lib.locked(tmp_path):
+                pass
+    finally:
+        holder.kill()  # like kill -9: the OS releases the lock, no stale lock remains
+        holder.wait()
+    with workdir_lib.locked(tmp_path):
+        pass
+
+
+def test_a_config_json_that_is_not_a_record_is_refused(tmp_path):
+    (tmp_path / "config.json").write_text("[1, 2]")
+    with pytest.raises(workdir_lib.WorkdirConfigError, match="written by an older nprnn_jax"):
+        workdir_lib.check_or_write_config(tmp_path, _record())
