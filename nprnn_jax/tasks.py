@@ -248,6 +248,20 @@ class MultiplicationTask(_MarkedPairTask):
         return a * b
 
 
+def data_fingerprint(*splits) -> str:
+    """SHA-256 of the arrays of ``splits`` (dicts of arrays: names, dtypes, shapes and bytes):
+    what a run's results depend on, whatever file or reader they came from."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for split in splits:
+        for name in sorted(split):
+            array = np.ascontiguousarray(np.asarray(split[name]))
+            digest.update(f"{name}:{array.dtype.str}:{array.shape};".encode())
+            digest.update(array.tobytes())
+    return digest.hexdigest()
+
+
 class ClassificationTask(Task):
     """Classification of sequences held in device memory; batches sampled on device.
 
@@ -280,6 +294,7 @@ class ClassificationTask(Task):
         self.num_test = int(test["xs"].shape[0])
         self.seq_len = int(train["xs"].shape[1])
         self.info = dict(info or {})
+        self.fingerprint = data_fingerprint(train, test)
         self._train = {k: jnp.asarray(v) for k, v in train.items()}
         # A fixed random base order of the pool (data files are often sorted by class).
         self._train["order"] = jnp.asarray(np.random.default_rng(0).permutation(self.num_train), jnp.int32)
@@ -288,7 +303,7 @@ class ClassificationTask(Task):
     def describe(self):
         return {"name": self.name, "num_classes": self.num_classes, "input_size": self.input_size,
                 "seq_len": self.seq_len, "num_train": self.num_train, "num_test": self.num_test,
-                "scale": self.scale, **self.info}
+                "scale": self.scale, "data_sha256": self.fingerprint, **self.info}
 
     def _prepare(self, batch):
         batch = dict(batch)

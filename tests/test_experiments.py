@@ -351,3 +351,24 @@ def test_training_loss_at_its_own_interval_and_tensorboard_events(tmp_path):
     np.testing.assert_allclose([v for _, v in loss_events], [v for _, v in expected], rtol=1e-6)
     assert sorted(step for tag, step, _ in events if tag == "test_accuracy") == [0, 10, 20]
     assert (tmp_path / "train_loss.png").is_file()
+
+
+def test_a_workdir_refuses_other_data(tmp_path):
+    rng = np.random.default_rng(0)
+    data = tmp_path / "data"
+    data.mkdir()
+    for split, n in (("train", 20), ("test", 10)):
+        np.savez(data / f"{split}.npz", features=rng.normal(size=(n, 6, 3)).astype(np.float32),
+                 labels=rng.integers(0, 2, n))
+    args = [smoke("action_recognition"), "--config.dataset=npz", f"--config.data_dir={data}", "--config.inits=np",
+            "--config.num_steps=20", "--config.eval_every=20", "--config.lr_cut_steps=5,10",
+            "--config.dropout_rates=0", f"--workdir={tmp_path / 'w'}"]
+    first = run("action_recognition", *args)
+    assert first.returncode == 0, first.stderr[-3000:]
+    summary = (tmp_path / "w" / "summary.json").read_text()
+    test = dict(np.load(data / "test.npz"))
+    test["labels"] = 1 - test["labels"]  # other test labels, same shapes
+    np.savez(data / "test.npz", **test)
+    second = run("action_recognition", *args)
+    assert_clean_error(second, "different config", "task.data_sha256")
+    assert (tmp_path / "w" / "summary.json").read_text() == summary
