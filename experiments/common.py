@@ -149,6 +149,10 @@ def run_main(argv):
         seconds = time.perf_counter() - start
     except (ValueError, OSError) as error:  # ConfigError, DataError, WorkdirConfigError are ValueErrors
         _error(str(error).splitlines()[0] if str(error) else type(error).__name__)
+    except KeyboardInterrupt:
+        print(f"\ninterrupted: run the same command to resume {FLAGS.workdir} from its last checkpoint",
+              file=sys.stderr)
+        os._exit(130)  # at once: no interpreter teardown racing orbax's and JAX's threads
     import jax
     if jax.process_index() != 0:
         return

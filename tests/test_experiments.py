@@ -372,3 +372,29 @@ def test_a_workdir_refuses_other_data(tmp_path):
     second = run("action_recognition", *args)
     assert_clean_error(second, "different config", "task.data_sha256")
     assert (tmp_path / "w" / "summary.json").read_text() == summary
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_with_one_line_and_the_run_resumes(tmp_path):
+    import signal
+    import time
+    env = {**os.environ, "JAX_PLATFORMS": "cpu", "NPRNN_DATA_DIR": str(shared_data_dir())}
+    args = [sys.executable, "-m", "experiments.addition", smoke("addition"), "--config.num_steps=2000",
+            "--config.eval_every=10", "--config.host_devices=1", f"--workdir={tmp_path}"]
+    process = subprocess.Popen(args, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while not (tmp_path / "checkpoints" / "np").is_dir() or not any((tmp_path / "checkpoints" / "np").iterdir()):
+        assert time.time() < deadline and process.poll() is None
+        time.sleep(0.2)
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=120)
+    assert process.returncode == 130, err[-3000:]
+    assert "Traceback" not in err and "interrupted: run the same command to resume" in err
+    # the same command resumes from the last checkpoint (interrupted again as soon as it says so)
+    again = subprocess.Popen(args, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    for line in again.stderr:
+        if "resumed at step" in line:
+            again.send_signal(signal.SIGINT)
+            break
+    again.communicate(timeout=120)
+    assert "resumed at step" in line and again.returncode == 130
