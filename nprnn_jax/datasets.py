@@ -21,6 +21,34 @@ class DataError(ValueError):
     """A data file or directory is missing, truncated or malformed."""
 
 
+# Feature values must be finite and at most this large in magnitude: float32 holds up to
+# 3.4e38, and standardization (computed in float64) then stays far from any overflow; real
+# features (pixels, accelerations, CNN activations) are many orders of magnitude smaller.
+MAX_ABS_VALUE = 1e30
+
+
+def _check_values(where: str, values: np.ndarray, what: str = "values"):
+    """Refuses non-finite values and values beyond `MAX_ABS_VALUE` (missing values are NaN
+    before this check only where a reader documents them)."""
+    bad = ~np.isfinite(values) | (np.abs(np.where(np.isfinite(values), values, 0)) > MAX_ABS_VALUE)
+    if bad.any():
+        index = tuple(int(i) for i in np.argwhere(bad)[0])
+        raise DataError(f"{where}: {what} must be finite numbers of magnitude <= {MAX_ABS_VALUE:g}; "
+                        f"got {values[index]!r} at index {index}")
+
+
+def _check_integral(where: str, name: str, values: np.ndarray) -> np.ndarray:
+    """``values`` when they are integers (an integer dtype, kept; or floats with no fractional
+    part, as int64); `DataError` otherwise (no silent truncation)."""
+    values = np.asarray(values)
+    if values.dtype.kind in "iu":
+        return values
+    if values.dtype.kind == "f" and np.isfinite(values).all() and np.all(values == np.round(values)):
+        return values.astype(np.int64)
+    raise DataError(f"{where}: {name} must be integers; got dtype {values.dtype} "
+                    f"(e.g. {values.reshape(-1)[:3].tolist()})")
+
+
 # --- IDX (MNIST) --------------------------------------------------------------
 
 IDX_DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: np.dtype(">i2"), 0x0C: np.dtype(">i4"),
@@ -96,8 +124,12 @@ def load_mnist_idx(directory, split: str):
         raise DataError(f"{directory}/{images_name}: shape {images.shape}; expected ({count}, 28, 28)")
     if labels.shape != (count,):
         raise DataError(f"{directory}/{labels_name}: {labels.shape[0]} labels; expected {count}")
-    if labels.max() > 9:
-        raise DataError(f"{directory}/{labels_name}: label {labels.max()} outside 0..9")
+    if images.dtype != np.uint8:
+        raise DataError(f"{directory}/{images_name}: MNIST pixels are uint8 (IDX type 0x08); got {images.dtype}")
+    labels = _check_integral(f"{directory}/{labels_name}", "labels", labels)
+    if labels.min() < 0 or labels.max() > 9:
+        bad = labels.min() if labels.min() < 0 else labels.max()
+        raise DataError(f"{directory}/{labels_name}: label {bad} outside 0..9")
     return images, labels
 
 
@@ -175,6 +207,18 @@ def _fill_missing(series: np.ndarray) -> np.ndarray:
     return series
 
 
+def _ts_value(text: str, where: str) -> float:
+    """One `.ts` value: "?" or "NaN" is missing (NaN); anything else must be a finite number
+    of magnitude <= `MAX_ABS_VALUE` (1e300 or inf are errors, not missing values)."""
+    text = text.strip()
+    if text == "?" or text.lower() == "nan":
+        return float("nan")
+    value = float(text)
+    if not math.isfinite(value) or abs(value) > MAX_ABS_VALUE:
+        raise DataError(f"{where}: value {text!r} is not a finite number of magnitude <= {MAX_ABS_VALUE:g}")
+    return value
+
+
 def read_ts(path) -> SequenceDataset:
     """Reads a UEA/UCR `.ts` file (classification, no timestamps).
 
@@ -219,8 +263,10 @@ def read_ts(path) -> SequenceDataset:
             if header.get("dimensions") is not None and len(dims) != header["dimensions"]:
                 raise DataError(f"{where}: {len(dims)} dimensions; @dimensions says {header['dimensions']}")
             try:
-                values = [[float("nan") if v.strip() == "?" else float(v) for v in d.split(",")] for d in dims]
+                values = [[_ts_value(v, where) for v in d.split(",")] for d in dims]
             except ValueError as error:
+                if isinstance(error, DataError):
+                    raise
                 raise DataError(f"{where}: not a number ({error})") from None
             lengths = {len(v) for v in values}
             if len(lengths) != 1:
@@ -309,28 +355,33 @@ def load_npz(path) -> SequenceDataset:
     try:
         with np.load(path, allow_pickle=False) as data:
             contents = {k: data[k] for k in data.files}
-    except (OSError, ValueError) as error:
-        raise DataError(f"{path}: not a readable .npz ({error})") from None
+    except Exception as error:  # noqa: BLE001  zipfile.BadZipFile, EOFError, OSError, ValueError, ...
+        raise DataError(f"{path}: not a readable .npz ({type(error).__name__}: {error})") from None
     for key in ("features", "labels"):
         if key not in contents:
             raise DataError(f"{path}: missing array {key!r} (has {sorted(contents)})")
-    features = np.asarray(contents["features"], np.float32)
-    labels = np.asarray(contents["labels"]).astype(np.int32)
+    raw = np.asarray(contents["features"])
+    if raw.dtype.kind not in "iuf":
+        raise DataError(f"{path}: features must be real numbers; got dtype {raw.dtype}")
+    _check_values(str(path), raw, "features")
+    features = raw.astype(np.float32)
+    labels = _check_integral(str(path), "labels", contents["labels"])
     if features.ndim != 3 or labels.shape != (features.shape[0],):
         raise DataError(f"{path}: features must be [N, T, D] and labels [N]; "
                         f"got {features.shape} and {labels.shape}")
-    lengths = np.asarray(contents.get("lengths", np.full(len(labels), features.shape[1])), np.int32)
+    lengths = _check_integral(str(path), "lengths",
+                              contents.get("lengths", np.full(len(labels), features.shape[1])))
     if lengths.shape != labels.shape or lengths.min() < 1 or lengths.max() > features.shape[1]:
         raise DataError(f"{path}: lengths must be [N] in 1..{features.shape[1]}")
-    if not np.isfinite(features).all():
-        raise DataError(f"{path}: features hold NaN or inf")
     if "class_names" in contents:
         class_names = [str(c) for c in contents["class_names"]]
     else:
         class_names = [str(i) for i in range(int(labels.max()) + 1)]
     if labels.min() < 0 or labels.max() >= len(class_names):
         raise DataError(f"{path}: labels outside 0..{len(class_names) - 1}")
-    return SequenceDataset(features, lengths, labels, class_names)
+    if len(class_names) < 2:
+        raise DataError(f"{path}: one class only ({class_names}); classification needs at least two")
+    return SequenceDataset(features, lengths.astype(np.int32), labels.astype(np.int32), class_names)
 
 
 def data_dir_from_env(default: str = "../shared/data") -> str:

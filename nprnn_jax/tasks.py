@@ -370,7 +370,8 @@ def sequence_task(name: str, train, test, test_size: Optional[int] = None, norma
     if normalize:
         valid = np.arange(train_xs.shape[1])[None, :] < train.lengths[:, None]
         steps = train_xs[valid]
-        mean, std = steps.mean(0), steps.std(0) + 1e-6
+        steps = steps.astype(np.float64)  # no overflow in the squares (values are <= 1e30)
+        mean, std = steps.mean(0).astype(np.float32), (steps.std(0) + 1e-6).astype(np.float32)
         train_xs = np.where(valid[..., None], (train_xs - mean) / std, 0.0).astype(np.float32)
         test_valid = np.arange(test_xs.shape[1])[None, :] < test.lengths[:, None]
         test_xs = np.where(test_valid[..., None], (test_xs - mean) / std, 0.0).astype(np.float32)

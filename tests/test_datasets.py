@@ -176,3 +176,60 @@ def test_looking_for_a_tfds_mnist_logs_no_warnings(data_dir, tmp_path):
         logging.getLogger().removeHandler(handler)
     assert images.shape == (10000, 28, 28)
     assert messages == []  # TFDS used to warn "Variant folder .../mnist/3.0.1 has no dataset_info.json"
+
+
+@pytest.mark.parametrize("value", ["1e300", "inf", "-inf", "3e38"])
+def test_ts_values_beyond_the_range_are_errors_not_missing(tmp_path, value):
+    path = write(tmp_path, HEADER + f"1,2,{value},4:a\n1,2:b\n")
+    with pytest.raises(datasets.DataError, match=f"value '{value}' is not a finite number of magnitude <= 1e\\+30"):
+        datasets.read_ts(path)
+
+
+def _idx(path, type_code, dims, payload: bytes):
+    import struct
+    path.write_bytes(bytes([0, 0, type_code, len(dims)]) + struct.pack(f">{len(dims)}I", *dims) + payload)
+
+
+def test_idx_labels_must_be_0_to_9_and_pixels_uint8(tmp_path, data_dir):
+    import gzip
+    import shutil
+    for name in ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"):
+        shutil.copy(data_dir / "mnist" / name, tmp_path / name)
+    labels = np.frombuffer(gzip.decompress((tmp_path / "t10k-labels-idx1-ubyte.gz").read_bytes())[8:], np.uint8)
+    signed = labels.astype(np.int8).copy()
+    signed[5] = -1
+    (tmp_path / "t10k-labels-idx1-ubyte.gz").unlink()
+    _idx(tmp_path / "t10k-labels-idx1-ubyte", 0x09, (10000,), signed.tobytes())
+    with pytest.raises(datasets.DataError, match="label -1 outside 0..9"):
+        datasets.load_mnist_idx(tmp_path, "test")
+    _idx(tmp_path / "t10k-labels-idx1-ubyte", 0x08, (10000,), labels.tobytes())
+    (tmp_path / "t10k-images-idx3-ubyte.gz").unlink()
+    _idx(tmp_path / "t10k-images-idx3-ubyte", 0x0D, (10000, 28, 28), np.full(10000 * 784, 1e30, ">f4").tobytes())
+    with pytest.raises(datasets.DataError, match="MNIST pixels are uint8 .IDX type 0x08.; got float32"):
+        datasets.load_mnist_idx(tmp_path, "test")
+
+
+@pytest.mark.parametrize("change,message", [
+    (lambda a: dict(a, labels=a["labels"] + 0.5), "labels must be integers; got dtype float64"),
+    (lambda a: dict(a, lengths=np.full(6, 2.5)), "lengths must be integers"),
+    (lambda a: dict(a, features=a["features"] * 1j), "features must be real numbers; got dtype complex128"),
+    (lambda a: dict(a, labels=np.zeros(6, int)), "one class only"),
+    (lambda a: dict(a, features=np.where(a["features"] > 0, 1e31, a["features"])), "magnitude <= 1e\\+30"),
+])
+def test_npz_values_are_checked(tmp_path, change, message):
+    arrays = {"features": np.random.default_rng(0).normal(size=(6, 4, 2)), "labels": np.array([0, 1, 0, 1, 1, 0])}
+    np.savez(tmp_path / "x.npz", **change(arrays))
+    with pytest.raises(datasets.DataError, match=message):
+        datasets.load_npz(tmp_path / "x.npz")
+
+
+def test_npz_integral_float_labels_are_read_and_corrupt_files_refused(tmp_path):
+    np.savez(tmp_path / "x.npz", features=np.zeros((2, 3, 1)), labels=np.array([0.0, 1.0]))
+    assert datasets.load_npz(tmp_path / "x.npz").labels.tolist() == [0, 1]
+    raw = (tmp_path / "x.npz").read_bytes()
+    (tmp_path / "x.npz").write_bytes(raw[: len(raw) // 2])
+    with pytest.raises(datasets.DataError, match="not a readable .npz"):
+        datasets.load_npz(tmp_path / "x.npz")
+    (tmp_path / "x.npz").write_bytes(b"")
+    with pytest.raises(datasets.DataError, match="not a readable .npz"):
+        datasets.load_npz(tmp_path / "x.npz")
