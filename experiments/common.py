@@ -95,7 +95,12 @@ def configure_host_devices(config):
         return
     if os.environ.get("JAX_PLATFORMS", "cpu").split(",")[0] not in ("", "cpu"):
         return
-    count = config.host_devices or (os.cpu_count() or 1)
+    cores = os.cpu_count() or 1
+    if config.host_devices > 8 * cores:
+        from nprnn_jax.config import ConfigError
+        raise ConfigError(f"host_devices={config.host_devices}: at most {8 * cores} (8 per core of this machine's "
+                          f"{cores}); more devices than cores only slow a run down")
+    count = config.host_devices or cores
     if config.host_devices == 0:
         from nprnn_jax import parallel  # imports jax without starting a backend
         try:

@@ -72,8 +72,15 @@ def run():
     for init in inits:
         cell = rnn.get_preset(init).cell
         if FLAGS.trained_workdir:
-            initial, final, step, _, _ = experiment.load_grid(FLAGS.trained_workdir, init)
-            pick = lambda state: jax.tree.map(lambda a: a[FLAGS.lr_index, FLAGS.seed], state.params)
+            initial, final, step, _, run = experiment.load_grid(FLAGS.trained_workdir, init)
+            combos = run.grid.combos
+            if not 0 <= FLAGS.lr_index < len(combos):
+                raise ValueError(f"--lr_index={FLAGS.lr_index}: {init} has {len(combos)} (learning rate, dropout) "
+                                 f"settings, indices 0..{len(combos) - 1}: {combos}")
+            if FLAGS.seed not in run.grid.seeds:
+                raise ValueError(f"--seed={FLAGS.seed}: the run's seeds are {run.grid.seeds}")
+            index = run.grid.seeds.index(FLAGS.seed)
+            pick = lambda state: jax.tree.map(lambda a: a[FLAGS.lr_index, index], state.params)
             stages = {"init": pick(initial), f"trained (step {step})": pick(final)}
         else:
             config = rnn.RNNConfig(input_size=2, hidden_size=FLAGS.hidden_size, preset=init)

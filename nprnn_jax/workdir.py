@@ -183,12 +183,18 @@ def truncate_metrics(path: pathlib.Path, init_name: str, last_step: int):
     if not path.exists():
         return
     kept = []
-    for line in path.read_text().splitlines():
+    lines = path.read_text().splitlines()
+    for number, line in enumerate(lines, 1):
         try:
             row = json.loads(line)
         except json.JSONDecodeError:
-            continue  # a line cut short by a crash
-        if row.get("init") == init_name and row.get("step", 0) > last_step:
+            if number == len(lines):
+                continue  # the last line, cut short by a crash
+            raise WorkdirConfigError(f"{path}: line {number} is not JSON; the file is damaged") from None
+        if not isinstance(row, dict) or not isinstance(row.get("init"), str) or not isinstance(row.get("step"), int):
+            raise WorkdirConfigError(f"{path}: line {number} is not a metrics row (needs init and step); "
+                                     "the file is damaged")
+        if row["init"] == init_name and row["step"] > last_step:
             continue
         kept.append(line)
     atomic_write(path, "".join(line + "\n" for line in kept))

@@ -122,6 +122,12 @@ def test_dynamics_binary_on_init_and_trained_workdir(tmp_path):
     assert len(numbers["irnn init"]["sensitivity"]) == 10
     for name in ("phase_portraits.png", "spectra.png", "sensitivity.png"):
         assert (out / name).read_bytes()[:4] == b"\x89PNG"
+    for flag, message in (("--lr_index=99", "--lr_index=99: np has 1 (learning rate, dropout) settings"),
+                          ("--seed=99", "--seed=99: the run's seeds are [0, 1]")):
+        out_of_range = subprocess.run([sys.executable, "-m", "experiments.dynamics", f"--trained_workdir={trained}",
+                                       f"--workdir={tmp_path / 'x'}", flag], cwd=REPO, env=env,
+                                      capture_output=True, text=True, timeout=300)
+        assert out_of_range.returncode == 2 and f"error: {message}" in out_of_range.stderr, out_of_range.stderr
     bad = subprocess.run([sys.executable, "-m", "experiments.dynamics", "--inits=np,lstm",
                           f"--workdir={tmp_path / 'bad'}"], cwd=REPO, env=env, capture_output=True,
                          text=True, timeout=300)

@@ -139,6 +139,8 @@ def assert_clean_error(result, *fragments):
     (["--config.remat_every=7"], ["remat_every=7 must be a positive divisor of the sequence length 50"]),
     (["--config=experiments/configs/addition.py:paper_T999"], ["unknown config variant 'paper_T999'"]),
     (["stray"], ["unexpected arguments: stray"]),
+    (["--config.host_devices=100000"], ["host_devices=100000: at most"]),
+    (["--config.host_devices=-1"], ["host_devices=-1: must be an int >= 0"]),
 ])
 def test_bad_settings(tmp_path, args, fragments):
     result = run("addition", f"--workdir={tmp_path / 'w'}", *args)

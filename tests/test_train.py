@@ -663,3 +663,17 @@ def test_a_config_json_that_is_not_a_record_is_refused(tmp_path):
     (tmp_path / "config.json").write_text("[1, 2]")
     with pytest.raises(workdir_lib.WorkdirConfigError, match="written by an older nprnn_jax"):
         workdir_lib.check_or_write_config(tmp_path, _record())
+
+
+def test_a_damaged_metrics_file_is_refused_but_a_cut_last_line_dropped(tmp_path):
+    path = tmp_path / "metrics.jsonl"
+    good = json.dumps({"init": "np", "step": 10, "seed": 0})
+    path.write_text(good + "\n" + '{"init": "np", "st')  # a crash cut the last line
+    workdir_lib.truncate_metrics(path, "np", 10)
+    assert path.read_text() == good + "\n"
+    path.write_text("[1, 2]\n" + good + "\n")
+    with pytest.raises(workdir_lib.WorkdirConfigError, match="line 1 is not a metrics row"):
+        workdir_lib.truncate_metrics(path, "np", 10)
+    path.write_text("{oops\n" + good + "\n")
+    with pytest.raises(workdir_lib.WorkdirConfigError, match="line 1 is not JSON"):
+        workdir_lib.truncate_metrics(path, "np", 10)
