@@ -53,7 +53,9 @@ def define_flags(task: str):
 
 def _error(message: str):
     print(f"error: {message}", file=sys.stderr)
-    sys.exit(2)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(2)  # at once: no teardown of orbax's and JAX's threads printing after the error line
 
 
 def _flag_error(error: Exception, argv):

@@ -228,12 +228,8 @@ def _run_experiment(task, runs, workdir, record, plan, on_event, progress_stream
         config, init_name = run.train_config, run.init
         grid_run = GridRun(task, run, plan)
         manager = _manager(workdir, init_name, max_to_keep=2, create=True)
-        state = grid_run.initial_state()
-        start = manager.latest_step()
-        if start is not None:
-            state = manager.restore(start, args=ocp.args.StandardRestore(state))
-            logging.info("%s: resumed from the checkpoint at step %d", init_name, start)
-        else:
+        state, start = _restore_newest_intact(manager, grid_run.initial_state(), workdir, init_name, main)
+        if manager.latest_step() is None:
             start = 0
         if main:
             workdir_lib.truncate_metrics(metrics_path, init_name, start if start else -1)
@@ -270,6 +266,8 @@ def _run_experiment(task, runs, workdir, record, plan, on_event, progress_stream
             if on_event:
                 on_event("segment_done", init_name, step)
             manager.save(step, args=ocp.args.StandardSave(state))
+            if main:
+                workdir_lib.record_checkpoint(workdir, init_name, step)
             if on_event:
                 on_event("checkpoint_started", init_name, step)
             progress.update(config.eval_every, _progress_message(init_name, rows, task))
@@ -284,6 +282,44 @@ def _run_experiment(task, runs, workdir, record, plan, on_event, progress_stream
     if main:
         workdir_lib.write_summary(workdir, summary)
     return summary
+
+
+def _restore_newest_intact(manager, template, workdir: pathlib.Path, init_name: str, main: bool):
+    """(state, step) from the newest checkpoint that restores, or (template, 0) when there is
+    none. A damaged newer checkpoint is moved to ``damaged_checkpoints/<init>/<step>`` with a
+    warning line; when every checkpoint is damaged, `WorkdirConfigError` names them."""
+    import shutil
+    import sys
+
+    steps = sorted(manager.all_steps(), reverse=True)
+    damaged = []
+    for step in steps:
+        why = workdir_lib.checkpoint_damage(workdir, init_name, step)
+        if why:  # recognised from the recorded hashes, before orbax reads anything
+            damaged.append((step, why))
+            continue
+        try:
+            state = manager.restore(step, args=ocp.args.StandardRestore(template))
+        except Exception as error:  # noqa: BLE001  orbax/tensorstore raise many kinds for a damaged file
+            damaged.append((step, f"{type(error).__name__}: {str(error).splitlines()[0][:160] if str(error) else ''}"))
+            continue
+        if damaged and main:
+            for bad, why in damaged:
+                target = workdir / "damaged_checkpoints" / init_name / str(bad)
+                target.parent.mkdir(parents=True, exist_ok=True)
+                shutil.move(str(workdir / "checkpoints" / init_name / str(bad)), str(target))
+                print(f"warning: {init_name}: the checkpoint at step {bad} is damaged ({why}); moved to {target}",
+                      file=sys.stderr)
+            print(f"warning: {init_name}: resuming from step {step}; metrics after it are dropped",
+                  file=sys.stderr)
+            manager.reload()
+        logging.info("%s: resumed from the checkpoint at step %d", init_name, step)
+        return state, step
+    if damaged:
+        raise WorkdirConfigError(
+            f"{workdir}/checkpoints/{init_name}: no intact checkpoint (step {damaged[0][0]}: {damaged[0][1]}); "
+            "use a new workdir")
+    return template, 0
 
 
 def _progress_message(init_name, rows, task):

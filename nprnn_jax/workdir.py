@@ -200,6 +200,43 @@ def truncate_metrics(path: pathlib.Path, init_name: str, last_step: int):
     atomic_write(path, "".join(line + "\n" for line in kept))
 
 
+def _checkpoint_files(folder: pathlib.Path) -> dict:
+    import hashlib
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def record_checkpoint(workdir: pathlib.Path, init_name: str, step: int):
+    """Writes the SHA-256 of every file of a saved checkpoint to
+    ``checkpoint_hashes/<init>/<step>.json``, so that a damaged checkpoint is recognised
+    before orbax reads it."""
+    folder = workdir / "checkpoint_hashes" / init_name
+    folder.mkdir(parents=True, exist_ok=True)
+    files = _checkpoint_files(workdir / "checkpoints" / init_name / str(step))
+    atomic_write(folder / f"{step}.json", json.dumps(files, indent=0, sort_keys=True) + "\n")
+
+
+def checkpoint_damage(workdir: pathlib.Path, init_name: str, step: int) -> Optional[str]:
+    """What is wrong with a checkpoint's files against their recorded hashes (None: intact,
+    or no record, e.g. a kill between the save and the record: then orbax has to tell)."""
+    path = workdir / "checkpoint_hashes" / init_name / f"{step}.json"
+    if not path.is_file():
+        return None
+    try:
+        expected = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+    found = _checkpoint_files(workdir / "checkpoints" / init_name / str(step))
+    for name in sorted(set(expected) | set(found)):
+        if name not in found:
+            return f"{name} is missing"
+        if name not in expected:
+            return f"{name} was not part of the saved checkpoint"
+        if found[name] != expected[name]:
+            return f"{name} has changed since it was saved"
+    return None
+
+
 class TensorBoard:
     """TensorBoard event files of one init's runs, one folder per run under
     ``tensorboard/<init>/lr=<lr>,dropout=<rate>,seed=<seed>`` (tensorboardX: a small

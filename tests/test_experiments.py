@@ -400,3 +400,28 @@ def test_ctrl_c_stops_with_one_line_and_the_run_resumes(tmp_path):
             break
     again.communicate(timeout=120)
     assert "resumed at step" in line and again.returncode == 130
+
+
+@pytest.mark.slow
+def test_a_damaged_checkpoint_falls_back_to_the_newest_intact_one(tmp_path):
+    args = [smoke("addition"), "--config.inits=np", "--config.host_devices=1"]
+    first = run("addition", *args, f"--workdir={tmp_path / 'w'}")
+    assert first.returncode == 0, first.stderr[-3000:]
+    summary = (tmp_path / "w" / "summary.json").read_text()
+    metrics = (tmp_path / "w" / "metrics.jsonl").read_text()
+    checkpoints = tmp_path / "w" / "checkpoints" / "np"
+    (checkpoints / "20" / "default" / "manifest.ocdbt").unlink()  # the latest checkpoint is damaged
+    again = run("addition", *args, f"--workdir={tmp_path / 'w'}")
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "warning: np: the checkpoint at step 20 is damaged (default/manifest.ocdbt is missing)" in again.stderr
+    assert "resumed at step 10" in again.stderr and "Traceback" not in again.stderr
+    # trained again from step 10: the same results as before
+    assert (tmp_path / "w" / "summary.json").read_text() == summary
+    assert (tmp_path / "w" / "metrics.jsonl").read_text() == metrics
+    assert (tmp_path / "w" / "damaged_checkpoints" / "np" / "20").is_dir()
+    for step in ("10", "20"):  # now every checkpoint is damaged: one error line
+        for data in (checkpoints / step / "default" / "d").iterdir():
+            data.write_bytes(data.read_bytes()[:10])
+    third = run("addition", *args, f"--workdir={tmp_path / 'w'}")
+    assert_clean_error(third, "checkpoints/np: no intact checkpoint (step 20: default/d/")
+    assert "Event loop is closed" not in third.stderr
