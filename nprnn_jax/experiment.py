@@ -71,6 +71,50 @@ def build_task(config):
                                normalize=config.normalize), {}
 
 
+def available_memory() -> int:
+    """Bytes the grid may use: the first device's memory limit on an accelerator, else
+    the machine's physical memory."""
+    import jax
+    stats = jax.devices()[0].memory_stats() or {}
+    if stats.get("bytes_limit"):
+        return int(stats["bytes_limit"])
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+
+
+def memory_estimate(config, task, devices: int = 1) -> dict:
+    """Bytes a run of ``config`` needs at its peak, by the setting that drives each part
+    (float32 everywhere): the test set and the training pool (whole, on every device), one
+    training step's activations and their gradients for the runs of one device, and one
+    evaluation batch. A rough upper bound, good to within a small factor."""
+    train_len, test_len = task.seq_lens()
+    inputs, hidden = task.input_size, config.hidden_size
+    width = 4 * hidden if "lstm" in config.inits else hidden
+    runs = max(len(config_lib.init_settings(config, i)["learning_rates"]) for i in config.inits) \
+        * len(config.dropout_rates) * config.num_seeds
+    runs_per_device = max(1, runs // devices)
+    test_examples = config.test_size or getattr(task, "num_test", config.test_size)
+    pool = getattr(task, "num_train", 0) or (config.train_size if config.task in config_lib.MARKED_PAIR else 0)
+    return {
+        "test_size": 4 * test_examples * test_len * (inputs + 1),
+        "train_size": 4 * pool * train_len * (inputs + 1),
+        # states, pre-activations, their cotangents and the projected inputs of a step (x4), and
+        # the same for the runs one device holds at once
+        "batch_size": 4 * 4 * config.batch_size * train_len * width * runs_per_device,
+        "eval_batch_size": 4 * 2 * min(config.eval_batch_size, test_examples) * test_len * width * runs_per_device,
+    }
+
+
+def check_memory(config, task, devices: int = 1, available: Optional[int] = None):
+    """`ConfigError` naming the setting to lower when the estimate exceeds 80% of the memory."""
+    parts = memory_estimate(config, task, devices)
+    available = available or available_memory()
+    if sum(parts.values()) > 0.8 * available:
+        biggest = max(parts, key=parts.get)
+        raise config_lib.ConfigError(
+            f"this grid needs about {sum(parts.values()) / 2**30:.1f} GiB, more than the {available / 2**30:.1f} GiB "
+            f"here; most of it ({parts[biggest] / 2**30:.1f} GiB) comes from {biggest}={config[biggest]}: lower it")
+
+
 def plan_for(config, task) -> dict:
     """The execution plan of ``config`` on the visible devices (`parallel.execution_plan`)."""
     for length in task.seq_lens():
@@ -78,6 +122,7 @@ def plan_for(config, task) -> dict:
     plan = parallel.execution_plan(num_seeds=config.num_seeds, batch_size=config.batch_size,
                                    seq_lens=task.seq_lens(), execution=config.execution, shard=config.shard,
                                    bptt_chunk=config.bptt_chunk, backward=config.backward)
+    check_memory(config, task, plan["devices"] if plan["layout"] == "seeds" else 1)
     return plan
 
 

@@ -141,6 +141,8 @@ def assert_clean_error(result, *fragments):
     (["stray"], ["unexpected arguments: stray"]),
     (["--config.host_devices=100000"], ["host_devices=100000: at most"]),
     (["--config.host_devices=-1"], ["host_devices=-1: must be an int >= 0"]),
+    (["--config.batch_size=1000000000"], ["GiB here; most of it", "comes from batch_size=1000000000: lower it"]),
+    (["--config.test_size=1000000000"], ["comes from test_size=1000000000: lower it"]),
 ])
 def test_bad_settings(tmp_path, args, fragments):
     result = run("addition", f"--workdir={tmp_path / 'w'}", *args)
