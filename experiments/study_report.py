@@ -84,7 +84,9 @@ def _budget_text(job: dict) -> str:
                 f"{epochs:.0f} epochs of {job['task']['num_train']} (the paper: 70 epochs of UCF101's 9,537 "
                 "videos; other data, same number of epochs)")
     return (f"{c['num_steps']:,} steps of batch {c['batch_size']} = {seen:,} training sequences, "
-            f"{100 * seen / paper:.1f}% of the paper's {paper:,}")
+            f"{100 * seen / paper:.1f}% of the paper's {paper:,}; {c['num_steps']:,} updates, "
+            f"{100 * c['num_steps'] / study.PAPER_UPDATES[task]:.1f}% of the paper's "
+            f"{study.PAPER_UPDATES[task]:,}")
 
 
 def _plot_heatmap(matrix, row_labels, col_labels, path, title, cbar="mean over seeds"):

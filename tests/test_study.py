@@ -105,7 +105,7 @@ def test_report_from_tiny_workdirs(tmp_path):
     assert (f"| np | 95% | lr 0.01 | 50.0% (0.0-90.0) | 35.0% (0.0-90.0) | 2/6 [{100 * low:.0f}, "
             f"{100 * high:.0f}]% | 1/6 | 100 (2/3 seeds) |") in text
     assert "| irnn | 85.5% | lr 0.1 | 50.7% (50.0-52.0) |" in text
-    assert "1,600 training sequences, 0.2% of the paper's 1,000,000" in text
+    assert "1,600 training sequences, 0.2% of the paper's 1,000,000; 100 updates, 0.0% of the paper's 1,000,000" in text
     assert "Cost on this machine: 2 min" in text
     assert "`addition_T200` (addition cpu_T200): not started" in text
     assert "**addition_T150**: cannot tell at this budget" in text and "np 2/6" in text and "irnn 4/6" in text
