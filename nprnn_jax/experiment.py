@@ -75,7 +75,10 @@ def available_memory() -> int:
     """Bytes the grid may use: the first device's memory limit on an accelerator, else
     the machine's physical memory."""
     import jax
-    stats = jax.devices()[0].memory_stats() or {}
+    try:
+        stats = jax.local_devices()[0].memory_stats() or {}  # this process's own device
+    except Exception:  # noqa: BLE001  a backend without memory statistics
+        stats = {}
     if stats.get("bytes_limit"):
         return int(stats["bytes_limit"])
     return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")

@@ -149,6 +149,21 @@ def broadcast_to_runs(tree, run_shape):
     return jax.tree.map(grow, tree)
 
 
+def barrier(name: str, timeout_s: int = 600):
+    """Waits until every process of a multi-host run reaches ``name`` (no-op for one process).
+
+    Uses the coordination service of `jax.distributed`, whose wait can be long: gloo's first
+    collective gives up after 30 s, so processes that drift apart during their local work
+    (compilation, data loading on a loaded machine) meet here before it.
+    """
+    if jax.process_count() < 2:
+        return
+    from jax._src import distributed
+    client = getattr(distributed.global_state, "client", None)
+    if client is not None:
+        client.wait_at_barrier(f"nprnn_jax:{name}", timeout_in_ms=timeout_s * 1000)
+
+
 def layout_kind(num_seeds: int, batch_size: int, device_count: int, shard: str = "auto"):
     """The layout of a grid on ``device_count`` devices: "seeds", "batch" or None (one device).
 

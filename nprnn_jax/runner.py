@@ -227,8 +227,10 @@ def _run_experiment(task, runs, workdir, record, plan, on_event, progress_stream
     for run in runs:
         config, init_name = run.train_config, run.init
         grid_run = GridRun(task, run, plan)
+        template = grid_run.initial_state()
+        parallel.barrier(f"{init_name}:ready")  # before the first collective (orbax's sync)
         manager = _manager(workdir, init_name, max_to_keep=2, create=True)
-        state, start = _restore_newest_intact(manager, grid_run.initial_state(), workdir, init_name, main)
+        state, start = _restore_newest_intact(manager, template, workdir, init_name, main)
         if manager.latest_step() is None:
             start = 0
         if main:
