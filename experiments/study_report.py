@@ -273,9 +273,9 @@ def write(root: pathlib.Path, jobs: dict, out: pathlib.Path, budget: str) -> str
         job = _load(root / name)
         if job is None:
             runs = costs.get(name, [])
-            why = ("still running or interrupted when this report was made; `python -m experiments.reproduce "
-                   f"--budget={budget} --only={name}` resumes it") if runs or (root / name).exists() else \
-                "not started in this budget's run yet"
+            resume = f"`python -m experiments.reproduce --budget={budget} --root={root.parent} --only={name}`"
+            why = (f"still running or interrupted when this report was made; {resume} resumes it"
+                   if runs or (root / name).exists() else f"not started yet when this report was made; {resume} runs it")
             missing.append(f"- `{name}` ({job_spec[0]} {job_spec[1]}): {why}.")
             continue
         section, ours = job_section(name, job, figures, rel, results)

@@ -107,7 +107,7 @@ def test_report_from_tiny_workdirs(tmp_path):
     assert "| irnn | 85.5% | lr 0.1 | 50.7% (50.0-52.0) |" in text
     assert "1,600 training sequences, 0.2% of the paper's 1,000,000; 100 updates, 0.0% of the paper's 1,000,000" in text
     assert "Cost on this machine: 2 min" in text
-    assert "`addition_T200` (addition cpu_T200): not started" in text
+    assert "`addition_T200` (addition cpu_T200): not started yet" in text
     assert "**addition_T150**: cannot tell at this budget" in text and "np 2/6" in text and "irnn 4/6" in text
     results = json.loads((tmp_path / "docs" / "reproduction" / "results.json").read_text())
     assert {r["variant"]: r["successes"] for r in results} == {"np": 2, "irnn": 4}
