@@ -58,10 +58,11 @@ def results_table(summary: list, metric: str, higher_is_better: bool) -> str:
     return "\n".join(lines) + "\n"
 
 
-def plot_learning_curves(rows: list, metric: str, path, title: str = "", reference=None):
-    """One panel per init: ``metric`` against step, a line per learning rate with
-    the mean over seeds and a band from the min to the max seed; ``reference``: the
-    constant predictor's value, drawn as a dashed line."""
+def _plot_per_init(rows: list, value: str, path, title: str, ylabel: str, log: bool, reference=None,
+                   reference_label: str = "constant predictor"):
+    """One panel per init: ``value`` of the rows against step, a line per (learning rate,
+    dropout) with the mean over seeds and a band from the min to the max seed (diverged runs
+    left out); ``reference`` drawn as a dashed line."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -69,34 +70,43 @@ def plot_learning_curves(rows: list, metric: str, path, title: str = "", referen
     inits = list(dict.fromkeys(r["init"] for r in rows))
     fig, axes = plt.subplots(1, len(inits), figsize=(4.5 * len(inits), 3.6), squeeze=False, sharey=True)
     for ax, init in zip(axes[0], inits):
-        by_lr = defaultdict(lambda: defaultdict(list))
+        groups = defaultdict(lambda: defaultdict(list))
         for r in rows:
-            if r["init"] == init and r.get(metric) is not None and not r["diverged"]:
-                by_lr[(r["learning_rate"], r.get("dropout", 0.0))][r["step"]].append(r[metric])
-        for lr, dropout in sorted(by_lr):
-            steps = sorted(by_lr[(lr, dropout)])
-            values = [np.array(by_lr[(lr, dropout)][s]) for s in steps]
-            mean = [v.mean() for v in values]
-            label = f"lr {lr:g}" + (f", dropout {dropout:g}" if dropout else "")
-            line, = ax.plot(steps, mean, label=label)
+            if r["init"] == init and r.get(value) is not None and not r["diverged"]:
+                groups[(r["learning_rate"], r.get("dropout", 0.0))][r["step"]].append(r[value])
+        for lr, dropout in sorted(groups):
+            steps = sorted(groups[(lr, dropout)])
+            values = [np.array(groups[(lr, dropout)][s]) for s in steps]
+            line, = ax.plot(steps, [v.mean() for v in values],
+                            label=f"lr {lr:g}" + (f", dropout {dropout:g}" if dropout else ""))
             ax.fill_between(steps, [v.min() for v in values], [v.max() for v in values],
                             color=line.get_color(), alpha=0.2)
         if reference is not None:
-            ax.axhline(reference, color="0.3", ls="--", lw=0.9, label=f"constant predictor {reference:.3g}")
+            ax.axhline(reference, color="0.3", ls="--", lw=0.9, label=f"{reference_label} {reference:.3g}")
+        if log:
+            ax.set_yscale("log")
         ax.set_title(init)
         ax.set_xlabel("step")
         ax.grid(alpha=0.3)
-        if by_lr or reference is not None:
+        if groups or reference is not None:
             ax.legend(fontsize=8)
-    axes[0][0].set_ylabel(metric)
-    if metric.endswith("mse") or metric.endswith("loss"):
-        for ax in axes[0]:
-            ax.set_yscale("log")
+    axes[0][0].set_ylabel(ylabel)
     if title:
         fig.suptitle(title)
     fig.tight_layout()
     fig.savefig(path, dpi=110, bbox_inches="tight")
     plt.close(fig)
+
+
+def plot_learning_curves(rows: list, metric: str, path, title: str = "", reference=None):
+    """``metric`` against step per init (`_plot_per_init`), log scale for losses and MSEs;
+    ``reference``: the constant predictor's value."""
+    _plot_per_init(rows, metric, path, title, metric, metric.endswith(("mse", "loss")), reference)
+
+
+def plot_train_loss(rows: list, path, title: str = ""):
+    """The mean training loss of each logged block against step per init, log scale."""
+    _plot_per_init(rows, "train_loss", path, title, "training loss", True)
 
 
 def plot_sensitivity(summary: list, metric: str, path, title: str = ""):
@@ -137,41 +147,6 @@ def plot_sensitivity(summary: list, metric: str, path, title: str = ""):
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     ax.set_title(title or f"final {metric} vs learning rate (x: all seeds diverged)", fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110, bbox_inches="tight")
-    plt.close(fig)
-
-
-def plot_train_loss(rows: list, path, title: str = ""):
-    """One panel per init: the mean training loss of each segment against step (log
-    scale), a line per (learning rate, dropout) with the mean over seeds and a min-max band."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    inits = list(dict.fromkeys(r["init"] for r in rows))
-    fig, axes = plt.subplots(1, len(inits), figsize=(4.5 * len(inits), 3.6), squeeze=False, sharey=True)
-    for ax, init in zip(axes[0], inits):
-        groups = defaultdict(lambda: defaultdict(list))
-        for r in rows:
-            if r["init"] == init and r.get("train_loss") is not None and not r["diverged"]:
-                groups[(r["learning_rate"], r.get("dropout", 0.0))][r["step"]].append(r["train_loss"])
-        for lr, dropout in sorted(groups):
-            steps = sorted(groups[(lr, dropout)])
-            values = [np.array(groups[(lr, dropout)][s]) for s in steps]
-            line, = ax.plot(steps, [v.mean() for v in values],
-                            label=f"lr {lr:g}" + (f", dropout {dropout:g}" if dropout else ""))
-            ax.fill_between(steps, [v.min() for v in values], [v.max() for v in values],
-                            color=line.get_color(), alpha=0.2)
-        ax.set_yscale("log")
-        ax.set_title(init)
-        ax.set_xlabel("step")
-        ax.grid(alpha=0.3)
-        if groups:
-            ax.legend(fontsize=8)
-    axes[0][0].set_ylabel("training loss (mean of the segment)")
-    if title:
-        fig.suptitle(title)
     fig.tight_layout()
     fig.savefig(path, dpi=110, bbox_inches="tight")
     plt.close(fig)
