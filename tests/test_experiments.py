@@ -386,8 +386,9 @@ def test_ctrl_c_stops_with_one_line_and_the_run_resumes(tmp_path):
     args = [sys.executable, "-m", "experiments.addition", smoke("addition"), "--config.num_steps=2000",
             "--config.eval_every=10", "--config.host_devices=1", f"--workdir={tmp_path}"]
     process = subprocess.Popen(args, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.time() + 120
-    while not (tmp_path / "checkpoints" / "np").is_dir() or not any((tmp_path / "checkpoints" / "np").iterdir()):
+    deadline = time.time() + 300
+    hashes = tmp_path / "checkpoint_hashes" / "np"  # written once a checkpoint is complete (not orbax's tmp folder)
+    while not hashes.is_dir() or not any(hashes.glob("*.json")):
         assert time.time() < deadline and process.poll() is None
         time.sleep(0.2)
     process.send_signal(signal.SIGINT)
