@@ -94,6 +94,7 @@ def _plot_heatmap(matrix, row_labels, col_labels, path, title, cbar="mean over s
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    matrix = np.array([[np.nan if v is None else v for v in row] for row in matrix], float)  # None: not run
     fig, ax = plt.subplots(figsize=(max(5.0, 2.0 + 0.9 * len(col_labels)), 1.4 + 0.45 * len(row_labels)))
     image = ax.imshow(matrix, vmin=0, vmax=1, cmap="viridis", aspect="auto")
     ax.set_xticks(range(len(col_labels)), col_labels, fontsize=8)
@@ -101,7 +102,7 @@ def _plot_heatmap(matrix, row_labels, col_labels, path, title, cbar="mean over s
     for i in range(len(row_labels)):
         for j in range(len(col_labels)):
             value = matrix[i][j]
-            if value is not None and np.isfinite(value):
+            if np.isfinite(value):
                 ax.text(j, i, f"{100 * value:.0f}", ha="center", va="center", fontsize=7,
                         color="white" if value < 0.6 else "black")
     ax.set_xlabel("learning rate", fontsize=8)
