@@ -382,8 +382,3 @@ def load_npz(path) -> SequenceDataset:
     if len(class_names) < 2:
         raise DataError(f"{path}: one class only ({class_names}); classification needs at least two")
     return SequenceDataset(features, lengths.astype(np.int32), labels.astype(np.int32), class_names)
-
-
-def data_dir_from_env(default: str = "../shared/data") -> str:
-    """The data directory: $NPRNN_DATA_DIR, else ``default``."""
-    return os.environ.get("NPRNN_DATA_DIR", default)
