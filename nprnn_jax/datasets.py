@@ -9,7 +9,6 @@ from __future__ import annotations
 import dataclasses
 import gzip
 import math
-import os
 import pathlib
 import struct
 from typing import Optional
