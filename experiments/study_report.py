@@ -36,6 +36,14 @@ def jobs(budget: str) -> dict:
             out[f"action_{name}"] = ("action_recognition", f"cpu_{name}", [])
         out["addition_T200"] = ("addition", "cpu_T200", [])
         out["multiplication_T100"] = ("multiplication", "cpu_T100", [])
+        # Follow-ups of the first results: multiplication T=50's best rate was the grid's
+        # largest for every variant that learned, so the grid goes on upward (half-decades);
+        # at T=150 nothing but IRNN left the mean predictor in 20,000 steps, so np and IRNN
+        # get three times the updates at their most promising rates.
+        out["multiplication_T50_lr_up"] = ("multiplication", "cpu_T50", ["--config.learning_rates=0.06,0.2"])
+        out["addition_T150_long"] = ("addition", "cpu_T150", [
+            "--config.inits=np,irnn", "--config.learning_rates=0.002,0.032",
+            "--config.num_steps=60000", "--config.eval_every=6000"])
         return out
     out = {f"addition_T{t}": ("addition", f"paper_T{t}", []) for t in (150, 200, 300, 400, 500)}
     out.update({f"multiplication_T{t}": ("multiplication", f"paper_T{t}", []) for t in (50, 100, 200)})
