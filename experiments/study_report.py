@@ -152,12 +152,14 @@ def job_section(name: str, job: dict, figures: pathlib.Path, rel: str, results: 
     metric, threshold = "test_accuracy", SUCCESS[task]
     paper = _paper(task, c)
     inits = c["inits"]
-    ours = {init: study.variant_summary(job["summary"], init, metric, threshold) for init in inits}
+    initial = study.initial_losses(job["rows"])
+    ours = {init: study.variant_summary(job["summary"], init, metric, threshold, initial) for init in inits}
     per_init = c.get("per_init") or {}
     lines = [f"### {name}", "", f"Budget: {_budget_text(job)}.", ""]
     header = ["variant", "paper" if task != "action_recognition" else "paper (UCF101 test)",
               "ours: best setting", "mean at best (range over seeds)", "whole grid: mean (range)",
-              f"runs succeeding ({SUCCESS_TEXT[task]}), 95% Wilson", "diverged", "median steps to success"]
+              f"runs succeeding ({SUCCESS_TEXT[task]}), 95% Wilson", "diverged / blew up",
+              "median steps to success"]
     lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for init in inits:
         s = ours[init]
@@ -175,14 +177,14 @@ def job_section(name: str, job: dict, figures: pathlib.Path, rel: str, results: 
             init, "-" if paper_value is None else f"{paper_value:g}%", setting,
             f"{study.fmt_pct(b['mean'])}% ({study.fmt_pct(b['min'])}-{study.fmt_pct(b['max'])})",
             f"{study.fmt_pct(s['grid']['mean'])}% ({study.fmt_pct(s['grid']['min'])}-{study.fmt_pct(s['grid']['max'])})",
-            f"{s['successes']}/{s['runs']} {study.fmt_interval(s['wilson'])}", f"{s['diverged']}/{s['runs']}",
+            f"{s['successes']}/{s['runs']} {study.fmt_interval(s['wilson'])}", f"{s['diverged']} / {s['blew_up']} of {s['runs']}",
             median_steps]) + " |")
         results.append({"job": name, "task": task, "variant": init, "paper_percent": paper_value,
                         "best_learning_rate": b["learning_rate"], "best_dropout": b["dropout"],
                         "best_mean": b["mean"], "best_min": b["min"], "best_max": b["max"],
                         "grid_mean": s["grid"]["mean"], "grid_min": s["grid"]["min"], "grid_max": s["grid"]["max"],
                         "successes": s["successes"], "runs": s["runs"], "wilson_low": s["wilson"][0],
-                        "wilson_high": s["wilson"][1], "diverged": s["diverged"],
+                        "wilson_high": s["wilson"][1], "diverged": s["diverged"], "blew_up": s["blew_up"],
                         "success_threshold": threshold})
     lines.append("")
     # Heat maps: learning rate x variant (and learning rate x dropout per variant for actions).
@@ -276,7 +278,9 @@ def write(root: pathlib.Path, jobs: dict, out: pathlib.Path, budget: str) -> str
               "(`../shared/METHOD.md`; bar charts +-2 points). Ours: per variant, the best (learning rate, "
               "dropout) by mean headline metric over seeds (a diverged run counts as 0 and as a failure), "
               "the mean and range over seeds there, and over the whole grid; the share of (setting x seed) "
-              "runs that succeed, with a 95% Wilson interval.", ""]
+              "runs that succeed, with a 95% Wilson interval. Diverged: the loss became non-finite; blew up: "
+              f"finite, but the final test loss is over {study.BLOW_UP_FACTOR:g} times the run's step-0 loss. "
+              "Both count as failures.", ""]
     verdicts, measured = [], {}
     for name, job_spec in jobs.items():
         job = _load(root / name)

@@ -9,7 +9,10 @@ Everything here is computed from workdirs' summary.json and metrics.jsonl files
   over seeds, a diverged seed counting as 0; ours at the best setting and over the
   whole grid as mean and range over seeds;
 - steps to success: the first evaluation at which a run's headline metric reached the
-  success threshold.
+  success threshold;
+- blown up: a run that stayed finite (so it is not `diverged`) but whose final test loss
+  is more than `BLOW_UP_FACTOR` times its loss at initialization (step 0). It already
+  fails through its metric; the count says why.
 """
 
 from __future__ import annotations
@@ -46,6 +49,11 @@ PAPER_SEQUENCES = {"addition": 1_000_000, "multiplication": 10_000_000, "mnist":
                    "action_recognition": 70 * 9_537}
 
 
+# A finite run "blew up" when its final test loss exceeds this multiple of its step-0 loss
+# (IRNN at too large a rate ends with MSE 1e18-1e27 on addition: finite, useless).
+BLOW_UP_FACTOR = 100.0
+
+
 def wilson_interval(successes: int, trials: int, z: float = 1.959963984540054) -> tuple:
     """The Wilson score interval of a binomial proportion (95% by default); (0, 1) for no trials."""
     if trials == 0:
@@ -74,13 +82,33 @@ def _stats(values) -> dict:
             "n": int(values.size)}
 
 
-def variant_summary(summary: list, init: str, metric: str, threshold: float) -> dict:
+def _run_key(record: dict) -> tuple:
+    return (record["init"], record["learning_rate"], record.get("dropout", 0.0), record["seed"])
+
+
+def initial_losses(rows: list) -> dict:
+    """``{(init, lr, dropout, seed): test loss at step 0}`` from metrics.jsonl rows."""
+    return {_run_key(r): r["test_loss"] for r in rows if r["step"] == 0 and r.get("test_loss") is not None}
+
+
+def blew_up(record: dict, initial_loss: Optional[float], factor: float = BLOW_UP_FACTOR) -> bool:
+    """A finite run whose final test loss is over ``factor`` times its step-0 loss."""
+    loss = record.get("test_loss")
+    if record.get("diverged") or loss is None or initial_loss is None or not math.isfinite(loss):
+        return False
+    return loss > factor * initial_loss
+
+
+def variant_summary(summary: list, init: str, metric: str, threshold: float,
+                    initial: Optional[dict] = None) -> dict:
     """Aggregates one variant's runs (records of summary.json) of one experiment.
 
     Returns ``best`` (learning_rate, dropout and the mean/min/max/n of ``metric`` over the
     seeds there), ``grid`` (mean/min/max/n over every run), ``successes``, ``runs``,
-    ``wilson`` (95% interval of the success rate), ``diverged`` and ``by_setting``
-    (``{(lr, dropout): {"mean", "successes", "runs"}}``).
+    ``wilson`` (95% interval of the success rate), ``diverged``, ``blew_up`` (finite runs
+    whose loss grew over `BLOW_UP_FACTOR` times its step-0 value, given ``initial`` from
+    `initial_losses`; else 0) and ``by_setting`` (``{(lr, dropout): {"mean", "successes",
+    "runs"}}``).
     """
     records = [r for r in summary if r["init"] == init]
     if not records:
@@ -98,7 +126,9 @@ def variant_summary(summary: list, init: str, metric: str, threshold: float) -> 
                      **_stats([_value(r, metric) for r in groups[best_key]])},
             "grid": _stats([_value(r, metric) for r in records]),
             "successes": successes, "runs": len(records), "wilson": wilson_interval(successes, len(records)),
-            "diverged": sum(bool(r.get("diverged")) for r in records), "by_setting": by_setting}
+            "diverged": sum(bool(r.get("diverged")) for r in records),
+            "blew_up": sum(blew_up(r, (initial or {}).get(_run_key(r))) for r in records),
+            "by_setting": by_setting}
 
 
 def steps_to_success(rows: list, init: str, learning_rate: float, dropout: float, metric: str,

@@ -52,6 +52,24 @@ def test_ties_go_to_the_smaller_learning_rate():
     assert study.variant_summary(rows, "np", "test_accuracy", 0.5)["best"]["learning_rate"] == 0.01
 
 
+def test_blown_up_runs_are_counted_from_the_step_0_loss():
+    rows = [{"init": "irnn", "learning_rate": 0.1, "dropout": 0.0, "seed": seed, "step": step,
+             "test_loss": loss, "test_accuracy": 0.0, "diverged": False}
+            for seed, losses in enumerate([(1.2, 1e20), (1.0, 99.0), (1.0, 101.0)])
+            for step, loss in zip((0, 500), losses)]
+    initial = study.initial_losses(rows)
+    assert initial == {("irnn", 0.1, 0.0, 0): 1.2, ("irnn", 0.1, 0.0, 1): 1.0, ("irnn", 0.1, 0.0, 2): 1.0}
+    final = [r for r in rows if r["step"] == 500]
+    # 1e20 > 100 x 1.2 and 101 > 100 x 1.0 blew up; 99 < 100 x 1.0 did not
+    assert [study.blew_up(r, initial[study._run_key(r)]) for r in final] == [True, False, True]
+    # a diverged run (non-finite) is counted as diverged, not as blown up; no step 0: not judged
+    assert not study.blew_up(dict(final[0], diverged=True, test_loss=float("nan")), 1.0)
+    assert not study.blew_up(final[0], None)
+    s = study.variant_summary(final, "irnn", "test_accuracy", 0.5, initial)
+    assert (s["blew_up"], s["diverged"], s["successes"]) == (2, 0, 0)
+    assert study.variant_summary(final, "irnn", "test_accuracy", 0.5)["blew_up"] == 0
+
+
 def test_steps_to_success_and_curves():
     rows = []
     for step, values in ((0, [0.1, 0.1]), (10, [0.6, 0.2]), (20, [0.4, 0.7])):
@@ -90,8 +108,13 @@ def test_report_from_tiny_workdirs(tmp_path):
     from experiments import study_report
 
     summary = records()
-    rows = [dict(r, step=step, **({"test_accuracy": (0.0 if step == 0 else r["test_accuracy"])}
-                                  if not r["diverged"] else {}))
+    # test loss 1.0 at step 0; at the end irnn seed 2 of lr 0.1 is finite but 1e6 (blew up)
+    for r in summary:
+        r["test_loss"] = None if r["diverged"] else (1e6 if (r["init"], r["learning_rate"], r["seed"]) ==
+                                                     ("irnn", 0.1, 2) else 0.5)
+    rows = [dict(r, step=step, **({"test_accuracy": (0.0 if step == 0 else r["test_accuracy"]),
+                                    "test_loss": (1.0 if step == 0 else r["test_loss"])}
+                                   if not r["diverged"] else {}))
             for r in summary for step in (0, 100)]
     config = {"task": "addition", "seq_len": 150, "inits": ["np", "irnn"], "num_steps": 100, "batch_size": 16,
               "dropout_rates": [0.0], "optimizer": "sgd", "per_init": {}}
@@ -103,7 +126,8 @@ def test_report_from_tiny_workdirs(tmp_path):
     # np: paper 95%; best lr 0.01, mean 50.0% (range 0-90); grid mean 35%; 2/6 succeed, Wilson [10, 70]%
     low, high = study.wilson_interval(2, 6)
     assert (f"| np | 95% | lr 0.01 | 50.0% (0.0-90.0) | 35.0% (0.0-90.0) | 2/6 [{100 * low:.0f}, "
-            f"{100 * high:.0f}]% | 1/6 | 100 (2/3 seeds) |") in text
+            f"{100 * high:.0f}]% | 1 / 0 of 6 | 100 (2/3 seeds) |") in text
+    assert "| 4/6 " in text and "| 0 / 1 of 6 |" in text  # irnn: one finite run blew up
     assert "| irnn | 85.5% | lr 0.1 | 50.7% (50.0-52.0) |" in text
     assert "1,600 training sequences, 0.2% of the paper's 1,000,000; 100 updates, 0.0% of the paper's 1,000,000" in text
     assert "Cost on this machine: 2 min" in text
@@ -111,5 +135,6 @@ def test_report_from_tiny_workdirs(tmp_path):
     assert "**addition_T150**: cannot tell at this budget" in text and "np 2/6" in text and "irnn 4/6" in text
     results = json.loads((tmp_path / "docs" / "reproduction" / "results.json").read_text())
     assert {r["variant"]: r["successes"] for r in results} == {"np": 2, "irnn": 4}
+    assert {r["variant"]: r["blew_up"] for r in results} == {"np": 0, "irnn": 1}
     for name in ("addition_T150_lr_variant.png", "addition_T150_curves.png", "results.csv"):
         assert (tmp_path / "docs" / "reproduction" / name).is_file()
