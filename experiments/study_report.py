@@ -97,6 +97,66 @@ def _budget_text(job: dict) -> str:
             f"{study.PAPER_UPDATES[task]:,}")
 
 
+# The named config holding the paper's protocol for each job's experiment.
+def _paper_variant(binary: str, config: dict) -> str:
+    if binary in ("addition", "multiplication"):
+        return f"paper_T{config['seq_len']}"
+    return "paper"
+
+
+# Settings that describe logging or files, not the protocol: left out of the comparison.
+_NOT_PROTOCOL = ("log_every", "tensorboard", "data_dir", "tfds_data_dir", "eval_every", "eval_batch_size")
+
+
+def differences_from_paper(binary: str, config: dict) -> list:
+    """``[(setting, ours, paper's config)]`` for every protocol setting of a job's config
+    that differs from the experiment's `paper*` named config (speed-only settings and
+    logging left out)."""
+    from nprnn_jax import config as config_lib
+
+    module = __import__(f"experiments.configs.{binary}", fromlist=["get_config"])
+    paper = config_lib.result_settings(config_lib.to_json(config_lib.validate(
+        module.get_config(_paper_variant(binary, config)))))
+    ours = config_lib.result_settings(config_lib.with_defaults(config))
+    return [(k, ours.get(k), paper.get(k)) for k in sorted(set(ours) | set(paper))
+            if k not in _NOT_PROTOCOL and ours.get(k) != paper.get(k)]
+
+
+def _fmt_setting(value) -> str:
+    if isinstance(value, (list, tuple)):
+        return ",".join(_fmt_setting(v) for v in value) or "()"
+    if isinstance(value, dict):
+        return "{" + "; ".join(f"{k}: {_fmt_setting(v)}" for k, v in value.items()) + "}" if value else "{}"
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
+
+
+def _plot_bars(labels, paper, ours, low, high, path, title, ylabel):
+    """Grouped bars: the paper's number and ours (mean at the best setting, range over seeds)."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    x = np.arange(len(labels))
+    fig, ax = plt.subplots(figsize=(max(4.5, 1.1 * len(labels) + 1.5), 3.4))
+    paper_values = [np.nan if v is None else v for v in paper]
+    ax.bar(x - 0.2, paper_values, 0.4, label="paper", color="#999999")
+    ours = np.asarray(ours, float)
+    errors = np.stack([ours - np.asarray(low, float), np.asarray(high, float) - ours])
+    ax.bar(x + 0.2, ours, 0.4, yerr=errors, capsize=3, label="ours (best setting; range over seeds)",
+           color="#3b75af")
+    ax.set_xticks(x, labels, fontsize=8)
+    ax.set_ylim(0, 100)
+    ax.set_ylabel(ylabel, fontsize=8)
+    ax.grid(axis="y", alpha=0.3)
+    ax.legend(fontsize=7)
+    ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
 def _plot_heatmap(matrix, row_labels, col_labels, path, title, cbar="mean over seeds"):
     import matplotlib
     matplotlib.use("Agg")
@@ -187,8 +247,15 @@ def job_section(name: str, job: dict, figures: pathlib.Path, rel: str, results: 
                         "wilson_high": s["wilson"][1], "diverged": s["diverged"], "blew_up": s["blew_up"],
                         "success_threshold": threshold})
     lines.append("")
-    # Heat maps: learning rate x variant (and learning rate x dropout per variant for actions).
     figures.mkdir(parents=True, exist_ok=True)
+    file = f"{name}_paper_vs_ours.png"
+    _plot_bars(inits, [paper.get(i) for i in inits], [100 * ours[i]["best"]["mean"] for i in inits],
+               [100 * ours[i]["best"]["min"] for i in inits], [100 * ours[i]["best"]["max"] for i in inits],
+               figures / file, f"{name}: the paper's number and ours",
+               {"addition": "share within 0.04 (%)", "multiplication": "share within 0.04 (%)"}.get(
+                   task, "test accuracy (%)") + (" (paper: UCF101)" if task == "action_recognition" else ""))
+    lines += [f"![paper vs ours]({rel}/{file})", ""]
+    # Heat maps: learning rate x variant (and learning rate x dropout per variant for actions).
     if len(c["dropout_rates"]) > 1:
         for init in inits:
             grid = ours[init]["by_setting"]
@@ -300,7 +367,15 @@ def write(root: pathlib.Path, jobs: dict, out: pathlib.Path, budget: str) -> str
             measured[name] = {"us": cost * 1e6 / (len(job["summary"]) * c["num_steps"] * seq)}
         section.insert(3, f"Cost on this machine: {cost / 60:.0f} min wall clock over {len(spent)} "
                           f"invocation(s) (`{name}.log`, `jobs.jsonl`). Plan: {job['record'].get('plan')}.")
+        binary, variant, overrides = job_spec
+        diffs = differences_from_paper(binary, c)
         section.insert(4, "")
+        section.insert(5, f"Command: `python -m experiments.{binary} --config=experiments/configs/{binary}.py:"
+                          f"{variant}{''.join(' ' + o for o in overrides)} --workdir=...`. Settings that differ "
+                          f"from the paper's protocol (`{_paper_variant(binary, c)}`): "
+                          + ("; ".join(f"{k} {_fmt_setting(a)} (paper {_fmt_setting(b)})" for k, a, b in diffs)
+                             or "none") + ".")
+        section.insert(6, "")
         v = verdict_for(job["config"]["task"], ours)
         verdicts.append(f"- **{name}**: {v}.")
         lines += section + [f"**Verdict ({name})**: {v}.", ""]

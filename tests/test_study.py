@@ -117,7 +117,8 @@ def test_report_from_tiny_workdirs(tmp_path):
                                    if not r["diverged"] else {}))
             for r in summary for step in (0, 100)]
     config = {"task": "addition", "seq_len": 150, "inits": ["np", "irnn"], "num_steps": 100, "batch_size": 16,
-              "dropout_rates": [0.0], "optimizer": "sgd", "per_init": {}}
+              "dropout_rates": [0.0], "optimizer": "sgd", "per_init": {}, "learning_rates": [0.01, 0.1],
+              "num_seeds": 3, "eval_every": 100}
     root = tmp_path / "cpu"
     _write_workdir(root / "addition_T150", config, summary, rows)
     (root / "jobs.jsonl").write_text(json.dumps({"job": "addition_T150", "seconds": 120.0, "exit": 0}) + "\n")
@@ -136,5 +137,10 @@ def test_report_from_tiny_workdirs(tmp_path):
     results = json.loads((tmp_path / "docs" / "reproduction" / "results.json").read_text())
     assert {r["variant"]: r["successes"] for r in results} == {"np": 2, "irnn": 4}
     assert {r["variant"]: r["blew_up"] for r in results} == {"np": 0, "irnn": 1}
-    for name in ("addition_T150_lr_variant.png", "addition_T150_curves.png", "results.csv"):
+    # every protocol setting that differs from configs/addition.py:paper_T150, with both values
+    assert ("Settings that differ from the paper's protocol (`paper_T150`): batch_size 16 (paper 1); "
+            "inits np,irnn (paper np,irnn,irnn_scaled,nrnn,ornn,grnn,np_tanh); learning_rates 0.01,0.1 "
+            "(paper 0.001); num_seeds 3 (paper 1); num_steps 100 (paper 1000000); train_size 0 (paper 100000).") in text
+    for name in ("addition_T150_lr_variant.png", "addition_T150_curves.png", "addition_T150_paper_vs_ours.png",
+                 "results.csv"):
         assert (tmp_path / "docs" / "reproduction" / name).is_file()
