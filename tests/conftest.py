@@ -4,6 +4,20 @@ import os
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 os.environ.setdefault("TFDS_DATA_DIR", "/nonexistent-tfds-dir")
 
+# Many tests (and the binaries they start as subprocesses, which inherit this environment)
+# compile the same small programs: JAX's persistent compilation cache, in a folder of this
+# test session, compiles each once. Measured on the 2-core CI kind of machine: the smoke
+# addition binary takes 16.6 s with an empty cache and 7.3 s with a warm one (22 s without).
+if "JAX_COMPILATION_CACHE_DIR" not in os.environ:
+    import atexit
+    import shutil
+    import tempfile
+
+    os.environ["JAX_COMPILATION_CACHE_DIR"] = tempfile.mkdtemp(prefix="nprnn-jax-test-cache-")
+    atexit.register(shutil.rmtree, os.environ["JAX_COMPILATION_CACHE_DIR"], ignore_errors=True)
+    os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
+    os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "0")
+
 import pathlib
 
 import pytest
