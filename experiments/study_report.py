@@ -44,6 +44,9 @@ def jobs(budget: str) -> dict:
         out["addition_T150_long"] = ("addition", "cpu_T150", [
             "--config.inits=np,irnn", "--config.learning_rates=0.002,0.032",
             "--config.num_steps=60000", "--config.eval_every=6000"])
+        # np stayed at chance on GunPoint (one channel): is it W_hx's scale (N = hidden size)?
+        out["action_GunPoint_whx_input"] = ("action_recognition", "cpu_GunPoint", [
+            "--config.inits=np,irnn", "--config.input_init_n=input"])
         return out
     out = {f"addition_T{t}": ("addition", f"paper_T{t}", []) for t in (150, 200, 300, 400, 500)}
     out.update({f"multiplication_T{t}": ("multiplication", f"paper_T{t}", []) for t in (50, 100, 200)})
