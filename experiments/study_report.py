@@ -47,6 +47,11 @@ def jobs(budget: str) -> dict:
         # np stayed at chance on GunPoint (one channel): is it W_hx's scale (N = hidden size)?
         out["action_GunPoint_whx_input"] = ("action_recognition", "cpu_GunPoint", [
             "--config.inits=np,irnn", "--config.input_init_n=input"])
+        # ... or the number of updates (350 here, the paper's 70 epochs of UCF101 are 2,660):
+        # the paper's update count and cut steps, at the paper's best rates, one dropout.
+        out["action_GunPoint_paper_updates"] = ("action_recognition", "cpu_GunPoint", [
+            "--config.inits=np,irnn", "--config.learning_rates=0.001,0.01", "--config.dropout_rates=0.5",
+            "--config.num_steps=2660", "--config.lr_cut_steps=950,2090", "--config.eval_every=190"])
         return out
     out = {f"addition_T{t}": ("addition", f"paper_T{t}", []) for t in (150, 200, 300, 400, 500)}
     out.update({f"multiplication_T{t}": ("multiplication", f"paper_T{t}", []) for t in (50, 100, 200)})
@@ -93,7 +98,9 @@ def _budget_text(job: dict) -> str:
         epochs = seen / max(job["task"]["num_train"], 1)
         return (f"{c['num_steps']:,} steps of batch {c['batch_size']} = {seen:,} training sequences, "
                 f"{epochs:.0f} epochs of {job['task']['num_train']} (the paper: 70 epochs of UCF101's 9,537 "
-                "videos; other data, same number of epochs)")
+                f"videos; other data); {c['num_steps']:,} updates, "
+                f"{100 * c['num_steps'] / study.PAPER_UPDATES[task]:.1f}% of the paper's "
+                f"{study.PAPER_UPDATES[task]:,}")
     return (f"{c['num_steps']:,} steps of batch {c['batch_size']} = {seen:,} training sequences, "
             f"{100 * seen / paper:.1f}% of the paper's {paper:,}; {c['num_steps']:,} updates, "
             f"{100 * c['num_steps'] / study.PAPER_UPDATES[task]:.1f}% of the paper's "
