@@ -56,6 +56,9 @@ def jobs(budget: str) -> dict:
         out["action_GunPoint_paper_updates_grid"] = ("action_recognition", "cpu_GunPoint", [
             "--config.inits=np,irnn,irnn_scaled", "--config.num_steps=2660", "--config.lr_cut_steps=950,2090",
             "--config.eval_every=190"])
+        out["action_BasicMotions_paper_updates_grid"] = ("action_recognition", "cpu_BasicMotions", [
+            "--config.inits=np,irnn,irnn_scaled", "--config.num_steps=2660", "--config.lr_cut_steps=950,2090",
+            "--config.eval_every=190"])
         return out
     out = {f"addition_T{t}": ("addition", f"paper_T{t}", []) for t in (150, 200, 300, 400, 500)}
     out.update({f"multiplication_T{t}": ("multiplication", f"paper_T{t}", []) for t in (50, 100, 200)})
