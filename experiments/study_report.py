@@ -76,6 +76,23 @@ def _load(workdir: pathlib.Path) -> Optional[dict]:
     return {"record": config, "config": config["config"], "task": config["task"], "summary": summary, "rows": rows}
 
 
+# The files of a job's workdir that the report reads (checkpoints are left behind).
+RECORD_FILES = ("config.json", "summary.json", "metrics.jsonl", "results.md")
+
+
+def _keep_records(workdir: pathlib.Path, to: pathlib.Path) -> None:
+    """Copies a finished job's records next to the report, so that anyone can rebuild it
+    (``--root=<report folder>/workdirs``) or re-plot single runs."""
+    import shutil
+
+    if to.resolve() == workdir.resolve():  # rebuilding the report from its own copies
+        return
+    to.mkdir(parents=True, exist_ok=True)
+    for name in RECORD_FILES:
+        if (workdir / name).is_file():
+            shutil.copyfile(workdir / name, to / name)
+
+
 def _costs(root: pathlib.Path) -> dict:
     costs = {}
     path = root / "jobs.jsonl"
@@ -392,6 +409,7 @@ def write(root: pathlib.Path, jobs: dict, out: pathlib.Path, budget: str) -> str
                    if runs or (root / name).exists() else f"not started yet when this report was made; {resume} runs it")
             missing.append(f"- `{name}` ({job_spec[0]} {job_spec[1]}): {why}.")
             continue
+        _keep_records(root / name, figures / "workdirs" / budget / name)
         section, ours = job_section(name, job, figures, rel, results)
         spent = [r for r in costs.get(name, [])]
         cost = sum(r["seconds"] for r in spent)
@@ -430,6 +448,13 @@ def write(root: pathlib.Path, jobs: dict, out: pathlib.Path, budget: str) -> str
         lines += paper_budget_lines(measured)
     out.parent.mkdir(parents=True, exist_ok=True)
     (figures / "results.json").parent.mkdir(parents=True, exist_ok=True)
+    if (root / "jobs.jsonl").is_file():
+        (figures / "workdirs" / budget).mkdir(parents=True, exist_ok=True)
+        (figures / "workdirs" / budget / "jobs.jsonl").write_text((root / "jobs.jsonl").read_text())
+    lines.insert(4, f"Each finished job's records (config.json, summary.json, metrics.jsonl, results.md; no "
+                    f"checkpoints) are copied to `{rel}/workdirs/{budget}/`: `python -m experiments.reproduce "
+                    f"--budget={budget} --root=docs/{rel}/workdirs --report` rebuilds this page from them.")
+    lines.insert(5, "")
     (figures / "results.json").write_text(json.dumps(results, indent=1) + "\n")
     if results:
         with open(figures / "results.csv", "w", newline="") as f:

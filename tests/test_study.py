@@ -141,6 +141,14 @@ def test_report_from_tiny_workdirs(tmp_path):
     results = json.loads((tmp_path / "docs" / "reproduction" / "results.json").read_text())
     assert {r["variant"]: r["successes"] for r in results} == {"np": 2, "irnn": 4}
     assert {r["variant"]: r["blew_up"] for r in results} == {"np": 0, "irnn": 1}
+    # the records are kept next to the report, and rebuild the same page
+    kept = tmp_path / "docs" / "reproduction" / "workdirs" / "cpu"
+    assert (kept / "addition_T150" / "summary.json").read_text() == json.dumps(summary)
+    assert not (kept / "addition_T200").exists()
+    again = study_report.write(kept, jobs, tmp_path / "again" / "reproduction.md", "cpu")
+    assert again.replace("--root=" + str(kept.parent), "--root=" + str(root.parent)) == text
+    # ... also in place (the copies are the records then)
+    assert study_report.write(kept, jobs, tmp_path / "docs" / "reproduction.md", "cpu") == again
     # every protocol setting that differs from configs/addition.py:paper_T150, with both values
     assert ("Settings that differ from the paper's protocol (`paper_T150`): batch_size 16 (paper 1); "
             "inits np,irnn (paper np,irnn,irnn_scaled,nrnn,ornn,grnn,np_tanh); learning_rates 0.01,0.1 "
