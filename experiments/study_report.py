@@ -344,7 +344,7 @@ def paper_budget_lines(measured: dict) -> list:
              + f"; one H100 from {H100_US_PER_TIMESTEP:g} us per timestep for a whole grid of one init "
              "(up to 64 vmapped runs cost about one run's time; BENCHMARKS.md). Both are estimates, "
              "not measurements; the LSTM costs several times more, and the CPU rate was measured at batch 16 "
-             "(16 and 64 sequences a step), so it overstates the paper's batch-1 addition, which runs one "
+             "(the addition, multiplication and MNIST jobs), so it overstates the paper's batch-1 addition, which runs one "
              "sequence a step.", "",
              "| job | runs (inits x settings x seeds) | steps | T | this CPU (h, estimate) | one H100 (h, estimate) |",
              "|---|---|---|---|---|---|"]
