@@ -142,15 +142,21 @@ def _paper_variant(binary: str, config: dict) -> str:
 _NOT_PROTOCOL = ("log_every", "tensorboard", "data_dir", "tfds_data_dir", "eval_every", "eval_batch_size")
 
 
+def named_config(binary: str, variant: str):
+    """The validated config ``experiments/configs/<binary>.py:<variant>``."""
+    from nprnn_jax import config as config_lib
+
+    module = __import__(f"experiments.configs.{binary}", fromlist=["get_config"])
+    return config_lib.validate(module.get_config(variant))
+
+
 def differences_from_paper(binary: str, config: dict) -> list:
     """``[(setting, ours, paper's config)]`` for every protocol setting of a job's config
     that differs from the experiment's `paper*` named config (speed-only settings and
     logging left out)."""
     from nprnn_jax import config as config_lib
 
-    module = __import__(f"experiments.configs.{binary}", fromlist=["get_config"])
-    paper = config_lib.result_settings(config_lib.to_json(config_lib.validate(
-        module.get_config(_paper_variant(binary, config)))))
+    paper = config_lib.result_settings(config_lib.to_json(named_config(binary, _paper_variant(binary, config))))
     ours = config_lib.result_settings(config_lib.with_defaults(config))
     return [(k, ours.get(k), paper.get(k)) for k in sorted(set(ours) | set(paper))
             if k not in _NOT_PROTOCOL and ours.get(k) != paper.get(k)]
@@ -349,8 +355,7 @@ def paper_budget_lines(measured: dict) -> list:
              "| job | runs (inits x settings x seeds) | steps | T | this CPU (h, estimate) | one H100 (h, estimate) |",
              "|---|---|---|---|---|---|"]
     for name, (binary, variant, _) in jobs("paper").items():
-        module = __import__(f"experiments.configs.{binary}", fromlist=["get_config"])
-        c = config_lib.validate(module.get_config(variant))
+        c = named_config(binary, variant)
         seq = c.seq_len if binary in config_lib.MARKED_PAIR else {"mnist": 784}.get(binary, 100)
         settings = sum(len(config_lib.init_settings(c, i)["learning_rates"]) for i in c.inits) * len(c.dropout_rates)
         runs = settings * c.num_seeds
@@ -413,7 +418,7 @@ def write(root: pathlib.Path, jobs: dict, out: pathlib.Path, budget: str) -> str
             continue
         _keep_records(root / name, figures / "workdirs" / budget / name)
         section, ours = job_section(name, job, figures, rel, results)
-        spent = [r for r in costs.get(name, [])]
+        spent = costs.get(name, [])
         cost = sum(r["seconds"] for r in spent)
         c = job["config"]
         if cost and c["task"] in ("addition", "multiplication", "mnist"):
