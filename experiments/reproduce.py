@@ -1,15 +1,28 @@
 r"""The reproduction study: every experiment of the paper at a stated budget, one command.
 
     python -m experiments.reproduce --budget=cpu                        # the whole study
-    python -m experiments.reproduce --budget=cpu --only=addition_T150   # some jobs
+    python -m experiments.reproduce --budget=paper --only=addition_T150 # some jobs
     python -m experiments.reproduce --budget=paper --list               # what a budget runs
+    python -m experiments.reproduce --report --report_path=docs/reproduction.md   # the page
 
 Each job is one run of a benchmark binary with a named config (`experiments/configs/*.py`)
 in its own workdir under --root (``<root>/<budget>/<job>``), its output in ``<job>.log``
 beside it. Jobs run one after another in their own processes; a job that fails is
 recorded and the next one starts. Run the same command again and every job resumes from
 its checkpoints (a finished job only re-reads its results). What each job cost (wall
-seconds, exit status) is appended to ``<root>/<budget>/jobs.jsonl``.
+seconds, exit status) is appended to ``<root>/<budget>/jobs.jsonl``; an invocation that
+was killed (e.g. at the end of a session) is recorded from its heartbeat file when the
+job next starts.
+
+Jobs that outlive a session (the paper budget's take hours): ``--snapshot=DIR`` copies
+every unfinished job's compact state (config.json, metrics, the newest intact checkpoint
+of each init and its hashes, the cost records) to ``DIR/<budget>/<job>``, a few hundred KB
+a job, to be committed; a later ``reproduce`` on a machine whose --root lacks the job
+starts it from that state (``--resume_from``, default the checkout's
+``docs/reproduction/workdirs``), so no finished hour of compute is lost.
+
+The report (``--report``) is written to --report_path, by default ``<root>/reproduction.md``;
+the committed page is rebuilt only when ``--report_path=docs/reproduction.md`` is given.
 """
 
 from __future__ import annotations
@@ -17,6 +30,7 @@ from __future__ import annotations
 import json
 import os
 import pathlib
+import shutil
 import subprocess
 import sys
 import time
@@ -26,16 +40,23 @@ from absl import app, flags
 from experiments.study_report import jobs
 
 flags.DEFINE_enum("budget", "cpu", ["cpu", "paper"], "cpu: the study on 2 CPU cores (about 1.5-2 h); "
-                  "paper: the paper's own budgets (an accelerator's days).")
+                  "paper: the paper's own budgets (days of one core; see docs/reproduction.md).")
 flags.DEFINE_string("only", "", "Comma list of job names to run (default: all of the budget).")
 flags.DEFINE_string("root", "workdirs/study", "Where the jobs' workdirs go.")
 flags.DEFINE_bool("list", False, "Print the jobs of the budget and exit.")
 flags.DEFINE_bool("report", False, "Only write the report from the workdirs (after the jobs, it is written anyway).")
-flags.DEFINE_string("report_path", "docs/reproduction.md", "Where the report goes (figures and results files "
-                    "in a folder of the same name beside it).")
+flags.DEFINE_string("report_path", "", "Where the report goes (figures and results files in a folder of the "
+                    "same name beside it); default <root>/reproduction.md.")
+flags.DEFINE_string("snapshot", "", "Copy every unfinished job's compact state to <snapshot>/<budget>/<job> "
+                    "and exit (e.g. docs/reproduction/workdirs, to commit at the end of a session).")
+flags.DEFINE_string("resume_from", str(pathlib.Path(__file__).resolve().parents[1] / "docs" / "reproduction"
+                                       / "workdirs"),
+                    "A job whose workdir is missing under --root starts from the snapshot "
+                    "<resume_from>/<budget>/<job> when one exists.")
 
 FLAGS = flags.FLAGS
 CONFIGS = "experiments/configs"
+HEARTBEAT_S = 60
 
 
 def command(job: tuple, workdir: pathlib.Path) -> list:
@@ -44,19 +65,107 @@ def command(job: tuple, workdir: pathlib.Path) -> list:
             *extra, f"--workdir={workdir}"]
 
 
+def _append_cost(root: pathlib.Path, record: dict):
+    with open(root / "jobs.jsonl", "a") as f:
+        f.write(json.dumps(record) + "\n")
+
+
+def _record_killed(root: pathlib.Path, name: str):
+    """Turns the heartbeat of an invocation that never finished into its cost record."""
+    beat = root / f"{name}.running.json"
+    if beat.is_file():
+        try:
+            state = json.loads(beat.read_text())
+            _append_cost(root, {**state["record"], "exit": "killed",
+                                "seconds": round(state["updated"] - state["started"], 1),
+                                "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S",
+                                                             time.localtime(state["updated"]))})
+        except (OSError, ValueError, KeyError):
+            pass
+        beat.unlink(missing_ok=True)
+
+
 def run_job(name: str, job: tuple, root: pathlib.Path) -> dict:
     workdir = root / name
     workdir.parent.mkdir(parents=True, exist_ok=True)
+    _record_killed(root, name)
     start = time.time()
+    record = {"job": name, "binary": job[0], "variant": job[1], "overrides": job[2]}
+    beat = root / f"{name}.running.json"
     with open(root / f"{name}.log", "a") as log:
         log.write(f"\n=== {time.strftime('%Y-%m-%d %H:%M:%S')} {' '.join(command(job, workdir))}\n")
         log.flush()
-        status = subprocess.call(command(job, workdir), stdout=log, stderr=log, env=os.environ.copy())
-    record = {"job": name, "binary": job[0], "variant": job[1], "overrides": job[2], "exit": status,
-              "seconds": round(time.time() - start, 1), "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S")}
-    with open(root / "jobs.jsonl", "a") as f:
-        f.write(json.dumps(record) + "\n")
+        process = subprocess.Popen(command(job, workdir), stdout=log, stderr=log, env=os.environ.copy())
+        while True:
+            beat.write_text(json.dumps({"record": record, "started": start, "updated": time.time()}))
+            try:
+                status = process.wait(timeout=HEARTBEAT_S)
+                break
+            except subprocess.TimeoutExpired:
+                continue
+    record.update({"exit": status, "seconds": round(time.time() - start, 1),
+                   "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S")})
+    _append_cost(root, record)
+    beat.unlink(missing_ok=True)
     return record
+
+
+# A snapshot holds what a job needs to resume elsewhere; checkpoints only the newest intact one.
+SNAPSHOT_FILES = ("config.json", "metrics.jsonl", "train_loss.jsonl", "results.md", "permutation.json")
+
+
+def snapshot_job(workdir: pathlib.Path, to: pathlib.Path) -> list:
+    """Copies an unfinished job's compact state to ``to``: its records and, per init, the
+    newest checkpoint whose files match their recorded hashes (a resume truncates the
+    metrics to it). Returns ``[(init, step)]`` of the checkpoints copied."""
+    from nprnn_jax import workdir as workdir_lib
+
+    staging = to.with_name(to.name + ".partial")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    for file in SNAPSHOT_FILES:
+        if (workdir / file).is_file():
+            shutil.copyfile(workdir / file, staging / file)
+    kept = []
+    for init_dir in sorted((workdir / "checkpoints").glob("*")) if (workdir / "checkpoints").is_dir() else ():
+        steps = sorted((int(p.name) for p in init_dir.iterdir() if p.name.isdigit()), reverse=True)
+        for step in steps:
+            hashes = workdir / "checkpoint_hashes" / init_dir.name / f"{step}.json"
+            if not hashes.is_file():
+                continue
+            target = staging / "checkpoints" / init_dir.name / str(step)
+            try:  # the job may delete an old checkpoint while we copy: then the next one
+                shutil.copytree(init_dir / str(step), target)
+            except (OSError, shutil.Error):
+                shutil.rmtree(target, ignore_errors=True)
+                continue
+            if workdir_lib.checkpoint_damage(staging, init_dir.name, step) is None and \
+                    _copy_hashes(hashes, staging / "checkpoint_hashes" / init_dir.name) and \
+                    workdir_lib.checkpoint_damage(staging, init_dir.name, step) is None:
+                kept.append((init_dir.name, step))
+                break
+            shutil.rmtree(target, ignore_errors=True)
+    shutil.rmtree(to, ignore_errors=True)
+    os.replace(staging, to)
+    return kept
+
+
+def _copy_hashes(hashes: pathlib.Path, folder: pathlib.Path) -> bool:
+    folder.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(hashes, folder / hashes.name)
+    return True
+
+
+def seed_from_snapshot(name: str, root: pathlib.Path, snapshots: pathlib.Path) -> bool:
+    """Starts ``root/<name>`` from a committed snapshot when the workdir does not exist yet."""
+    source = snapshots / name
+    if (root / name).exists() or not (source / "checkpoints").is_dir() or (source / "summary.json").exists():
+        return False
+    shutil.copytree(source, root / name)
+    for extra in ("jobs.jsonl",):  # the costs so far, if this root has none
+        if (snapshots / extra).is_file() and not (root / extra).exists():
+            shutil.copyfile(snapshots / extra, root / extra)
+    return True
 
 
 def main(argv):
@@ -64,24 +173,55 @@ def main(argv):
         print(f"error: unexpected arguments: {' '.join(argv[1:])}", file=sys.stderr)
         sys.exit(2)
     all_jobs = jobs(FLAGS.budget)
-    names = [n.strip() for n in FLAGS.only.split(",") if n.strip()] or list(all_jobs)
+    names = [n.strip() for n in FLAGS.only.split(",") if n.strip()]
+    if FLAGS.only and not names:
+        print(f"error: --only={FLAGS.only!r} names no job; jobs of budget {FLAGS.budget}: "
+              f"{', '.join(all_jobs)}", file=sys.stderr)
+        sys.exit(2)
+    names = names or list(all_jobs)
     unknown = [n for n in names if n not in all_jobs]
     if unknown:
         print(f"error: --only: unknown job {unknown[0]!r}; jobs of budget {FLAGS.budget}: "
               f"{', '.join(all_jobs)}", file=sys.stderr)
         sys.exit(2)
     root = pathlib.Path(FLAGS.root) / FLAGS.budget
+    if root.exists() and not root.is_dir():
+        print(f"error: --root: {root} is not a folder", file=sys.stderr)
+        sys.exit(2)
     if FLAGS.list:
         for name in names:
             print(f"{name}: {' '.join(command(all_jobs[name], root / name)[1:])}")
         return
+    if FLAGS.snapshot:
+        if not root.is_dir():
+            print(f"error: --root: {root} does not exist; nothing to snapshot", file=sys.stderr)
+            sys.exit(2)
+        out = pathlib.Path(FLAGS.snapshot) / FLAGS.budget
+        for name in names:
+            workdir = root / name
+            if not (workdir / "config.json").is_file() or (workdir / "summary.json").is_file():
+                continue  # not started, or finished (the report keeps a finished job's records)
+            kept = snapshot_job(workdir, out / name)
+            print(f"{name}: snapshot in {out / name}: " + ", ".join(f"{i} at step {s:,}" for i, s in kept))
+        if (root / "jobs.jsonl").is_file():
+            records = (root / "jobs.jsonl").read_text()
+            for beat in sorted(root.glob("*.running.json")):  # invocations still running: their cost so far
+                state = json.loads(beat.read_text())
+                records += json.dumps({**state["record"], "exit": "running at snapshot",
+                                       "seconds": round(state["updated"] - state["started"], 1)}) + "\n"
+            out.mkdir(parents=True, exist_ok=True)
+            (out / "jobs.jsonl").write_text(records)
+        return
     if not FLAGS.report:
         for name in names:
+            if seed_from_snapshot(name, root, pathlib.Path(FLAGS.resume_from) / FLAGS.budget):
+                print(f"{name}: started from the snapshot in {FLAGS.resume_from}/{FLAGS.budget}/{name}", flush=True)
             record = run_job(name, all_jobs[name], root)
             print(f"{name}: exit {record['exit']} after {record['seconds']:.0f} s", flush=True)
     from experiments import study_report
-    study_report.write(root, all_jobs, pathlib.Path(FLAGS.report_path), FLAGS.budget)
-    print(f"report: {FLAGS.report_path}")
+    report_path = pathlib.Path(FLAGS.report_path or pathlib.Path(FLAGS.root) / "reproduction.md")
+    study_report.write_page(pathlib.Path(FLAGS.root), report_path)
+    print(f"report: {report_path}")
 
 
 if __name__ == "__main__":

@@ -63,8 +63,21 @@ def jobs(budget: str) -> dict:
     out = {f"addition_T{t}": ("addition", f"paper_T{t}", []) for t in (150, 200, 300, 400, 500)}
     out.update({f"multiplication_T{t}": ("multiplication", f"paper_T{t}", []) for t in (50, 100, 200)})
     out["mnist"] = ("mnist", "paper", [])
+    # The paper ran one seed per cell; seeds 1 and 2 of two cells give its numbers error bars
+    # (reported with the seed-0 job as one 3-seed cell).
+    out["addition_T150_seeds12"] = ("addition", "paper_T150", SEEDS_12)
+    out["multiplication_T50_seeds12"] = ("multiplication", "paper_T50", SEEDS_12)
     out["action_ucf101"] = ("action_recognition", "paper", [])
     return out
+
+
+SEEDS_12 = ["--config.seed_offset=1", "--config.num_seeds=2"]
+# The paper's figures, their cells and the jobs holding each cell's runs.
+PAPER_FIGURES = (
+    ("Figure 3", "addition", (150, 200, 300, 400, 500), "share of test sequences within 0.04"),
+    ("Figure 4", "multiplication", (50, 100, 200), "share of test sequences within 0.04"),
+    ("Table 2", "mnist", (None,), "test accuracy"),
+)
 
 
 def _load(workdir: pathlib.Path) -> Optional[dict]:
@@ -247,7 +260,7 @@ def _plot_curves(curves: dict, path, title, threshold, chance: Optional[float]):
 CHANCE = {"addition": 0.078, "multiplication": None, "mnist": 0.1}
 
 
-def job_section(name: str, job: dict, figures: pathlib.Path, rel: str, results: list) -> list:
+def job_section(name: str, job: dict, figures: pathlib.Path, rel: str, results: list, prefix: str = "") -> list:
     c, task = job["config"], job["config"]["task"]
     metric, threshold = "test_accuracy", SUCCESS[task]
     paper = _paper(task, c)
@@ -288,7 +301,7 @@ def job_section(name: str, job: dict, figures: pathlib.Path, rel: str, results: 
                         "success_threshold": threshold})
     lines.append("")
     figures.mkdir(parents=True, exist_ok=True)
-    file = f"{name}_paper_vs_ours.png"
+    file = f"{prefix}{name}_paper_vs_ours.png"
     _plot_bars(inits, [paper.get(i) for i in inits], [100 * ours[i]["best"]["mean"] for i in inits],
                [100 * ours[i]["best"]["min"] for i in inits], [100 * ours[i]["best"]["max"] for i in inits],
                figures / file, f"{name}: the paper's number and ours",
@@ -301,7 +314,7 @@ def job_section(name: str, job: dict, figures: pathlib.Path, rel: str, results: 
             grid = ours[init]["by_setting"]
             lrs = sorted({k[0] for k in grid})
             matrix = [[grid.get((lr, d), {}).get("mean") for lr in lrs] for d in c["dropout_rates"]]
-            file = f"{name}_{init}_lr_dropout.png"
+            file = f"{prefix}{name}_{init}_lr_dropout.png"
             _plot_heatmap(matrix, [f"dropout {d:g}" for d in c["dropout_rates"]], [f"{lr:g}" for lr in lrs],
                           figures / file, f"{name}: {init}, test accuracy (%)")
             cells = sum(1 for row in matrix for v in row if v is not None and v >= 0.6)
@@ -315,14 +328,14 @@ def job_section(name: str, job: dict, figures: pathlib.Path, rel: str, results: 
         lrs = sorted({lr for init in inits for (lr, _) in ours[init]["by_setting"]})
         matrix = [[ours[init]["by_setting"].get((lr, c["dropout_rates"][0]), {}).get("mean") for lr in lrs]
                   for init in inits]
-        file = f"{name}_lr_variant.png"
+        file = f"{prefix}{name}_lr_variant.png"
         _plot_heatmap(matrix, inits, [f"{lr:g}" for lr in lrs], figures / file,
                       f"{name}: {'share within 0.04' if task in ('addition', 'multiplication') else 'test accuracy'} (%)")
         lines += [f"![learning rate x variant]({rel}/{file})", ""]
     curves = {f"{init} (lr {ours[init]['best']['learning_rate']:g})":
               study.curve(job["rows"], init, ours[init]["best"]["learning_rate"], ours[init]["best"]["dropout"], metric)
               for init in inits}
-    file = f"{name}_curves.png"
+    file = f"{prefix}{name}_curves.png"
     _plot_curves(curves, figures / file, f"{name}: {metric} at each variant's best setting", threshold,
                  CHANCE.get(task))
     lines += [f"![learning curves]({rel}/{file})", ""]
@@ -391,33 +404,129 @@ def verdict_for(task: str, ours: dict) -> str:
     return study.verdict(ours, "np", ["irnn", "irnn_scaled"], "np-RNN does well over more of the grid")
 
 
-def write(root: pathlib.Path, jobs: dict, out: pathlib.Path, budget: str) -> str:
-    """Writes ``out`` (docs/reproduction.md), its figures and results.json / results.csv."""
-    figures = out.parent / out.stem
-    rel = out.stem
-    costs = _costs(root)
+def _find_job(name: str, root: pathlib.Path, kept: Optional[pathlib.Path]):
+    """``(workdir, job)`` of a finished job: its workdir under ``root``, else its kept records."""
+    for folder in (root / name, None if kept is None else kept / name):
+        if folder is not None:
+            job = _load(folder)
+            if job is not None:
+                return folder, job
+    return root / name, None
+
+
+def _cell_runs(finished: dict, task: str, seq_len) -> tuple:
+    """Summary records of one paper cell (a task and sequence length) from every finished job
+    that holds its runs (the seed-0 job and its seeds-1-2 companion), and those jobs."""
+    base = task if seq_len is None else f"{task}_T{seq_len}"
+    names = [n for n in (base, base + "_seeds12") if n in finished]
+    return [r for n in names for r in finished[n]["summary"]], [finished[n] for n in names], names
+
+
+def paper_figures(finished: dict, figures: pathlib.Path, rel: str, prefix: str, costs: dict) -> list:
+    """The paper's Figures 3 and 4 and Table 2 beside ours, cell by cell, with a verdict per figure."""
+    lines = []
+    for label, task, seq_lens, what in PAPER_FIGURES:
+        threshold = SUCCESS[task]
+        cells = {t: _cell_runs(finished, task, t) for t in seq_lens}
+        if not any(cells[t][0] for t in seq_lens):
+            continue
+        variants = list(dict.fromkeys(r["init"] for t in seq_lens for r in cells[t][0]))
+        paper = {t: _paper(task, {"seq_len": t}) for t in seq_lens}
+        columns = [t for t in seq_lens if cells[t][0]]
+        lines += [f"### {label}: {task}" + ("" if task == "mnist" else f", T = {', '.join(map(str, seq_lens))}"), "",
+                  f"{what} (%), the paper's / ours; ours is one run where the paper ran one, and the mean "
+                  f"(range) with the runs succeeding ({SUCCESS_TEXT[task]}) where seeds 1 and 2 were run too. "
+                  "Cells not finished are not shown.", "",
+                  "| variant | " + " | ".join("paper protocol" if t is None else f"T = {t}" for t in columns) + " |",
+                  "|---|" + "---|" * len(columns)]
+        ours = {}
+        for init in variants:
+            row = []
+            for t in columns:
+                values = [study._value(r, "test_accuracy") for r in cells[t][0] if r["init"] == init]
+                if not values:
+                    row.append("-")
+                    continue
+                wins = sum(study.succeeded(r, "test_accuracy", threshold) for r in cells[t][0] if r["init"] == init)
+                ours[(init, t)] = float(np.mean(values))
+                p = paper[t].get(init)
+                text = f"{'-' if p is None else f'{p:g}'} / {100 * np.mean(values):.1f}"
+                if len(values) > 1:
+                    text += f" ({100 * min(values):.1f}-{100 * max(values):.1f}; {wins}/{len(values)})"
+                row.append(text)
+            lines.append(f"| {init} | " + " | ".join(row) + " |")
+        updates = sorted({j["config"]["num_steps"] for t in columns for j in cells[t][1]})
+        spent = sum(r["seconds"] for t in columns for n in cells[t][2] for r in costs.get(n, []))
+        lines += ["", f"Updates per run: {', '.join(f'{u:,}' for u in updates)} (the paper's "
+                      f"{study.PAPER_UPDATES[task]:,}); cost of these cells on this machine: {spent / 3600:.1f} h "
+                      "wall clock (jobs.jsonl).", ""]
+        file = f"{prefix}{task}_figure.png"
+        _plot_figure_cells(variants, columns, paper, ours, figures / file, f"{label} ({task}): the paper's and ours")
+        lines += [f"![{label}]({rel}/{file})", ""]
+        # Verdict: does np succeed at every length, and is it the best variant, as in the paper?
+        ok = [t for t in columns if ours.get(("np", t), 0) >= threshold]
+        top = [t for t in columns if ("np", t) in ours and ours[("np", t)] >= max(
+            v for (i, tt), v in ours.items() if tt == t)]
+        paper_top = [t for t in columns if paper[t] and paper[t].get("np", 0) >= max(paper[t].values())]
+        where = "" if task == "mnist" else " sequence lengths"
+        lines += [f"**Verdict ({label}, the paper's protocol and {', '.join(f'{u:,}' for u in updates)} updates"
+                  f"{'' if task != 'mnist' else ', MNIST'})**: np-RNN reaches the success bar "
+                  f"({100 * threshold:.0f}%) at {len(ok)} of {len(columns)}{where} run (the paper: "
+                  f"{sum(1 for t in columns if paper[t].get('np', 0) >= 100 * threshold)}), and is the best "
+                  f"variant at {len(top)} of {len(columns)} (the paper: {len(paper_top)}).", ""]
+    return lines
+
+
+def _plot_figure_cells(variants, columns, paper, ours, path, title):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(columns), figsize=(2.2 + 2.3 * len(columns), 3.4), squeeze=False, sharey=True)
+    x = np.arange(len(variants))
+    for ax, t in zip(axes[0], columns):
+        ax.bar(x - 0.2, [paper[t].get(i, np.nan) for i in variants], 0.4, color="#999999", label="paper")
+        ax.bar(x + 0.2, [100 * ours.get((i, t), np.nan) for i in variants], 0.4, color="#3b75af",
+               label="ours (mean over seeds)")
+        ax.set_xticks(x, variants, rotation=60, fontsize=7)
+        ax.set_title("" if t is None else f"T = {t}", fontsize=9)
+        ax.set_ylim(0, 100)
+        ax.grid(axis="y", alpha=0.3)
+    axes[0][0].set_ylabel("%", fontsize=8)
+    axes[0][0].legend(fontsize=7)
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def budget_part(root: pathlib.Path, jobs: dict, figures: pathlib.Path, rel: str, budget: str,
+                kept: Optional[pathlib.Path] = None, prefix: str = "") -> tuple:
+    """The lines of one budget's part of the page, and its results rows.
+
+    A job is read from ``root/<job>`` when it finished there, else from its records kept
+    beside the page (``kept``: ``<page folder>/workdirs/<budget>``); figure files are
+    named ``<prefix><job>_*.png``.
+    """
+    costs = (_costs(root) or _costs(kept)) if kept is not None else _costs(root)
     results, lines, missing = [], [], []
-    lines += [f"# Reproduction study ({budget} budget)", "",
-              "Generated by `python -m experiments.reproduce --budget=" + budget + " --report` from the jobs' "
-              "workdirs; no number here is typed by hand. The paper's numbers are read off its v3 text "
-              "(`../shared/METHOD.md`; bar charts +-2 points). Ours: per variant, the best (learning rate, "
-              "dropout) by mean headline metric over seeds (a diverged run counts as 0 and as a failure), "
-              "the mean and range over seeds there, and over the whole grid; the share of (setting x seed) "
-              "runs that succeed, with a 95% Wilson interval. Diverged: the loss became non-finite; blew up: "
-              f"finite, but the final test loss is over {study.BLOW_UP_FACTOR:g} times the run's step-0 loss. "
-              "Both count as failures.", ""]
-    verdicts, measured, summary_rows = [], {}, []
+    verdicts, measured, summary_rows, finished = [], {}, [], {}
     for name, job_spec in jobs.items():
-        job = _load(root / name)
+        folder, job = _find_job(name, root, kept)
         if job is None:
             runs = costs.get(name, [])
             resume = f"`python -m experiments.reproduce --budget={budget} --root={root.parent} --only={name}`"
             why = (f"still running or interrupted when this report was made; {resume} resumes it"
-                   if runs or (root / name).exists() else f"not started yet when this report was made; {resume} runs it")
-            missing.append(f"- `{name}` ({job_spec[0]} {job_spec[1]}): {why}.")
+                   if runs or (root / name).exists() or (kept is not None and (kept / name).exists())
+                   else f"not started yet when this report was made; {resume} runs it")
+            missing.append(f"- `{name}` ({job_spec[0]} {job_spec[1]}"
+                           f"{''.join(' ' + o for o in job_spec[2])}): {why}.")
             continue
-        _keep_records(root / name, figures / "workdirs" / budget / name)
-        section, ours = job_section(name, job, figures, rel, results)
+        finished[name] = job
+        _keep_records(folder, figures / "workdirs" / budget / name)
+        section, ours = job_section(name, job, figures, rel, results, prefix)
+        for r in results:
+            r.setdefault("budget", budget)
         spent = costs.get(name, [])
         cost = sum(r["seconds"] for r in spent)
         c = job["config"]
@@ -439,35 +548,98 @@ def write(root: pathlib.Path, jobs: dict, out: pathlib.Path, budget: str) -> str
         verdicts.append(f"- **{name}**: {v}.")
         summary_rows.append(_summary_row(name, job, ours, v))
         lines += section + [f"**Verdict ({name})**: {v}.", ""]
-    summary = ["## Summary", "",
+    summary = ["### Summary" if budget == "paper" else "## Summary", "",
                "np-RNN against IRNN per finished job: the paper's number, ours at each variant's best "
                "setting (mean over seeds), and the runs that succeed over the whole grid. Details, "
                "the other variants and the figures follow. Action jobs: the paper's number is UCF101 test "
                "accuracy, ours a UEA set's (other data); a run succeeds at >= 60% there.", "",
                "| job | updates (% of the paper's) | np: paper / ours | IRNN: paper / ours | np runs succeeding "
                "| IRNN runs succeeding | verdict |", "|---|---|---|---|---|---|---|"] + summary_rows + [""]
-    lines[4:4] = summary if summary_rows else []  # after the title and the paragraph on method
-    lines += ["## Verdicts", ""] + (verdicts or ["- no job has finished yet."]) + [""]
-    lines += ["## Cells not run", ""] + (missing or ["- every job of this budget has a result."]) + [""]
+    head = summary if summary_rows else []
+    if budget == "paper":
+        head = paper_figures(finished, figures, rel, prefix, costs) + head
+    lines = head + lines
+    level = "###" if budget == "paper" else "##"
+    lines += [f"{level} Verdicts", ""] + (verdicts or ["- no job has finished yet."]) + [""]
+    lines += [f"{level} Cells not run", ""] + (missing or ["- every job of this budget has a result."]) + [""]
     if budget == "cpu":
-        lines += ["- Addition T = 300, 400, 500 and multiplication T = 200 are not in the cpu budget (their cost "
-                  "follows below); no accelerator was lent to run them.", ""]
+        lines += ["- Addition T = 300, 400, 500 and multiplication T = 200 are not in the cpu budget; the "
+                  "paper budget (above, where it has finished) runs them.", ""]
         lines += paper_budget_lines(measured)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    (figures / "results.json").parent.mkdir(parents=True, exist_ok=True)
-    if (root / "jobs.jsonl").is_file():
+    if kept is not None and costs:
         (figures / "workdirs" / budget).mkdir(parents=True, exist_ok=True)
-        (figures / "workdirs" / budget / "jobs.jsonl").write_text((root / "jobs.jsonl").read_text())
-    lines.insert(4, f"Each finished job's records (config.json, summary.json, metrics.jsonl, results.md; no "
-                    f"checkpoints) are copied to `{rel}/workdirs/{budget}/`: `python -m experiments.reproduce "
-                    f"--budget={budget} --root=docs/{rel}/workdirs --report` rebuilds this page from them.")
-    lines.insert(5, "")
+        source = root / "jobs.jsonl" if (root / "jobs.jsonl").is_file() else kept / "jobs.jsonl"
+        if source.resolve() != (figures / "workdirs" / budget / "jobs.jsonl").resolve():
+            (figures / "workdirs" / budget / "jobs.jsonl").write_text(source.read_text())
+    return lines, results
+
+
+METHOD_TEXT = ("Generated by `python -m experiments.reproduce --report` from the jobs' "
+               "workdirs; no number here is typed by hand. The paper's numbers are read off its v3 text "
+               "(`../shared/METHOD.md`; bar charts +-2 points). Ours: per variant, the best (learning rate, "
+               "dropout) by mean headline metric over seeds (a diverged run counts as 0 and as a failure), "
+               "the mean and range over seeds there, and over the whole grid; the share of (setting x seed) "
+               "runs that succeed, with a 95% Wilson interval. Diverged: the loss became non-finite; blew up: "
+               f"finite, but the final test loss is over {study.BLOW_UP_FACTOR:g} times the run's step-0 loss. "
+               "Both count as failures.")
+
+
+def _write_results(figures: pathlib.Path, results: list):
+    figures.mkdir(parents=True, exist_ok=True)
     (figures / "results.json").write_text(json.dumps(results, indent=1) + "\n")
     if results:
+        fields = list(dict.fromkeys(k for r in results for k in r))
         with open(figures / "results.csv", "w", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=list(results[0]))
+            writer = csv.DictWriter(f, fieldnames=fields)
             writer.writeheader()
             writer.writerows(results)
+
+
+def write(root: pathlib.Path, jobs: dict, out: pathlib.Path, budget: str) -> str:
+    """Writes ``out``, a page of one budget's jobs under ``root``, its figures and results files."""
+    figures, rel = out.parent / out.stem, out.stem
+    kept = figures / "workdirs" / budget
+    part, results = budget_part(root, jobs, figures, rel, budget, kept if kept.resolve() != root.resolve() else None)
+    lines = [f"# Reproduction study ({budget} budget)", "", METHOD_TEXT.replace(
+        "--report`", f"--budget={budget} --report`"), "",
+             f"Each finished job's records (config.json, summary.json, metrics.jsonl, results.md; no "
+             f"checkpoints) are copied to `{rel}/workdirs/{budget}/`: `python -m experiments.reproduce "
+             f"--budget={budget} --root=docs/{rel}/workdirs --report` rebuilds this page from them.", ""] + part
+    _write_results(figures, results)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    text = "\n".join(lines) + "\n"
+    out.write_text(text)
+    return text
+
+
+def write_page(root: pathlib.Path, out: pathlib.Path) -> str:
+    """Writes the study's page ``out``: the paper-budget part, then the cpu-budget part.
+
+    Each job is read from ``root/<budget>/<job>`` where it finished there, else from the
+    records kept beside the page (``<out folder>/<out stem>/workdirs/<budget>/<job>``), so a
+    page rebuilt on a machine that ran only some jobs keeps the others.
+    """
+    figures, rel = out.parent / out.stem, out.stem
+    lines = ["# Reproduction study", "", METHOD_TEXT, "",
+             f"Each finished job's records (config.json, summary.json, metrics.jsonl, results.md; no "
+             f"checkpoints) are kept in `{rel}/workdirs/<budget>/`, and an unfinished paper-budget job's "
+             f"compact state (its newest checkpoints) too: `python -m experiments.reproduce --report "
+             f"--root=docs/{rel}/workdirs --report_path=docs/{rel}.md` rebuilds this page from them.", ""]
+    results = []
+    for budget, heading in (("paper", "## Part 1: the paper's own budget"),
+                            ("cpu", "## Part 2: the cpu budget (2-6% of the paper's updates on addition, "
+                                    "multiplication and MNIST)")):
+        kept = figures / "workdirs" / budget
+        source = root / budget
+        if not source.is_dir() and not kept.is_dir():
+            continue
+        part, found = budget_part(source, jobs(budget), figures, rel, budget,
+                                  None if kept.resolve() == source.resolve() else kept,
+                                  prefix="paper_" if budget == "paper" else "")
+        lines += [heading, ""] + part
+        results += found
+    _write_results(figures, results)
+    out.parent.mkdir(parents=True, exist_ok=True)
     text = "\n".join(lines) + "\n"
     out.write_text(text)
     return text

@@ -1,0 +1,114 @@
+"""The reproduction driver: snapshots of unfinished jobs resume to the uninterrupted result,
+killed invocations keep their cost, and the paper-budget part of the page."""
+
+import json
+import pathlib
+
+import pytest
+
+from experiments import reproduce, study_report
+from experiments.configs import addition
+from nprnn_jax import experiment
+
+
+class Stop(Exception):
+    pass
+
+
+def _interrupt_at(step_to_stop):
+    def on_event(event, init, step):
+        if event == "checkpoint_started" and init == "irnn" and step == step_to_stop:
+            raise Stop()
+    return on_event
+
+
+@pytest.mark.slow
+def test_a_snapshot_of_an_unfinished_job_resumes_elsewhere_to_the_uninterrupted_result(tmp_path):
+    config = addition.smoke()
+    config.num_steps, config.eval_every = 30, 10
+    whole = tmp_path / "whole"
+    experiment.train_and_evaluate(config, whole)
+    machine_a = tmp_path / "a" / "paper" / "job"
+    with pytest.raises(Stop):
+        experiment.train_and_evaluate(config, machine_a, on_event=_interrupt_at(20))
+    assert not (machine_a / "summary.json").exists()
+    snapshots = tmp_path / "committed" / "paper"
+    kept = reproduce.snapshot_job(machine_a, snapshots / "job")
+    # np finished (its final checkpoint), irnn at its newest: only those, with their hashes
+    assert kept == [("irnn", 20), ("np", 30)]
+    assert sorted(p.name for p in (snapshots / "job" / "checkpoints" / "np").iterdir()) == ["30"]
+    assert (snapshots / "job" / "checkpoint_hashes" / "irnn" / "20.json").is_file()
+    assert not (snapshots / "job" / "tensorboard").exists()
+    # a new machine: the job starts from the snapshot and ends as the uninterrupted run
+    machine_b = tmp_path / "b" / "paper"
+    assert reproduce.seed_from_snapshot("job", machine_b, snapshots)
+    assert not reproduce.seed_from_snapshot("job", machine_b, snapshots)  # never over a workdir
+    experiment.train_and_evaluate(config, machine_b / "job")
+    for name in ("summary.json", "metrics.jsonl"):
+        assert (machine_b / "job" / name).read_text() == (whole / name).read_text(), name
+
+
+def test_a_killed_invocation_is_recorded_from_its_heartbeat(tmp_path):
+    (tmp_path / "job.running.json").write_text(json.dumps(
+        {"record": {"job": "job", "binary": "addition", "variant": "paper_T150", "overrides": []},
+         "started": 1000.0, "updated": 4600.0}))
+    reproduce._record_killed(tmp_path, "job")
+    record = json.loads((tmp_path / "jobs.jsonl").read_text())
+    assert (record["job"], record["exit"], record["seconds"]) == ("job", "killed", 3600.0)
+    assert not (tmp_path / "job.running.json").exists()
+
+
+def _paper_job(path: pathlib.Path, seq_len: int, values: dict, seeds=(0,)):
+    path.mkdir(parents=True)
+    config = {"task": "addition", "seq_len": seq_len, "inits": list(values), "num_steps": 1_000_000,
+              "batch_size": 1, "dropout_rates": [0.0], "optimizer": "sgd", "per_init": {},
+              "learning_rates": [0.001], "num_seeds": len(seeds), "seed_offset": seeds[0], "eval_every": 20_000,
+              "train_size": 100_000}
+    summary = [{"init": init, "learning_rate": 0.001, "dropout": 0.0, "seed": seed, "test_accuracy": v[i],
+                "test_loss": 0.01, "diverged": False} for init, v in values.items() for i, seed in enumerate(seeds)]
+    rows = [dict(r, step=s, test_loss=1.0 if s == 0 else 0.01) for r in summary for s in (0, 1_000_000)]
+    (path / "config.json").write_text(json.dumps({"version": 2, "config": config, "plan": {"devices": 1},
+                                                  "task": {"name": "addition", "seq_len": seq_len}}))
+    (path / "summary.json").write_text(json.dumps(summary))
+    (path / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+
+def test_the_page_puts_the_papers_figures_beside_ours_cell_by_cell(tmp_path):
+    root = tmp_path / "study"
+    _paper_job(root / "paper" / "addition_T150", 150, {"np": [0.97], "irnn": [0.40]})
+    _paper_job(root / "paper" / "addition_T150_seeds12", 150, {"np": [0.91, 0.30], "irnn": [0.60, 0.10]},
+               seeds=(1, 2))
+    _paper_job(root / "paper" / "addition_T200", 200, {"np": [0.20], "irnn": [0.80]})
+    (root / "paper" / "jobs.jsonl").write_text(
+        json.dumps({"job": "addition_T150", "seconds": 3600.0, "exit": 0}) + "\n"
+        + json.dumps({"job": "addition_T200", "seconds": 1800.0, "exit": "killed"}) + "\n")
+    out = tmp_path / "docs" / "reproduction.md"
+    text = study_report.write_page(root, out)
+    assert text.index("## Part 1: the paper's own budget") < text.index("### Figure 3: addition")
+    # T=150: three seeds (0.97, 0.91, 0.30): mean 72.7, range 30.0-97.0, 2 of 3 >= 50%
+    assert "| np | 95 / 72.7 (30.0-97.0; 2/3) | 94.5 / 20.0 |" in text
+    assert "| irnn | 85.5 / 36.7 (10.0-60.0; 1/3) | 87.5 / 80.0 |" in text
+    assert "cost of these cells on this machine: 1.5 h" in text
+    # np reaches 50% at T=150 only (paper: both), and is the best variant there only (paper: both)
+    assert "np-RNN reaches the success bar (50%) at 1 of 2 sequence lengths run (the paper: 2), " \
+           "and is the best variant at 1 of 2 (the paper: 2)" in text
+    assert (tmp_path / "docs" / "reproduction" / "paper_addition_figure.png").read_bytes()[:4] == b"\x89PNG"
+    assert (tmp_path / "docs" / "reproduction" / "workdirs" / "paper" / "addition_T150" / "summary.json").is_file()
+    assert "`addition_T300` (addition paper_T300): not started yet" in text
+    # rebuilt from the kept records alone, the page is the same
+    again = study_report.write_page(tmp_path / "elsewhere", out)
+    assert again.replace(str(tmp_path / "elsewhere"), str(root)) == text
+
+
+def test_the_report_never_writes_into_the_checkout_unless_told(tmp_path):
+    import subprocess
+    import sys
+    from conftest import REPO
+
+    page = REPO / "docs" / "reproduction.md"
+    before = page.read_bytes()
+    result = subprocess.run([sys.executable, "-m", "experiments.reproduce", "--report", f"--root={tmp_path}"],
+                            cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert page.read_bytes() == before
+    assert (tmp_path / "reproduction.md").is_file() and f"report: {tmp_path}/reproduction.md" in result.stdout
