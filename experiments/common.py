@@ -147,10 +147,12 @@ def run_main(argv):
         import jax
         title = experiment.title(config)
         if jax.process_index() == 0:
-            print(f"{title}: {len(config.inits)} init(s), {config.num_steps} steps, on {jax.device_count()} "
+            overrides = [a for a in sys.argv[1:] if a.startswith("--config")]
+            print(f"{title}: {len(config.inits)} init(s) x {config.num_steps} steps, on {jax.device_count()} "
                   f"{jax.devices()[0].platform} device(s)"
                   + (f" in {jax.process_count()} processes" if jax.process_count() > 1 else "")
-                  + f"; settings:\n{config_lib.settings_help(config)}", file=sys.stderr)
+                  + f"; {' '.join(overrides) or 'the default config'} (--show_config lists every setting; "
+                  f"{FLAGS.workdir}/config.json records them)", file=sys.stderr)
         start = time.perf_counter()
         experiment.train_and_evaluate(config, FLAGS.workdir)
         seconds = time.perf_counter() - start

@@ -221,7 +221,7 @@ def _run_experiment(task, runs, workdir, record, plan, on_event, progress_stream
     workdir_lib.check_or_write_config(workdir, record or default_record(task, runs, plan), write=main)
     for name, text in (extra_files or {}).items() if main else ():
         workdir_lib.atomic_write(workdir / name, text)
-    progress = Progress(sum(r.train_config.num_steps for r in runs), progress_stream, enabled=main)
+    progress = Progress(len(runs), progress_stream, enabled=main)
     metrics_path, train_loss_path = workdir / "metrics.jsonl", workdir / "train_loss.jsonl"
     summary = []
     for run in runs:
@@ -237,9 +237,7 @@ def _run_experiment(task, runs, workdir, record, plan, on_event, progress_stream
             workdir_lib.truncate_metrics(metrics_path, init_name, start if start else -1)
             workdir_lib.truncate_metrics(train_loss_path, init_name, start)
         board = workdir_lib.TensorBoard(workdir, init_name, start) if main and tensorboard else None
-        progress.begin()
-        progress.update(start, f"{init_name}: resumed at step {start}" if start else f"{init_name}: start",
-                        timed=False)
+        progress.start(init_name, config.num_steps, start)
         test_metrics = None  # of the current state, once evaluated
         if start == 0:
             test_metrics = grid_run.evaluate(state.params, test_set)
@@ -272,7 +270,8 @@ def _run_experiment(task, runs, workdir, record, plan, on_event, progress_stream
                 workdir_lib.record_checkpoint(workdir, init_name, step)
             if on_event:
                 on_event("checkpoint_started", init_name, step)
-            progress.update(config.eval_every, _progress_message(init_name, rows, task))
+            progress.update(config.eval_every, _progress_message(rows, task))
+        progress.close()
         manager.wait_until_finished()
         manager.close()
         if board:
@@ -324,16 +323,17 @@ def _restore_newest_intact(manager, template, workdir: pathlib.Path, init_name: 
     return template, 0
 
 
-def _progress_message(init_name, rows, task):
+def _progress_message(rows, task):
+    """The grid's mean headline metric first, then its mean training loss (diverged runs apart)."""
     live = [r for r in rows if not r["diverged"]]
     diverged = len(rows) - len(live)
     metric = [r[task.metric] for r in live if r[task.metric] is not None]
     losses = [r["train_loss"] for r in live if r["train_loss"] is not None]
-    parts = [f"{init_name} step {rows[0]['step']}"]
+    parts = []
+    if metric:  # test_accuracy -> "accuracy": the bar must fit 80 columns
+        parts.append(f"{task.metric.removeprefix('test_')} {np.mean(metric):.3g}")
     if losses:
-        parts.append(f"train_loss {np.mean(losses):.4g}")
-    if metric:
-        parts.append(f"{task.metric} {np.mean(metric):.4g}")
+        parts.append(f"loss {np.mean(losses):.3g}")
     if diverged:
         parts.append(f"{diverged} diverged")
     return ", ".join(parts)

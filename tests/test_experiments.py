@@ -14,7 +14,7 @@ from conftest import REPO, shared_data_dir
 
 
 def run(module, *args, env=None):
-    full_env = {**os.environ, "JAX_PLATFORMS": "cpu", "NPRNN_DATA_DIR": str(shared_data_dir()),
+    full_env = {**os.environ, "JAX_PLATFORMS": "cpu", "NPRNN_DATA_DIR": str(shared_data_dir(required=False)),
                 **(env or {})}
     return subprocess.run([sys.executable, "-m", f"experiments.{module}", *args], cwd=REPO,
                           env=full_env, capture_output=True, text=True, timeout=600)
@@ -63,7 +63,7 @@ def test_marked_pair_binaries_end_to_end(tmp_path, module):
     assert result.returncode == 0, result.stderr[-3000:]
     summary = check_outputs(tmp_path, "test_mse", 2 * 2 * 2)
     assert {"test_accuracy", "success", "dropout"} <= set(summary[0])
-    assert "| np | 0.01 | 2 |" in result.stdout and "ETA" in result.stderr
+    assert "| np | 0.01 | 2 |" in result.stdout and "step/s" in result.stderr
     assert "--config.optimizer=adam" in result.stderr  # the settings are printed at start
     # the seeds are sharded over one XLA host device per core when they divide evenly
     cores = os.cpu_count() or 1
@@ -79,6 +79,7 @@ def test_marked_pair_binaries_end_to_end(tmp_path, module):
 
 @pytest.mark.slow
 def test_mnist_binary_end_to_end(tmp_path):
+    shared_data_dir()  # skipped (failed in CI) without the data
     result = run("mnist", smoke("mnist"), "--config.optimizer=adam", "--config.per_init.irnn.optimizer=adam",
                  "--config.batch_size=32", "--config.permute=true", "--config.inits=np",
                  f"--workdir={tmp_path}")
@@ -92,6 +93,7 @@ def test_mnist_binary_end_to_end(tmp_path):
 
 @pytest.mark.slow
 def test_action_recognition_binary_end_to_end(tmp_path):
+    shared_data_dir()  # skipped (failed in CI) without the data
     result = run("action_recognition", smoke("action_recognition"), "--config.num_steps=150",
                  "--config.eval_every=50", "--config.lr_cut_steps=100,125", f"--workdir={tmp_path}")
     assert result.returncode == 0, result.stderr[-3000:]
@@ -241,6 +243,7 @@ def test_workdir_of_another_config_is_refused_and_kept(tmp_path):
 
 
 def test_chunk_lengths_are_checked_against_the_training_length_too(tmp_path):
+    shared_data_dir()  # skipped (failed in CI) without the data
     # PickupGestureWiimoteZ: training sequences padded to 361 steps, test to 324; 4 divides only 324.
     result = run("action_recognition", smoke("action_recognition"), "--config.dataset=PickupGestureWiimoteZ",
                  "--config.bptt_chunk=4", f"--workdir={tmp_path / 'w'}")

@@ -193,3 +193,50 @@ def test_random_walk_normal_reads_n_as_fan_out_or_fan_in():
     inp = np.asarray(inits.random_walk_normal("fan_in")(key, (20, 400)))
     assert out.std() == pytest.approx(inits.random_walk_gain(400) / np.sqrt(400), rel=0.03)
     assert inp.std() == pytest.approx(inits.random_walk_gain(20) / np.sqrt(20), rel=0.03)
+
+
+ALL_BUILDERS = {"identity": lambda: inits.identity(), "positive_definite": lambda: inits.positive_definite(),
+                "np_init": lambda: inits.np_init(), "nrnn_init": lambda: inits.nrnn_init(),
+                "gaussian": lambda: inits.gaussian(), "random_walk_normal": lambda: inits.random_walk_normal()}
+
+
+@pytest.mark.parametrize("name", sorted(ALL_BUILDERS))
+def test_the_jax_initializer_protocol_out_sharding_places_the_result(name):
+    mesh = jax.sharding.Mesh(np.array(jax.devices()[:1]), ("model",))
+    sharding = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec(None, "model"))
+    init = ALL_BUILDERS[name]()
+    placed = init(jax.random.key(0), (6, 6), jnp.float32, out_sharding=sharding)
+    assert placed.sharding == sharding
+    np.testing.assert_array_equal(placed, init(jax.random.key(0), (6, 6), jnp.float32))
+    # under jit, the constraint travels into the compiled program
+    jitted = jax.jit(lambda k: init(k, (6, 6), out_sharding=sharding))(jax.random.key(0))
+    assert jitted.sharding.is_equivalent_to(sharding, 2)
+    np.testing.assert_allclose(jitted, placed, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("name", sorted(ALL_BUILDERS))
+@pytest.mark.parametrize("dtype", [jnp.int32, jnp.uint8, jnp.bool_])
+def test_non_float_dtypes_are_refused_naming_the_dtype(name, dtype):
+    with pytest.raises(ValueError, match=f"dtype {jnp.dtype(dtype).name} is not a float dtype"):
+        ALL_BUILDERS[name]()(jax.random.key(0), (3, 3), dtype)
+
+
+@pytest.mark.parametrize("name", sorted(ALL_BUILDERS))
+def test_dtype_none_is_the_default_float_without_warnings(name):
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        w = ALL_BUILDERS[name]()(jax.random.key(0), (4, 4), None)
+    assert w.dtype == jnp.float32
+
+
+def test_the_docstring_examples_run_as_doctests():
+    import doctest
+    results = doctest.testmod(inits, extraglobs={"jax": jax, "jnp": jnp}, optionflags=doctest.ELLIPSIS,
+                              verbose=False)
+    assert results.failed == 0 and results.attempted >= 5, results
+
+
+def test_the_package_declares_its_types():
+    import pathlib
+    assert (pathlib.Path(inits.__file__).parent / "py.typed").is_file()

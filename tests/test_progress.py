@@ -1,5 +1,6 @@
 import io
 import os
+import re
 
 from nprnn_jax.progress import Progress
 
@@ -9,24 +10,40 @@ class Terminal(io.StringIO):
         return True
 
 
-def test_progress_fits_the_terminal_width(monkeypatch):
-    monkeypatch.setattr("shutil.get_terminal_size", lambda fallback=None: os.terminal_size((100, 30)))
+def test_the_bar_fits_80_columns_with_the_metric_first(monkeypatch):
+    monkeypatch.setattr("shutil.get_terminal_size", lambda fallback=None: os.terminal_size((80, 30)))
+    monkeypatch.setenv("COLUMNS", "80")
     stream = Terminal()
-    progress = Progress(1000, stream)
-    progress.begin()
-    progress.update(500, "np step 500, train_loss 0.1234, test_accuracy 0.5678, " + "x" * 80)
-    progress.update(500, "np step 1000")
-    redraws = stream.getvalue().split("\r")[1:]
-    assert len(redraws) == 2 and all(len(r.rstrip("\n")) == 99 for r in redraws)
-    assert redraws[0].startswith("[############------------] 500/1000 steps, ETA")
-    assert stream.getvalue().endswith("\n")  # a finished bar ends its line
+    progress = Progress(3, stream)
+    progress.start("irnn_scaled", 1_000_000)
+    progress.update(500_000, "accuracy 0.568, loss 0.123")
+    progress.close()
+    redraws = [r.rstrip("\n") for r in re.split("[\r\n]", stream.getvalue()) if r.strip()]
+    last = redraws[-1]
+    assert len(last) <= 80, last
+    assert last.startswith("irnn_scaled (1/3) accuracy 0.568, loss 0.123"), last
+    assert " 50%|" in last and last.endswith("step/s") and "<" in last
 
 
-def test_progress_writes_log_lines_when_not_a_terminal():
+def test_log_lines_when_not_a_terminal_count_each_inits_own_steps():
     stream = io.StringIO()
-    progress = Progress(100, stream)
-    progress.begin()
-    progress.update(50, "half")
-    progress.update(50, "done")
+    progress = Progress(2, stream)
+    progress.start("np", 100)
+    progress.update(50, "test_accuracy 0.5")
+    progress.start("irnn", 100, start_step=40)
+    progress.update(60, "test_accuracy 0.9")
     lines = stream.getvalue().splitlines()
-    assert len(lines) == 2 and "\r" not in stream.getvalue() and lines[1].endswith("| done")
+    assert "\r" not in stream.getvalue()
+    assert lines[0] == "np (1/2): start, 100 steps"
+    assert lines[1].startswith("np (1/2) test_accuracy 0.5 | step 50/100 [0:00:00<")
+    assert lines[2] == "irnn (2/2): resumed at step 40, 100 steps"
+    assert lines[3].startswith("irnn (2/2) test_accuracy 0.9 | step 100/100 [") and "step/s]" in lines[3]
+
+
+def test_disabled_progress_writes_nothing():
+    stream = Terminal()
+    progress = Progress(1, stream, enabled=False)
+    progress.start("np", 10)
+    progress.update(10, "x")
+    progress.close()
+    assert stream.getvalue() == ""
