@@ -213,30 +213,61 @@ def load_params(workdir, init: str, learning_rate: float, seed: int, dropout: Op
                 initial: bool = False) -> dict:
     """The parameters of one trained run of a workdir, as plain NumPy arrays.
 
-    Works on any finished or interrupted workdir, whatever devices wrote it (the
-    checkpoint is restored onto one device). ``dropout`` picks among the grid's
-    dropout rates (needed only when it has several); ``initial=True`` returns the
-    run's parameters before training. Use them with `rnn.apply` and the config of
-    `read_config(workdir)`::
+    The way to take a trained network into one's own code. Reads the run's config.json and
+    the parameters of its newest intact checkpoint only: no data, no compilation (well under
+    2 s), whatever devices or processes wrote it; on a merged workdir
+    (`experiments.merge`) it reads the source workdir that ran ``seed``. ``dropout`` picks
+    among the grid's dropout rates (needed only when it has several); ``initial=True``
+    returns the run's parameters before training (recomputed from its seed). Use them with
+    `rnn.apply`::
 
-        params = load_params("workdirs/addition", "np", 0.01, seed=0)
+        params = load_params("workdirs/addition", "np", learning_rate=0.01, seed=0)
         config, _ = read_config("workdirs/addition")
         rnn_config = rnn.RNNConfig(input_size=2, hidden_size=config.hidden_size, preset="np")
-        ys = rnn.apply(params, xs, rnn_config)
+        batch = tasks.AdditionTask(seq_len=config.seq_len).sample(jax.random.PRNGKey(1), 256)
+        predictions = rnn.apply(params, batch["xs"], rnn_config)   # [256, 1]; targets batch["ys"]
     """
-    import numpy as np
-
-    first, final, _, config, run = load_grid(workdir, init)
-    combos = run.grid.combos
+    workdir = pathlib.Path(workdir)
+    if not (workdir / "config.json").is_file() and (workdir / "sources.json").is_file():
+        return _load_from_sources(workdir, init, learning_rate, seed, dropout, initial)
+    config, _ = read_config(workdir)
+    if init not in config.inits:
+        raise workdir_lib.WorkdirConfigError(f"{workdir} has no init {init!r}; it has {list(config.inits)}")
+    own = config_lib.init_settings(config, init)
+    grid = runner.Grid(learning_rates=own["learning_rates"], num_seeds=config.num_seeds, clip_norm=own["clip_norm"],
+                       dropout_rates=config.dropout_rates, seed_offset=config.seed_offset)
+    combos = grid.combos
     matches = [i for i, (lr, d) in enumerate(combos)
                if math.isclose(lr, learning_rate, rel_tol=1e-6) and (dropout is None or math.isclose(d, dropout))]
     if not matches or (dropout is None and len(matches) > 1):
         raise ValueError(f"{workdir}: {init} has no single run at learning_rate={learning_rate:g}"
                          + ("" if dropout is None else f", dropout={dropout:g}")
                          + f"; its (learning rate, dropout) settings: {combos}")
-    if seed not in run.grid.seeds:
+    if seed not in grid.seeds:
         raise ValueError(f"{workdir}: seed={seed!r} is not one of the run's seeds "
-                         f"{run.grid.seeds[0]}..{run.grid.seeds[-1]}")
-    state = first if initial else final
-    index = run.grid.seeds.index(seed)
-    return {name: np.asarray(value[matches[0], index]) for name, value in state.params.items()}
+                         f"{grid.seeds[0]}..{grid.seeds[-1]}")
+    params, _ = workdir_lib.restore_params(workdir, init)
+    one = {name: value[matches[0], grid.seeds.index(seed)] for name, value in params.items()}
+    if not initial:
+        return one
+    import jax
+    import numpy as np
+    from nprnn_jax import train
+
+    input_kernel = one["W_x"] if "W_x" in one else one["W_hx"]
+    rnn_config = rnn.RNNConfig(input_size=input_kernel.shape[0], hidden_size=config.hidden_size,
+                               output_size=one["W_hy"].shape[-1], preset=init, input_init_n=config.input_init_n)
+    with jax.default_device(jax.local_devices(backend="cpu")[0]):
+        first = train.initial_params(jax.random.PRNGKey(seed), rnn_config)
+    return {name: np.asarray(value) for name, value in first.items()}
+
+
+def _load_from_sources(workdir: pathlib.Path, init, learning_rate, seed, dropout, initial) -> dict:
+    sources = json.loads((workdir / "sources.json").read_text())
+    for source in sources:
+        path = pathlib.Path(source)
+        path = path if path.is_absolute() or path.is_dir() else workdir / path
+        config, _ = read_config(path)
+        if config.seed_offset <= seed < config.seed_offset + config.num_seeds:
+            return load_params(path, init, learning_rate, seed, dropout, initial)
+    raise ValueError(f"{workdir}: seed={seed!r} is in none of the merged workdirs {sources}")

@@ -209,5 +209,5 @@ def merge_workdirs(workdirs, out, metric: str, higher_is_better: bool, title: st
     out.mkdir(parents=True, exist_ok=True)
     (out / "summary.json").write_text(json.dumps(summaries, indent=2) + "\n")
     (out / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    (out / "sources.json").write_text(json.dumps([str(w) for w in workdirs], indent=2) + "\n")
+    (out / "sources.json").write_text(json.dumps([str(w.resolve()) for w in workdirs], indent=2) + "\n")
     return write_report(out, metric, higher_is_better, title)

@@ -150,6 +150,12 @@ def _all_finite(tree) -> jax.Array:
     return jnp.all(jnp.stack(leaves))
 
 
+def initial_params(key: jax.Array, rnn_config: rnn.RNNConfig) -> dict:
+    """The network parameters a run with PRNG ``key`` (raw uint32[2]) starts from."""
+    k_params, _ = jax.random.split(jax.random.fold_in(key, TRAIN_STREAM))
+    return rnn.init_params(k_params, rnn_config)
+
+
 @dataclasses.dataclass(frozen=True)
 class Trainer:
     """Pure functions of one run; vmap them for seeds and hyperparameters."""
@@ -168,7 +174,7 @@ class Trainer:
     def init(self, key: jax.Array, hp: dict) -> TrainState:
         """The initial state of the run with PRNG ``key`` (raw uint32[2])."""
         k_params, k_data = jax.random.split(jax.random.fold_in(key, TRAIN_STREAM))
-        params = rnn.init_params(k_params, self.rnn_config)
+        params = initial_params(key, self.rnn_config)
         opt_state = self._optimizer(hp).init(params)
         return TrainState(params, opt_state, k_data, jax.random.fold_in(key, tasks.ORDER_STREAM),
                           jnp.zeros((), jnp.int32), jnp.zeros((), bool), jnp.full((), -1, jnp.int32))

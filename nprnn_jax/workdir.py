@@ -292,3 +292,61 @@ def read_config(workdir) -> dict:
     if not isinstance(record, dict) or record.get("version") != config_lib.CONFIG_VERSION:
         raise WorkdirConfigError(f"{workdir}/config.json is not a config of this nprnn_jax version")
     return record
+
+
+def restore_params(workdir, init_name: str) -> tuple:
+    """``(params, step)``: the network parameters of every run of ``init_name``'s grid, as
+    NumPy arrays ``[combination, seed, ...]``, from its newest intact checkpoint.
+
+    Reads only the parameters, onto this process's first device, whatever devices or
+    processes wrote the checkpoint (no data, no compilation). A checkpoint whose files do
+    not match their recorded hashes is passed over; `WorkdirConfigError` when none is left.
+    """
+    import jax
+    import orbax.checkpoint as ocp
+
+    workdir = pathlib.Path(workdir)
+    folder = workdir / "checkpoints" / init_name
+    steps = sorted((int(p.name) for p in folder.iterdir() if p.name.isdigit()), reverse=True) \
+        if folder.is_dir() else []
+    if not steps:
+        raise WorkdirConfigError(f"{workdir}: no checkpoint of {init_name!r} (not started, or not a workdir)")
+    device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+    checkpointer = ocp.PyTreeCheckpointer()
+    problems = []
+    quiet = _Quiet("absl")  # orbax warns of the step folder's metadata, which a parameter read does not need
+    for step in steps:
+        damage = checkpoint_damage(workdir, init_name, step)
+        if damage:
+            problems.append(f"step {step}: {damage}")
+            continue
+        path = (folder / str(step) / "default").absolute()
+        try:
+            with quiet:
+                saved = checkpointer.metadata(path).item_metadata.tree["params"]
+            target = {"params": {k: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=device) for k, m in saved.items()}}
+            restore_args = jax.tree.map(lambda x: ocp.ArrayRestoreArgs(sharding=device, global_shape=x.shape,
+                                                                       dtype=x.dtype), target)
+            with quiet:
+                state = checkpointer.restore(path, args=ocp.args.PyTreeRestore(
+                    item=target, restore_args=restore_args, partial_restore=True))
+        except Exception as error:  # noqa: BLE001  orbax/tensorstore raise many kinds for a damaged file
+            problems.append(f"step {step}: {type(error).__name__}")
+            continue
+        return {k: np.asarray(v) for k, v in state["params"].items()}, step
+    raise WorkdirConfigError(f"{folder}: no intact checkpoint ({'; '.join(problems)})")
+
+
+class _Quiet:
+    """Raises a logger's level to ERROR inside a ``with`` block."""
+
+    def __init__(self, name: str):
+        import logging
+        self.logger = logging.getLogger(name)
+
+    def __enter__(self):
+        self.level = self.logger.level
+        self.logger.setLevel(40)
+
+    def __exit__(self, *exc):
+        self.logger.setLevel(self.level)

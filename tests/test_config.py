@@ -206,12 +206,54 @@ def test_load_params_returns_one_run_that_reproduces_its_recorded_metrics(tmp_pa
     assert float(metrics["test_accuracy"]) == pytest.approx(record["test_accuracy"], abs=1e-6)
     initial = experiment.load_params(tmp_path, "np", 0.05, seed=1, initial=True)
     assert not np.allclose(initial["W_hh"], params["W_hh"])
+    first, final, _, _, run = experiment.load_grid(tmp_path, "np")  # the engine's own initial state
+    index = run.grid.combos.index((0.05, 0.0))
+    for name in initial:
+        # the same draws; eager and compiled float32 arithmetic round differently (1 ulp)
+        np.testing.assert_allclose(initial[name], np.asarray(first.params[name][index, 1]), rtol=1e-5, atol=1e-6)
+        np.testing.assert_array_equal(params[name], np.asarray(final.params[name][index, 1]))
     np.testing.assert_allclose(np.linalg.eigvalsh(initial["W_hh"])[-1], 1.0, atol=1e-5)
     with pytest.raises(ValueError, match=r"no single run at learning_rate=0.3; its \(learning rate, dropout\) "
                                          r"settings: \[\(0.01, 0.0\), \(0.05, 0.0\)\]"):
         experiment.load_params(tmp_path, "np", 0.3, seed=0)
     with pytest.raises(ValueError, match="seed=2 is not one of the run's seeds 0..1"):
         experiment.load_params(tmp_path, "np", 0.05, seed=2)
+
+
+@pytest.mark.slow
+def test_load_params_reads_no_data_any_topology_and_merged_workdirs(tmp_path):
+    """A workdir written on 2 host devices (sharded checkpoints) and merged with a second
+    job: the weights load on this 1-device process, without the data, for either job."""
+    import json
+    import subprocess
+    import sys
+    import time
+    from conftest import REPO
+    from nprnn_jax import report
+
+    jobs = []
+    for offset in (0, 2):
+        workdir = tmp_path / f"job{offset}"
+        result = subprocess.run(
+            [sys.executable, "-m", "experiments.addition", "--config=experiments/configs/addition.py:smoke",
+             "--config.inits=np", f"--config.seed_offset={offset}", f"--workdir={workdir}"],
+            cwd=REPO, capture_output=True, text=True, timeout=600,
+            env={**__import__("os").environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=2"})
+        assert result.returncode == 0, result.stderr[-2000:]
+        assert json.loads((workdir / "config.json").read_text())["plan"]["devices"] == 2
+        jobs.append(workdir)
+    report.merge_workdirs([str(j) for j in jobs], tmp_path / "merged", "test_accuracy", True)
+    start = time.perf_counter()
+    params = experiment.load_params(jobs[0], "np", 0.05, seed=1)
+    assert time.perf_counter() - start < 30  # generous: the point is no data and no compilation
+    assert params["W_hh"].shape == (8, 8)
+    merged = experiment.load_params(tmp_path / "merged", "np", 0.05, seed=3)
+    direct = experiment.load_params(jobs[1], "np", 0.05, seed=3)
+    for name in direct:
+        np.testing.assert_array_equal(merged[name], direct[name])
+    assert not np.array_equal(merged["W_hh"], params["W_hh"])
+    with pytest.raises(ValueError, match="seed=7 is in none of the merged workdirs"):
+        experiment.load_params(tmp_path / "merged", "np", 0.05, seed=7)
 
 
 def test_the_default_data_directory_does_not_depend_on_the_current_directory(monkeypatch, tmp_path):
