@@ -84,7 +84,17 @@ def _check_config_file(argv):
 
 
 def parse_flags(argv):
-    """absl's parser, with every parse error reported as one ``error:`` line (exit 2)."""
+    """absl's parser, with every parse error reported as one ``error:`` line (exit 2).
+
+    A setting given twice is refused: ml_collections would append a repeated list
+    override to the first instead of replacing it."""
+    seen = set()
+    for arg in argv[1:]:
+        if arg.startswith("--config.") and "=" in arg:
+            name = arg.split("=", 1)[0]
+            if name in seen:
+                _error(f"{name} is given twice; give each setting once (a list takes a,b,c)")
+            seen.add(name)
     try:
         return FLAGS(argv)
     except (flags.Error, AttributeError, KeyError, ValueError, TypeError, OSError) as error:

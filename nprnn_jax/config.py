@@ -135,6 +135,10 @@ SETTINGS = (
        per_init=True),
     _S("lr_cut_steps", (), "explicit steps of the cuts (schedule step); overrides lr_num_cuts",
        _tuple(_int(1), nonempty=False), per_init=True),
+    _S("lr_cut_fractions", (), "the cuts as fractions of num_steps, e.g. 0.33,0.66 (schedule step; "
+       "follows num_steps when it is changed); overrides lr_num_cuts", _tuple(_float(0, 1, low_open=True,
+                                                                                   high_open=True), nonempty=False),
+       per_init=True),
     # The run.
     _S("batch_size", 16, "training minibatch size", _int(1)),
     _S("num_steps", 10_000, "training steps per run (a multiple of eval_every)", _int(1)),
@@ -203,7 +207,15 @@ def base_config(task: str) -> ml_collections.ConfigDict:
     config.task = task
     for setting in settings_of(task):
         config[setting.name] = setting.default
+    # Every per-init setting of every preset is declared (unset), so that the command line
+    # can set any of them (--config.per_init.irnn.learning_rates=1e-5); `validate` drops
+    # the unset ones.
+    from ml_collections import config_dict
+
     config.per_init = ml_collections.ConfigDict()
+    for preset in rnn.PRESETS:
+        config.per_init[preset] = ml_collections.ConfigDict(
+            {s.name: config_dict.placeholder(type(s.default)) for s in SETTINGS if s.per_init})
     return config
 
 
@@ -272,6 +284,10 @@ def validate(config) -> ml_collections.ConfigDict:
             raise ConfigError(f"{name}: missing from the config")
         config[name] = check_value(name, config[name])
     per_init = config.get("per_init") or ml_collections.ConfigDict()
+    per_init = ml_collections.ConfigDict({init: {k: v for k, v in overrides.items() if v is not None}
+                                          for init, overrides in per_init.items()
+                                          if any(v is not None for v in overrides.values())})
+    config.per_init = per_init
     _check_unknown(list(per_init.keys()), list(rnn.PRESETS), "per_init.")
     for init, overrides in per_init.items():
         _check_unknown(list(overrides.keys()), PER_INIT, f"per_init.{init}.")
@@ -280,8 +296,12 @@ def validate(config) -> ml_collections.ConfigDict:
     if config.log_every and config.eval_every % config.log_every:
         raise ConfigError(f"log_every={config.log_every} must divide eval_every={config.eval_every}")
     if config.num_steps % config.eval_every:
+        near = min((d for d in range(1, config.num_steps + 1) if config.num_steps % d == 0),
+                   key=lambda d: (abs(d - min(config.eval_every, config.num_steps // 10 or 1)), d)) \
+            if config.num_steps <= 10**7 else None
         raise ConfigError(f"num_steps={config.num_steps} must be a multiple of eval_every={config.eval_every} "
-                          "(every segment has the same length, so the grid compiles once)")
+                          "(every segment has the same length, so the grid compiles once)"
+                          + (f"; e.g. --config.eval_every={near}" if near else ""))
     for init in config.inits:
         cut_steps(init_settings(config, init), config.num_steps, f"per_init.{init}." if init in per_init else "")
     if task in MARKED_PAIR and config.test_size < 1:
@@ -302,12 +322,17 @@ def init_settings(config, init: str) -> dict:
 def cut_steps(settings: dict, num_steps: int, where: str = "") -> tuple:
     """The steps at which the learning rate is cut (empty for a constant schedule).
 
-    Explicit ``lr_cut_steps``, else ``lr_num_cuts`` cuts at equal intervals:
+    Explicit ``lr_cut_steps``, else ``round(f * num_steps)`` for each of
+    ``lr_cut_fractions``, else ``lr_num_cuts`` cuts at equal intervals:
     ``round(c * num_steps / (lr_num_cuts + 1))`` for c = 1..lr_num_cuts.
     """
     if settings["lr_schedule"] == "constant":
         return ()
-    steps = tuple(settings["lr_cut_steps"]) or tuple(
+    if settings["lr_cut_steps"] and settings.get("lr_cut_fractions"):
+        raise ConfigError(f"{where}lr_cut_steps={tuple(settings['lr_cut_steps'])} and lr_cut_fractions="
+                          f"{tuple(settings['lr_cut_fractions'])}: give one of them")
+    fractions = tuple(settings.get("lr_cut_fractions") or ())
+    steps = tuple(settings["lr_cut_steps"]) or tuple(round(f * num_steps) for f in fractions) or tuple(
         round(c * num_steps / (settings["lr_num_cuts"] + 1)) for c in range(1, settings["lr_num_cuts"] + 1))
     return check_cut_steps(steps, num_steps, where)
 

@@ -373,12 +373,16 @@ def random_walk_normal(n_from: str = "fan_out") -> Initializer:
     ``n_from="fan_out"`` reads N as the hidden size (``shape[-1]``, our default:
     std 0.143 for 100 units) and ``n_from="fan_in"`` as the input size
     (``shape[0]``, Sussillo & Abbott's and TF's convention: std 1.40 for 2 inputs).
+    ``"hidden"`` and ``"input"`` (the values of the experiments' ``input_init_n``
+    setting) are the same two choices.
 
     Returns:
       ``init(key, shape, dtype)`` for 2-D shapes.
     """
+    n_from = {"hidden": "fan_out", "input": "fan_in"}.get(n_from, n_from)  # the config's input_init_n names
     if n_from not in ("fan_out", "fan_in"):
-        raise ValueError(f"random_walk_normal: unknown n_from {n_from!r}; valid: fan_out, fan_in")
+        raise ValueError(f"random_walk_normal: unknown n_from {n_from!r}; valid: fan_out (or hidden), "
+                         "fan_in (or input)")
 
     @_initializer("random_walk_normal")
     def init(key, shape, dtype):

@@ -72,7 +72,10 @@ class TrainConfig:
     batch_size: int = _SETTING_DEFAULT["batch_size"]
     num_steps: int = _SETTING_DEFAULT["num_steps"]
     eval_every: int = _SETTING_DEFAULT["eval_every"]
-    optimizer: str = _SETTING_DEFAULT["optimizer"]
+    # a name ("sgd", "momentum", "rmsprop", "adam"), a factory ``fn(learning_rate) ->
+    # optax.GradientTransformation`` (the grid's learning rates and cuts apply), or an
+    # `optax.GradientTransformation` used as it is (its own rate; the grid's does not apply)
+    optimizer: Any = _SETTING_DEFAULT["optimizer"]
     momentum: float = _SETTING_DEFAULT["momentum"]
     lr_cut_factor: float = _SETTING_DEFAULT["lr_cut_factor"]
     lr_cut_steps: tuple = ()
@@ -87,6 +90,12 @@ class TrainConfig:
         rnn.get_preset(self.preset)
         for name in ("hidden_size", "input_init_n", "batch_size", "num_steps", "eval_every", "optimizer",
                      "momentum", "lr_cut_factor", "unroll", "remat_every", "eval_batch_size"):
+            if name == "optimizer" and not isinstance(self.optimizer, str):
+                if not (callable(self.optimizer) or isinstance(self.optimizer, optax.GradientTransformation)):
+                    raise ValueError(f"optimizer={self.optimizer!r}: give one of {', '.join(OPTIMIZERS)}, a "
+                                     "factory fn(learning_rate) -> optax.GradientTransformation, or an "
+                                     "optax.GradientTransformation")
+                continue
             object.__setattr__(self, name, config_lib.check_value(name, getattr(self, name)))
         rnn.check_backward_settings(self.backward, self.remat_every, self.bptt_chunk)
         if self.num_steps % self.eval_every:
@@ -125,6 +134,10 @@ def learning_rate_at(config: TrainConfig, base_rate, step) -> jax.Array:
 
 
 def _base_optimizer(config: TrainConfig) -> Callable[[Any], optax.GradientTransformation]:
+    if isinstance(config.optimizer, optax.GradientTransformation):
+        return lambda lr: config.optimizer
+    if callable(config.optimizer):
+        return config.optimizer
     if config.optimizer == "sgd":
         return lambda lr: optax.sgd(lr)
     if config.optimizer == "momentum":

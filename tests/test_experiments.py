@@ -431,3 +431,23 @@ def test_a_damaged_checkpoint_falls_back_to_the_newest_intact_one(tmp_path):
     third = run("addition", *args, f"--workdir={tmp_path / 'w'}")
     assert_clean_error(third, "checkpoints/np: no intact checkpoint (step 20: default/d/")
     assert "Event loop is closed" not in third.stderr
+
+
+def test_config_ergonomics_per_init_any_preset_repeated_lists_and_cut_fractions():
+    # any preset's per-init setting can be set from the command line, not only declared ones
+    result = run("mnist", "--config=experiments/configs/mnist.py:paper", "--config.per_init.irnn_scaled.learning_rates=1e-5",
+                 "--config.inits=np,irnn,irnn_scaled", "--config.num_steps=10", "--config.eval_every=5",
+                 "--show_config")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "per_init.irnn_scaled.learning_rates" in result.stdout and "1e-05" in result.stdout
+    # the paper's cuts are fractions of the run, so they follow num_steps; eval_every names a fix
+    result = run("mnist", "--config=experiments/configs/mnist.py:paper", "--config.num_steps=10", "--show_config")
+    assert result.returncode == 2 and "--config.eval_every=1" in result.stderr, result.stderr[-2000:]
+    from nprnn_jax import config as config_lib
+    from experiments.configs import mnist
+    config = mnist.get_config("paper")
+    config.num_steps, config.eval_every = 1000, 100
+    assert config_lib.cut_steps(config_lib.init_settings(config_lib.validate(config), "np"), 1000) == (330, 660)
+    # a repeated list override would append: refused
+    result = run("addition", smoke("addition"), "--config.learning_rates=0.1", "--config.learning_rates=0.2")
+    assert result.returncode == 2 and "error: --config.learning_rates is given twice" in result.stderr

@@ -183,7 +183,7 @@ def test_new_builders_honour_dtype_and_reject_bad_shapes(dtype):
         assert builder(jax.random.key(0), (4, 4), dtype).dtype == dtype
         with pytest.raises(ValueError, match=r"square 2-D shape \(N, N\); got shape \(3, 4\)"):
             builder(jax.random.key(0), (3, 4))
-    with pytest.raises(ValueError, match="unknown n_from 'fan_avg'; valid: fan_out, fan_in"):
+    with pytest.raises(ValueError, match=r"unknown n_from .fan_avg.; valid: fan_out \(or hidden\), fan_in \(or input\)"):
         inits.random_walk_normal("fan_avg")
 
 

@@ -677,3 +677,28 @@ def test_a_damaged_metrics_file_is_refused_but_a_cut_last_line_dropped(tmp_path)
     path.write_text("{oops\n" + good + "\n")
     with pytest.raises(workdir_lib.WorkdirConfigError, match="line 1 is not JSON"):
         workdir_lib.truncate_metrics(path, "np", 10)
+
+
+def test_an_optax_factory_or_transformation_is_an_optimizer():
+    keys = jax.random.PRNGKey(3)
+    by_name = jax.jit(train.make_train(dataclasses_replace(CONFIG, optimizer="adam"), TASK).train)
+    factory = jax.jit(train.make_train(dataclasses_replace(CONFIG, optimizer=lambda lr: __import__("optax").adam(lr)),
+                                       TASK).train)
+    a, _ = by_name(keys, train.hparams(0.01, 1.0))
+    b, _ = factory(keys, train.hparams(0.01, 1.0))
+    for name in a.params:
+        np.testing.assert_array_equal(a.params[name], b.params[name])
+    import optax
+    given = jax.jit(train.make_train(dataclasses_replace(CONFIG, optimizer=optax.sgd(0.02)), TASK).train)
+    sgd = jax.jit(train.make_train(dataclasses_replace(CONFIG, optimizer="sgd"), TASK).train)
+    c, _ = given(keys, train.hparams(123.0, 1.0))  # its own rate: the grid's is not used
+    d, _ = sgd(keys, train.hparams(0.02, 1.0))
+    for name in c.params:
+        np.testing.assert_allclose(c.params[name], d.params[name], rtol=1e-6, atol=1e-7)
+    with pytest.raises(ValueError, match="optimizer=3: give one of sgd, momentum, rmsprop, adam, a factory"):
+        dataclasses_replace(CONFIG, optimizer=3)
+
+
+def dataclasses_replace(config, **changes):
+    import dataclasses
+    return dataclasses.replace(config, **changes)

@@ -28,13 +28,15 @@ def paper():
     config.learning_rates = (1e-4,)
     config.lr_schedule = "step"
     config.lr_cut_factor = 0.1
-    config.lr_cut_steps = (33 * STEPS_PER_EPOCH, 66 * STEPS_PER_EPOCH)
+    config.lr_cut_fractions = (0.33, 0.66)  # after 33 and 66 of the 100 epochs
     config.clip_norm = 1.0
     config.num_steps = 100 * STEPS_PER_EPOCH
     config.eval_every = STEPS_PER_EPOCH
     config.num_seeds = 1
     config.test_size = 0
-    config.per_init = {"irnn": {"optimizer": "rmsprop", "learning_rates": (1e-6,), "lr_schedule": "constant"}}
+    config.per_init.irnn.optimizer = "rmsprop"
+    config.per_init.irnn.learning_rates = (1e-6,)
+    config.per_init.irnn.lr_schedule = "constant"
     return config
 
 
@@ -42,7 +44,6 @@ def cpu(num_steps: int = 10_000, num_seeds: int = 2):
     config = paper()
     config.num_steps = num_steps
     config.eval_every = num_steps // 4
-    config.lr_cut_steps = (round(0.33 * num_steps), round(0.66 * num_steps))
     config.num_seeds = num_seeds
     return config
 
@@ -50,7 +51,7 @@ def cpu(num_steps: int = 10_000, num_seeds: int = 2):
 def smoke():
     config = cpu(num_steps=40, num_seeds=2)
     config.eval_every = 20
-    config.lr_cut_steps = (20, 30)
+    config.lr_cut_fractions = (0.5, 0.75)  # steps 20 and 30
     config.hidden_size = 16
     config.test_size = 200
     config.learning_rates = (1e-3,)
