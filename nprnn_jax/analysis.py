@@ -154,19 +154,27 @@ def plot_phase_portraits(path, num_steps: int = 30, grid: int = 7):
     plt.close(fig)
 
 
-def plot_spectra(spectra: Mapping[str, np.ndarray], path):
-    """Eigenvalues of each named ``W_hh`` in the complex plane, with the unit circle."""
+def plot_spectra(spectra: Mapping[str, np.ndarray], path, columns: int = 3):
+    """Eigenvalues of each named ``W_hh`` in the complex plane, with the unit circle; the
+    panels in rows of ``columns``."""
     plt = _pyplot()
-    fig, axes = plt.subplots(1, len(spectra), figsize=(4 * len(spectra), 4), squeeze=False)
+    columns = min(columns, len(spectra))
+    rows = -(-len(spectra) // columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(3.6 * columns, 3.6 * rows), squeeze=False)
     theta = np.linspace(0, 2 * np.pi, 200)
-    for ax, (name, values) in zip(axes[0], spectra.items()):
-        ax.plot(np.cos(theta), np.sin(theta), color="0.7", lw=0.8)
+    for ax, (name, values) in zip(axes.flat, spectra.items()):
+        ax.plot(np.cos(theta), np.sin(theta), color="0.7", lw=0.8, label="unit circle")
         ax.scatter(values.real, values.imag, s=8)
-        ax.set_title(f"{name}\n|lambda| max {np.abs(values).max():.3f}", fontsize=9)
+        near_one = int(np.sum(np.abs(values - 1) < 0.05))
+        ax.set_title(f"{name}: largest |eigenvalue| {np.abs(values).max():.3f}\n"
+                     f"{near_one} of {len(values)} within 0.05 of 1", fontsize=9)
         ax.set_aspect("equal")
-        ax.set_xlabel("Re")
+        ax.set_xlabel("real part")
+        ax.set_ylabel("imaginary part")
         ax.grid(alpha=0.3)
-    axes[0][0].set_ylabel("Im")
+    for ax in list(axes.flat)[len(spectra):]:
+        ax.axis("off")
+    fig.suptitle("eigenvalues of W_hh (grey: the unit circle)", fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=100, bbox_inches="tight")
     plt.close(fig)
@@ -192,8 +200,8 @@ def plot_sensitivity(curves: Mapping[str, np.ndarray], path, title: str = ""):
         ax.plot(lags, np.maximum(values, floor), label=name)
     ax.set_yscale("log")
     ax.set_ylim(floor / 2, top * 2)
-    ax.set_xlabel("lag T - t")
-    ax.set_ylabel(f"||d h_T / d x_t|| (floor: {SENSITIVITY_RANGE:g} x max)")
+    ax.set_xlabel("lag T - t (steps between the input and the last state)")
+    ax.set_ylabel(f"input sensitivity ||d h_T / d x_t||\n(log; floor {SENSITIVITY_RANGE:g} x max)")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     ax.set_title(title or "input sensitivity", fontsize=9)

@@ -58,6 +58,15 @@ def results_table(summary: list, metric: str, higher_is_better: bool) -> str:
     return "\n".join(lines) + "\n"
 
 
+# Axis labels for the metrics' identifiers.
+LABELS = {"test_accuracy": "test accuracy (marked-pair tasks: share within tolerance)", "test_mse": "test MSE",
+          "test_loss": "test loss", "train_loss": "training loss"}
+
+
+def label(metric: str) -> str:
+    return LABELS.get(metric, metric.replace("_", " "))
+
+
 def _plot_per_init(rows: list, value: str, path, title: str, ylabel: str, log: bool, reference=None,
                    reference_label: str = "constant predictor"):
     """One panel per init: ``value`` of the rows against step, a line per (learning rate,
@@ -91,8 +100,8 @@ def _plot_per_init(rows: list, value: str, path, title: str, ylabel: str, log: b
         if groups or reference is not None:
             ax.legend(fontsize=8)
     axes[0][0].set_ylabel(ylabel)
-    if title:
-        fig.suptitle(title)
+    fig.suptitle((f"{title}: " if title else "") + "lines: mean over seeds; bands: min to max seed "
+                 "(diverged runs left out)", fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=110, bbox_inches="tight")
     plt.close(fig)
@@ -101,7 +110,7 @@ def _plot_per_init(rows: list, value: str, path, title: str, ylabel: str, log: b
 def plot_learning_curves(rows: list, metric: str, path, title: str = "", reference=None):
     """``metric`` against step per init (`_plot_per_init`), log scale for losses and MSEs;
     ``reference``: the constant predictor's value."""
-    _plot_per_init(rows, metric, path, title, metric, metric.endswith(("mse", "loss")), reference)
+    _plot_per_init(rows, metric, path, title, label(metric), metric.endswith(("mse", "loss")), reference)
 
 
 def plot_train_loss(rows: list, path, title: str = ""):
@@ -141,12 +150,13 @@ def plot_sensitivity(summary: list, metric: str, path, title: str = ""):
     ax.set_xticks(all_lrs, [f"{lr:g}" for lr in all_lrs])
     ax.minorticks_off()
     ax.set_xlabel("learning rate")
-    ax.set_ylabel(f"final {metric}")
+    ax.set_ylabel(f"final {label(metric)}", fontsize=8)
     if metric.endswith("mse"):
         ax.set_yscale("log")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    ax.set_title(title or f"final {metric} vs learning rate (x: all seeds diverged)", fontsize=9)
+    ax.set_title((f"{title}\n" if title else "") + "mean over seeds, bars: min to max seed; x: every seed "
+                 "diverged", fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=110, bbox_inches="tight")
     plt.close(fig)

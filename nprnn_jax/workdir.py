@@ -245,7 +245,7 @@ class TensorBoard:
 
     def __init__(self, workdir: pathlib.Path, init_name: str, start: int):
         self.root = workdir / "tensorboard" / init_name
-        self.start, self.writers = start, {}
+        self.start, self.writers, self.init_name = start, {}, init_name
 
     def write(self, rows: list, skip: tuple = ()):
         """Each row's numbers as scalars at its step (tags in ``skip`` left out)."""
@@ -254,8 +254,14 @@ class TensorBoard:
             if key not in self.writers:
                 from tensorboardX import SummaryWriter
                 name = f"lr={key[0]:g},dropout={key[1]:g},seed={key[2]}"
-                self.writers[key] = SummaryWriter(str(self.root / name), purge_step=self.start + 1 if self.start
-                                                  else None)
+                writer = SummaryWriter(str(self.root / name), purge_step=self.start + 1 if self.start else None)
+                if not self.start:  # the run's setting, for TensorBoard's HParams dashboard (once per run)
+                    from tensorboardX.summary import hparams
+                    for summary in hparams({"init": self.init_name, "learning_rate": key[0], "dropout": key[1],
+                                            "seed": key[2]},
+                                           {tag: None for tag in row if tag.startswith(("test_", "train_"))}):
+                        writer._get_file_writer().add_summary(summary)
+                self.writers[key] = writer
             for tag, value in row.items():
                 if tag in ("init", "learning_rate", "dropout", "seed", "step", "diverged") + skip or value is None:
                     continue

@@ -334,6 +334,12 @@ def _events(folder):
             event = event_pb2.Event.FromString(data[offset + 12:offset + 12 + length])
             offset += 12 + length + 4
             out += [(v.tag, event.step, v.simple_value) for v in event.summary.value]
+            for v in event.summary.value:  # TensorBoard's HParams plugin: the run's setting
+                if v.metadata.plugin_data.plugin_name == "hparams" and v.tag == "_hparams_/session_start_info":
+                    from tensorboardX.proto.plugin_hparams_pb2 import HParamsPluginData
+                    info = HParamsPluginData.FromString(v.metadata.plugin_data.content).session_start_info
+                    out.append(("hparams", event.step, {k: (h.string_value or h.number_value)
+                                                        for k, h in info.hparams.items()}))
     return out
 
 
@@ -357,6 +363,8 @@ def test_training_loss_at_its_own_interval_and_tensorboard_events(tmp_path):
     assert [s for s, _ in loss_events] == [s for s, _ in expected]
     np.testing.assert_allclose([v for _, v in loss_events], [v for _, v in expected], rtol=1e-6)
     assert sorted(step for tag, step, _ in events if tag == "test_accuracy") == [0, 10, 20]
+    assert [v for tag, _, v in events if tag == "hparams"] == [
+        {"init": "np", "learning_rate": pytest.approx(0.01), "dropout": 0.0, "seed": 1.0}]
     assert (tmp_path / "train_loss.png").is_file()
 
 
