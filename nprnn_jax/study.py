@@ -4,7 +4,8 @@ Everything here is computed from workdirs' summary.json and metrics.jsonl files
 (`experiments.reproduce --report` writes docs/reproduction.md with it):
 
 - per variant, the success rate over its (learning rate x dropout x seed) cells with
-  a 95% Wilson score interval; a diverged run is a failure;
+  a 95% Wilson score interval, and a two-sided Fisher exact test of np against each
+  baseline (scipy.stats); a diverged or blown-up run is a failure;
 - the best (learning rate, dropout) of a variant: the highest mean headline metric
   over seeds, a diverged seed counting as 0; ours at the best setting and over the
   whole grid as mean and range over seeds;
@@ -54,15 +55,22 @@ PAPER_SEQUENCES = {"addition": 1_000_000, "multiplication": 10_000_000, "mnist":
 BLOW_UP_FACTOR = 100.0
 
 
-def wilson_interval(successes: int, trials: int, z: float = 1.959963984540054) -> tuple:
-    """The Wilson score interval of a binomial proportion (95% by default); (0, 1) for no trials."""
+def wilson_interval(successes: int, trials: int, confidence: float = 0.95) -> tuple:
+    """The Wilson score interval of a binomial proportion (`scipy.stats.binomtest`); (0, 1)
+    for no trials."""
     if trials == 0:
         return (0.0, 1.0)
-    p = successes / trials
-    denominator = 1 + z * z / trials
-    center = (p + z * z / (2 * trials)) / denominator
-    half = z * math.sqrt(p * (1 - p) / trials + z * z / (4 * trials * trials)) / denominator
-    return (max(0.0, center - half), min(1.0, center + half))
+    from scipy import stats
+    interval = stats.binomtest(int(successes), int(trials)).proportion_ci(confidence, method="wilson")
+    return (max(0.0, float(interval.low)), min(1.0, float(interval.high)))
+
+
+def exact_test(successes_a: int, runs_a: int, successes_b: int, runs_b: int) -> float:
+    """The two-sided p-value of Fisher's exact test that two success rates are equal
+    (`scipy.stats.fisher_exact` on the 2 x 2 table of successes and failures)."""
+    from scipy import stats
+    table = [[successes_a, runs_a - successes_a], [successes_b, runs_b - successes_b]]
+    return float(stats.fisher_exact(table, alternative="two-sided").pvalue)
 
 
 def _value(record: dict, metric: str) -> float:
@@ -72,8 +80,11 @@ def _value(record: dict, metric: str) -> float:
     return float(record[metric])
 
 
-def succeeded(record: dict, metric: str, threshold: float) -> bool:
-    return not record.get("diverged") and record.get(metric) is not None and record[metric] >= threshold
+def succeeded(record: dict, metric: str, threshold: float, initial_loss: Optional[float] = None) -> bool:
+    """A run succeeded: it did not diverge, did not blow up (given its step-0 loss) and its
+    ``metric`` reached ``threshold``."""
+    return (not record.get("diverged") and record.get(metric) is not None and record[metric] >= threshold
+            and not blew_up(record, initial_loss))
 
 
 def _stats(values) -> dict:
@@ -116,18 +127,20 @@ def variant_summary(summary: list, init: str, metric: str, threshold: float,
     groups = defaultdict(list)
     for r in records:
         groups[(r["learning_rate"], r.get("dropout", 0.0))].append(r)
+    initial = initial or {}
+    ok = lambda r: succeeded(r, metric, threshold, initial.get(_run_key(r)))  # noqa: E731  blown up: failed
     by_setting = {key: {"mean": float(np.mean([_value(r, metric) for r in rs])),
-                        "successes": sum(succeeded(r, metric, threshold) for r in rs), "runs": len(rs)}
+                        "successes": sum(ok(r) for r in rs), "runs": len(rs)}
                   for key, rs in groups.items()}
     # best: highest mean; ties go to the smaller learning rate, then the smaller dropout
     best_key = max(sorted(by_setting), key=lambda key: by_setting[key]["mean"])
-    successes = sum(succeeded(r, metric, threshold) for r in records)
+    successes = sum(ok(r) for r in records)
     return {"best": {"learning_rate": best_key[0], "dropout": best_key[1],
                      **_stats([_value(r, metric) for r in groups[best_key]])},
             "grid": _stats([_value(r, metric) for r in records]),
             "successes": successes, "runs": len(records), "wilson": wilson_interval(successes, len(records)),
             "diverged": sum(bool(r.get("diverged")) for r in records),
-            "blew_up": sum(blew_up(r, (initial or {}).get(_run_key(r))) for r in records),
+            "blew_up": sum(blew_up(r, initial.get(_run_key(r))) for r in records),
             "by_setting": by_setting}
 
 
@@ -155,23 +168,26 @@ def curve(rows: list, init: str, learning_rate: float, dropout: float, metric: s
             "min": [float(np.min(by_step[s])) for s in steps], "max": [float(np.max(by_step[s])) for s in steps]}
 
 
-def verdict(ours: dict, favoured: str, others: list, paper_says: str) -> str:
-    """Plain verdict on the paper's claim that ``favoured`` beats ``others``, from the
-    success rates' Wilson intervals: agrees when ``favoured``'s interval lies above every
-    other's, disagrees when some other's lies above ``favoured``'s, else cannot tell."""
+def verdict(ours: dict, favoured: str, others: list, paper_says: str, alpha: float = 0.05) -> str:
+    """Plain verdict on the paper's claim that ``favoured`` beats ``others``, from two-sided
+    Fisher exact tests of its success rate against each other's (`exact_test`): agrees when
+    it succeeded more often than every other at p < ``alpha``, disagrees when some other
+    succeeded more often at p < ``alpha``, else cannot tell (the p-values are given)."""
     if favoured not in ours:
         return "cannot tell: the favoured variant was not run"
-    lo, hi = ours[favoured]["wilson"]
+    f = ours[favoured]
     present = [o for o in others if o in ours]
-    above = [o for o in present if ours[o]["wilson"][0] > hi]
+    p = {o: exact_test(f["successes"], f["runs"], ours[o]["successes"], ours[o]["runs"]) for o in present}
+    rate = lambda s: s["successes"] / max(s["runs"], 1)  # noqa: E731
+    counts = "; ".join([f"{favoured} {f['successes']}/{f['runs']}"]
+                       + [f"{o} {ours[o]['successes']}/{ours[o]['runs']} (Fisher p = {p[o]:.2g})" for o in present])
+    above = [o for o in present if rate(ours[o]) > rate(f) and p[o] < alpha]
     if above:
-        return (f"disagrees: {', '.join(above)} succeeded more often than {favoured} "
-                f"(95% intervals apart), where the paper says {paper_says}")
-    if present and all(ours[o]["wilson"][1] < lo for o in present):
-        return f"agrees: {favoured} succeeded more often than {', '.join(present)} (95% intervals apart)"
-    return ("cannot tell at this budget: the success rates' 95% intervals overlap "
-            f"({favoured} {ours[favoured]['successes']}/{ours[favoured]['runs']}; "
-            + ", ".join(f"{o} {ours[o]['successes']}/{ours[o]['runs']}" for o in present) + ")")
+        return (f"disagrees: {', '.join(above)} succeeded more often than {favoured} (two-sided Fisher exact "
+                f"test, p < {alpha:g}; {counts}), where the paper says {paper_says}")
+    if present and all(rate(f) > rate(ours[o]) and p[o] < alpha for o in present):
+        return f"agrees: {favoured} succeeded more often than {', '.join(present)} (p < {alpha:g}; {counts})"
+    return f"cannot tell: no difference at p < {alpha:g} ({counts})"
 
 
 def fmt_interval(interval: tuple) -> str:
