@@ -27,10 +27,14 @@ FLAGS = flags.FLAGS
 CONFIGS = pathlib.Path(__file__).resolve().parent / "configs"
 
 
+TASK = {"name": None}  # the binary's task, for messages about its settings
+
+
 def define_flags(task: str):
     """The flags of the binary for ``task``: --config (+ overrides), --workdir, --show_config."""
     from nprnn_jax import config as config_lib
 
+    TASK["name"] = task
     path = CONFIGS / f"{task}.py"
     names = ", ".join(s.name for s in config_lib.settings_of(task))
     config_flags.DEFINE_config_file(
@@ -58,14 +62,38 @@ def _error(message: str):
     os._exit(2)  # at once: no teardown of orbax's and JAX's threads printing after the error line
 
 
+def unexpected(error: BaseException):
+    """A failure no check names: one line with its type and message, exit 1; the traceback
+    only with NPRNN_TRACEBACK=1."""
+    if os.environ.get("NPRNN_TRACEBACK"):
+        import traceback
+        traceback.print_exception(error)
+    message = str(error).splitlines()[0] if str(error) else ""
+    print(f"error: unexpected failure ({type(error).__name__}: {message}); this is a bug or an environment "
+          "problem: NPRNN_TRACEBACK=1 shows where", file=sys.stderr)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(1)
+
+
 def _flag_error(error: Exception, argv):
     """Reports a flag or config-file error as one ``error:`` line (exit 2)."""
     _check_config_file(argv)
     if isinstance(error, (AttributeError, KeyError)):  # ml_collections: an override of no setting
         from nprnn_jax import config as config_lib
         bad = [a.split("=", 1)[0][len("--config."):] for a in argv[1:] if a.startswith("--config.")]
-        known = [s.name for s in config_lib.SETTINGS]
-        unknown = [b for b in bad if b.split(".")[0] not in known] or bad or ["?"]
+        task = TASK["name"]
+        known = [s.name for s in (config_lib.settings_of(task) if task else config_lib.SETTINGS)] + ["per_init"]
+        unknown = [b for b in bad if b.split(".")[0] not in known] or bad
+        if not unknown:
+            _error(f"{_config_path(argv)}: this config file does not define get_config() returning a "
+                   "config (see experiments/configs/*.py)" if _config_path(argv) else str(error) or
+                   type(error).__name__)
+        others = [s.tasks for s in config_lib.SETTINGS if s.name == unknown[0].split(".")[0]]
+        if others and task:
+            _error(f"--config.{unknown[0]}: the {task} binary has no such setting (it is a setting of "
+                   f"{', '.join(t for t in others[0] if t != task)}); list this binary's settings with "
+                   "--show_config")
         if unknown[0].startswith("per_init."):
             _error(f"--config.{unknown[0]}: this config has no such per_init entry; per_init entries are "
                    "declared in a config file (see --show_config for the ones it has)")
@@ -77,10 +105,27 @@ def _flag_error(error: Exception, argv):
     _error(lines[0] + (" " + lines[-1] if lines[0].endswith(":") and len(lines) > 1 else ""))
 
 
-def _check_config_file(argv):
+def _config_path(argv):
     for arg in argv[1:]:
-        if arg.startswith("--config=") and not pathlib.Path(arg.split("=", 1)[1].split(":")[0]).is_file():
-            _error(f"{arg}: no such config file (the configs are in {CONFIGS})")
+        if arg.startswith("--config="):
+            return arg.split("=", 1)[1].split(":")[0]
+    return None
+
+
+def _check_config_file(argv):
+    path = _config_path(argv)
+    if path is None:
+        return
+    if not pathlib.Path(path).is_file():
+        _error(f"--config={path}: no such config file (the configs are in {CONFIGS})")
+    import ast
+    try:
+        tree = ast.parse(pathlib.Path(path).read_text(), path)
+    except (SyntaxError, ValueError, UnicodeDecodeError) as error:
+        _error(f"--config={path}: the config file is not valid Python ({type(error).__name__}: "
+               f"{getattr(error, 'msg', error)}, line {getattr(error, 'lineno', '?')})")
+    if not any(isinstance(node, ast.FunctionDef) and node.name == "get_config" for node in tree.body):
+        _error(f"--config={path}: the config file defines no get_config() (see experiments/configs/*.py)")
 
 
 def parse_flags(argv):
@@ -99,6 +144,9 @@ def parse_flags(argv):
         return FLAGS(argv)
     except (flags.Error, AttributeError, KeyError, ValueError, TypeError, OSError) as error:
         _flag_error(error, argv)
+    except Exception as error:  # noqa: BLE001  the config file's own code failed (an import, a bug)
+        _error(f"--config={_config_path(argv) or 'default'}: the config file failed to load "
+               f"({type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''})")
 
 
 def configure_host_devices(config):
@@ -142,6 +190,8 @@ def run_main(argv):
 
     if len(argv) > 1:
         _error(f"unexpected arguments: {' '.join(argv[1:])} (settings are --config.<name>=value)")
+    if not FLAGS.workdir.strip():
+        _error("--workdir is empty: give the folder for the run's files")
     if not FLAGS["verbosity"].present:
         logging.set_verbosity(logging.WARNING)  # orbax logs every save at INFO
     try:
@@ -172,6 +222,8 @@ def run_main(argv):
         print(f"\ninterrupted: run the same command to resume {FLAGS.workdir} from its last checkpoint",
               file=sys.stderr)
         os._exit(130)  # at once: no interpreter teardown racing orbax's and JAX's threads
+    except Exception as error:  # noqa: BLE001  the boundary: one line, never a traceback by default
+        unexpected(error)
     import jax
     if jax.process_index() != 0:
         return
@@ -187,4 +239,7 @@ def run(task: str):
         define_flags(task)
     except (AttributeError, KeyError, ValueError, TypeError, OSError) as error:
         _flag_error(error, sys.argv)
+    except Exception as error:  # noqa: BLE001  the config file's own code failed (an import, a bug)
+        _error(f"--config={_config_path(sys.argv) or 'default'}: the config file failed to load "
+               f"({type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''})")
     app.run(run_main, flags_parser=parse_flags)

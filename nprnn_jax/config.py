@@ -45,9 +45,14 @@ class ConfigError(ValueError):
 
 # --- checks: each returns None when the value is fine, else what is allowed ---------------
 
-def _int(low):
-    return lambda v: None if isinstance(v, int) and not isinstance(v, bool) and v >= low else \
-        f"must be an int >= {low}"
+# Steps, seeds and sizes live in int32 on device (and PRNG seeds in 32 bits): a larger
+# value would wrap around silently.
+INT_MAX = 2**31 - 1
+
+
+def _int(low, high=INT_MAX):
+    return lambda v: None if isinstance(v, int) and not isinstance(v, bool) and low <= v <= high else \
+        f"must be an int >= {low} and <= {high}"
 
 
 def _float(low=None, high=None, low_open=False, high_open=False):
@@ -84,7 +89,8 @@ def _tuple(item_check, nonempty=True, unique=False):
             if problem:
                 return f"item {item!r} {problem}"
         if unique and len(set(v)) != len(v):
-            return "has duplicates"
+            twice = next(x for i, x in enumerate(v) if x in v[:i])
+            return f"has {twice!r} twice (equal values would run, and be counted, twice)"
         return None
     return check
 
@@ -115,9 +121,9 @@ SETTINGS = (
     _S("seed_offset", 0, "the first seed: seeds are seed_offset .. seed_offset + num_seeds - 1 (split a "
        "sweep into jobs)", _int(0)),
     _S("learning_rates", (0.01,), "base learning rates; a grid axis of one compiled program",
-       _tuple(_float(0, low_open=True)), per_init=True),
+       _tuple(_float(0, low_open=True), unique=True), per_init=True),
     _S("dropout_rates", (0.0,), "dropout rates between hidden and output layer (training only); a grid axis",
-       _tuple(_float(0, 1, high_open=True))),
+       _tuple(_float(0, 1, high_open=True), unique=True)),
     # The model.
     _S("hidden_size", 100, "hidden units N (the paper: 100)", _int(1)),
     _S("input_init_n", "hidden", "the N of W_hx's std alpha/sqrt(N): hidden (size) or input (size)",
@@ -295,6 +301,16 @@ def validate(config) -> ml_collections.ConfigDict:
             overrides[name] = check_value(name, overrides[name], f"per_init.{init}.")
     if config.log_every and config.eval_every % config.log_every:
         raise ConfigError(f"log_every={config.log_every} must divide eval_every={config.eval_every}")
+    if config.seed_offset + config.num_seeds - 1 > INT_MAX:
+        raise ConfigError(f"seed_offset={config.seed_offset} + num_seeds={config.num_seeds}: the last seed "
+                          f"must be <= {INT_MAX}")
+    if config.eval_every > config.num_steps:
+        raise ConfigError(f"eval_every={config.eval_every} must be <= num_steps={config.num_steps}")
+    for init in config.inits:
+        cuts = init_settings(config, init)["lr_num_cuts"]
+        if cuts >= config.num_steps:
+            raise ConfigError(f"{'per_init.' + init + '.' if init in per_init else ''}lr_num_cuts={cuts} must be "
+                              f"< num_steps={config.num_steps}")
     if config.num_steps % config.eval_every:
         near = min((d for d in range(1, config.num_steps + 1) if config.num_steps % d == 0),
                    key=lambda d: (abs(d - min(config.eval_every, config.num_steps // 10 or 1)), d)) \

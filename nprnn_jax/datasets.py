@@ -338,11 +338,22 @@ def load_uea(data_dir, name: str):
         raise DataError(f"data directory {directory} not found")
     if not (directory / f"{name}_TRAIN.ts").exists() and (directory / "uea").is_dir():
         directory = directory / "uea"
-    train = read_ts(directory / f"{name}_TRAIN.ts")
+    train = check_training_classes(read_ts(directory / f"{name}_TRAIN.ts"), directory / f"{name}_TRAIN.ts")
     test = read_ts(directory / f"{name}_TEST.ts")
     if train.class_names != test.class_names or train.features.shape[2] != test.features.shape[2]:
         raise DataError(f"{directory}: {name} train and test differ in classes or dimensions")
     return train, test
+
+
+def check_training_classes(data: SequenceDataset, where) -> SequenceDataset:
+    """``data`` if its cases carry at least two different labels, else `DataError` (a
+    classifier trained on one class scores 100% by predicting it)."""
+    present = sorted({int(x) for x in np.unique(data.labels)})
+    if len(present) < 2:
+        names = [data.class_names[i] for i in present]
+        raise DataError(f"{where}: every training case has the label {names[0] if names else '?'!r} "
+                        f"(of the declared {data.class_names}); training needs at least two classes")
+    return data
 
 
 def load_npz(path) -> SequenceDataset:
@@ -365,8 +376,8 @@ def load_npz(path) -> SequenceDataset:
     _check_values(str(path), raw, "features")
     features = raw.astype(np.float32)
     labels = _check_integral(str(path), "labels", contents["labels"])
-    if features.ndim != 3 or labels.shape != (features.shape[0],):
-        raise DataError(f"{path}: features must be [N, T, D] and labels [N]; "
+    if features.ndim != 3 or labels.shape != (features.shape[0],) or 0 in features.shape:
+        raise DataError(f"{path}: features must be [N, T, D] with N, T, D >= 1 and labels [N]; "
                         f"got {features.shape} and {labels.shape}")
     lengths = _check_integral(str(path), "lengths",
                               contents.get("lengths", np.full(len(labels), features.shape[1])))

@@ -61,7 +61,7 @@ def build_task(config):
         return task, extra
     directory = data_dir(config)
     if config.dataset == "npz":
-        train = datasets.load_npz(directory / "train.npz")
+        train = datasets.check_training_classes(datasets.load_npz(directory / "train.npz"), directory / "train.npz")
         test = datasets.load_npz(directory / "test.npz")
         if train.class_names != test.class_names or train.features.shape[2] != test.features.shape[2]:
             raise datasets.DataError(f"{directory}: train.npz and test.npz differ in classes or feature size")
@@ -88,7 +88,8 @@ def memory_estimate(config, task, devices: int = 1) -> dict:
     """Bytes a run of ``config`` needs at its peak, by the setting that drives each part
     (float32 everywhere): the test set and the training pool (whole, on every device), one
     training step's activations and their gradients for the runs of one device, and one
-    evaluation batch. A rough upper bound, good to within a small factor."""
+    evaluation batch, and every run's parameters, gradients and optimizer state. A rough upper
+    bound, good to within a small factor."""
     train_len, test_len = task.seq_lens()
     inputs, hidden = task.input_size, config.hidden_size
     width = 4 * hidden if "lstm" in config.inits else hidden
@@ -97,7 +98,14 @@ def memory_estimate(config, task, devices: int = 1) -> dict:
     runs_per_device = max(1, runs // devices)
     test_examples = config.test_size or getattr(task, "num_test", config.test_size)
     pool = getattr(task, "num_train", 0) or (config.train_size if config.task in config_lib.MARKED_PAIR else 0)
+    outputs = getattr(task, "output_size", 1)
+    gates = 4 if "lstm" in config.inits else 1
+    weights = gates * (hidden * hidden + inputs * hidden + hidden) + hidden * outputs + outputs
+    slots = max({"sgd": 0, "momentum": 1, "rmsprop": 1, "adam": 2}.get(config_lib.init_settings(config, i)["optimizer"], 2)
+                for i in config.inits)
     return {
+        # every run's parameters, gradients and optimizer slots, held at once
+        ("hidden_size" if weights > 10**6 else "num_seeds"): 4 * weights * (2 + slots) * runs_per_device,
         "test_size": 4 * test_examples * test_len * (inputs + 1),
         "train_size": 4 * pool * train_len * (inputs + 1),
         # states, pre-activations, their cotangents and the projected inputs of a step (x4), and
@@ -115,7 +123,9 @@ def check_memory(config, task, devices: int = 1, available: Optional[int] = None
         biggest = max(parts, key=parts.get)
         raise config_lib.ConfigError(
             f"this grid needs about {sum(parts.values()) / 2**30:.1f} GiB, more than the {available / 2**30:.1f} GiB "
-            f"here; most of it ({parts[biggest] / 2**30:.1f} GiB) comes from {biggest}={config[biggest]}: lower it")
+            f"here; most of it ({parts[biggest] / 2**30:.1f} GiB) comes from {biggest}={config[biggest]}"
+            + ("" if biggest in ("hidden_size", "num_seeds") else
+               f" with sequences of {max(task.seq_lens())} steps") + ": lower it")
 
 
 def plan_for(config, task) -> dict:

@@ -192,6 +192,24 @@ def merge_workdirs(workdirs, out, metric: str, higher_is_better: bool, title: st
 
     workdirs = [pathlib.Path(w) for w in workdirs]
     out = pathlib.Path(out)
+    if any(out.resolve() == w.resolve() for w in workdirs):
+        raise ValueError(f"--out={out} is one of the workdirs to merge; merge writes a new folder")
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise ValueError(f"--out={out} exists and is not empty; merge writes a new folder (it never replaces "
+                         "a workdir's results)")
+    import contextlib
+    from nprnn_jax import workdir as workdir_lib
+    with contextlib.ExitStack() as locks:
+        for workdir in workdirs:  # no run may write a workdir while it is merged
+            if not workdir.is_dir():
+                raise ValueError(f"{workdir} is not a workdir (no such folder)")
+            locks.enter_context(workdir_lib.locked(workdir))
+        return _merge_locked(workdirs, out, metric, higher_is_better, title)
+
+
+def _merge_locked(workdirs, out, metric, higher_is_better, title):
+    from nprnn_jax import config as config_lib
+
     reference, summaries, rows = None, [], []
     for workdir in workdirs:
         if not (workdir / "summary.json").is_file():
@@ -216,8 +234,17 @@ def merge_workdirs(workdirs, out, metric: str, higher_is_better: bool, title: st
             raise ValueError(f"seed {record['seed']} of {record['init']} is in both {seen[key]} and {workdir}; "
                              "give the jobs different --config.seed_offset")
         seen[key] = workdir
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "summary.json").write_text(json.dumps(summaries, indent=2) + "\n")
-    (out / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    (out / "sources.json").write_text(json.dumps([str(w.resolve()) for w in workdirs], indent=2) + "\n")
-    return write_report(out, metric, higher_is_better, title)
+    # Written into a temporary folder and renamed: a kill leaves no half-merged --out.
+    import os
+    import shutil
+    staging = out.with_name(out.name + ".merging")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    (staging / "summary.json").write_text(json.dumps(summaries, indent=2) + "\n")
+    (staging / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    (staging / "sources.json").write_text(json.dumps([str(w.resolve()) for w in workdirs], indent=2) + "\n")
+    table = write_report(staging, metric, higher_is_better, title)
+    if out.exists():
+        out.rmdir()  # empty (checked above)
+    os.replace(staging, out)
+    return table

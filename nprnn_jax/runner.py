@@ -294,6 +294,19 @@ def _restore_newest_intact(manager, template, workdir: pathlib.Path, init_name: 
 
     steps = sorted(manager.all_steps(), reverse=True)
     damaged = []
+    # A step folder that orbax never finished or that is not a checkpoint at all (no metadata
+    # and no recorded hashes, e.g. a stray `mkdir`) is set aside by name, before orbax (whose
+    # manager then fails on every step) reads it.
+    stray = [step for step in steps if not workdir_lib.looks_like_checkpoint(workdir, init_name, step)]
+    if stray and main:
+        for step in stray:
+            target = workdir / "damaged_checkpoints" / init_name / str(step)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.move(str(workdir / "checkpoints" / init_name / str(step)), str(target))
+            print(f"warning: {init_name}: checkpoints/{init_name}/{step} is not a checkpoint (no metadata, no "
+                  f"recorded hashes); moved to {target}", file=sys.stderr)
+        manager.reload()
+    steps = [step for step in steps if step not in stray]
     for step in steps:
         why = workdir_lib.checkpoint_damage(workdir, init_name, step)
         if why:  # recognised from the recorded hashes, before orbax reads anything

@@ -40,7 +40,12 @@ def locked(workdir: pathlib.Path):
     the same workdir gets `WorkdirConfigError` at once. The OS releases the lock when the
     holder exits in any way (a crash or kill -9 included), so a stale lock cannot block."""
     workdir.mkdir(parents=True, exist_ok=True)
-    handle = open(workdir / ".lock", "a+")
+    try:  # never through a symlink: its target would be overwritten
+        fd = os.open(workdir / ".lock", os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+    except OSError as error:
+        raise WorkdirConfigError(f"{workdir}/.lock cannot be opened as a plain file ({error.strerror}); "
+                                 "remove it if it is a link") from None
+    handle = os.fdopen(fd, "a+")
     try:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:
@@ -96,18 +101,18 @@ def check_or_write_config(workdir: pathlib.Path, record: dict, write: bool = Tru
             old = json.loads(path.read_text())
         except json.JSONDecodeError as error:
             raise WorkdirConfigError(f"{path} is not valid JSON ({error}); use a new workdir") from None
-        if not isinstance(old, dict) or old.get("version") != config_lib.CONFIG_VERSION or \
-                not isinstance(old.get("config"), dict):
-            raise WorkdirConfigError(
-                f"{path} was written by an older nprnn_jax (config version "
-                f"{old.get('version', 1) if isinstance(old, dict) else '?'}, this one reads "
-                f"{config_lib.CONFIG_VERSION}); its checkpoints cannot be resumed: use a new workdir")
+        check_record(old, path)
         diffs = _differences(_comparable(old), _comparable(record))
         if diffs and _extends(old, record, diffs, workdir):
             extended = dict(old, config=dict(old["config"], num_steps=record["config"]["num_steps"]))
             extended["extended"] = old.get("extended", []) + [
-                {"from_num_steps": old["config"]["num_steps"], "to_num_steps": record["config"]["num_steps"]}]
+                {"from_num_steps": config_lib.with_defaults(old["config"])["num_steps"],
+                 "to_num_steps": record["config"]["num_steps"]}]
             if write:
+                # The shorter run's results go first: a kill after this leaves an unfinished
+                # workdir (no summary), never a config of N steps beside results of fewer.
+                for name in ("summary.json", "results.md"):
+                    (workdir / name).unlink(missing_ok=True)
                 atomic_write(path, json.dumps(extended, indent=2, sort_keys=True) + "\n")
             return
         if diffs:
@@ -120,6 +125,32 @@ def check_or_write_config(workdir: pathlib.Path, record: dict, write: bool = Tru
         atomic_write(path, json.dumps(record, indent=2, sort_keys=True) + "\n")
 
 
+def check_record(record, path) -> dict:
+    """``record`` (a config.json) if it is one this version can resume, else
+    `WorkdirConfigError` naming the file and what is wrong: another version, a part missing or
+    of the wrong type, or a setting whose value the command line would refuse."""
+    if not isinstance(record, dict):
+        raise WorkdirConfigError(f"{path} is not a config record (a JSON object); use a new workdir")
+    if record.get("version") != config_lib.CONFIG_VERSION:
+        raise WorkdirConfigError(
+            f"{path} was written by another nprnn_jax (config version {record.get('version', 1)!r}, this one "
+            f"reads {config_lib.CONFIG_VERSION}); its checkpoints cannot be resumed: use a new workdir")
+    for part, kind in (("config", dict), ("task", dict), ("plan", dict)):
+        if part in record and not isinstance(record[part], kind) or part == "config" and part not in record:
+            raise WorkdirConfigError(f"{path}: its {part!r} is {type(record.get(part)).__name__}, not a "
+                                     f"{kind.__name__}; the file was edited or damaged: use a new workdir")
+    config = record["config"]
+    if "task" in config and config["task"] in config_lib.TASKS:
+        try:
+            settings = config_lib.with_defaults(config)
+            for setting in config_lib.settings_of(config["task"]):
+                value = settings[setting.name]
+                config_lib.check_value(setting.name, tuple(value) if isinstance(value, list) else value)
+        except config_lib.ConfigError as error:
+            raise WorkdirConfigError(f"{path}: {error}; the file was edited or damaged: use a new workdir") from None
+    return record
+
+
 def _extends(old: dict, new: dict, diffs: list, workdir) -> bool:
     """Whether ``new`` only extends ``old``'s training (more steps, nothing else changed).
 
@@ -128,7 +159,8 @@ def _extends(old: dict, new: dict, diffs: list, workdir) -> bool:
     """
     if len(diffs) != 1 or not diffs[0].startswith("config.num_steps:"):
         return False
-    before, after = old["config"]["num_steps"], new["config"]["num_steps"]
+    before = config_lib.with_defaults(old["config"])["num_steps"]
+    after = new["config"]["num_steps"]
     if after < before:
         raise WorkdirConfigError(f"workdir {workdir} holds a run of num_steps={before}; it cannot be shortened "
                                  f"to {after} (use a new workdir)")
@@ -137,8 +169,8 @@ def _extends(old: dict, new: dict, diffs: list, workdir) -> bool:
         if settings["lr_schedule"] == "step" and not settings["lr_cut_steps"]:
             raise WorkdirConfigError(
                 f"workdir {workdir}: num_steps cannot be extended from {before} to {after} because {init}'s "
-                "learning-rate cuts are at equal intervals of num_steps and would move; give explicit "
-                "lr_cut_steps (or use a new workdir)")
+                "learning-rate cuts are at equal intervals or fractions of num_steps and would move; give "
+                "explicit lr_cut_steps (or use a new workdir)")
     return True
 
 
@@ -214,6 +246,14 @@ def record_checkpoint(workdir: pathlib.Path, init_name: str, step: int):
     folder.mkdir(parents=True, exist_ok=True)
     files = _checkpoint_files(workdir / "checkpoints" / init_name / str(step))
     atomic_write(folder / f"{step}.json", json.dumps(files, indent=0, sort_keys=True) + "\n")
+
+
+def looks_like_checkpoint(workdir: pathlib.Path, init_name: str, step: int) -> bool:
+    """Whether ``checkpoints/<init>/<step>`` is a checkpoint orbax finished writing (its
+    metadata file) or one whose hashes were recorded (then `checkpoint_damage` judges it)."""
+    folder = workdir / "checkpoints" / init_name / str(step)
+    return (folder / "_CHECKPOINT_METADATA").is_file() or \
+        (workdir / "checkpoint_hashes" / init_name / f"{step}.json").is_file()
 
 
 def checkpoint_damage(workdir: pathlib.Path, init_name: str, step: int) -> Optional[str]:
@@ -295,9 +335,7 @@ def read_config(workdir) -> dict:
         record = json.loads((workdir / "config.json").read_text())
     except (OSError, json.JSONDecodeError) as error:
         raise WorkdirConfigError(f"{workdir}: no readable config.json ({error})") from None
-    if not isinstance(record, dict) or record.get("version") != config_lib.CONFIG_VERSION:
-        raise WorkdirConfigError(f"{workdir}/config.json is not a config of this nprnn_jax version")
-    return record
+    return check_record(record, workdir / "config.json")
 
 
 def restore_params(workdir, init_name: str) -> tuple:
