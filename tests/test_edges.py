@@ -1,0 +1,200 @@
+"""Bad and hostile input at the edges (issue 23): nothing silently wrong, every check before
+the first write, one error line at the command line."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from conftest import REPO, shared_data_dir
+from experiments.configs import addition
+from nprnn_jax import config as config_lib
+from nprnn_jax import datasets, experiment, report
+from nprnn_jax import workdir as workdir_lib
+
+
+def binary(module, *args, env=None):
+    full_env = {**os.environ, "JAX_PLATFORMS": "cpu", **(env or {})}
+    return subprocess.run([sys.executable, "-m", f"experiments.{module}", *args], cwd=REPO, env=full_env,
+                          capture_output=True, text=True, timeout=300)
+
+
+def smoke(**changes):
+    config = addition.smoke()
+    config.inits, config.learning_rates = ("np",), (0.01,)
+    for key, value in changes.items():
+        config[key] = value
+    return config
+
+
+@pytest.mark.parametrize("key,value,fragment", [
+    ("learning_rates", (0.01, 1e-2), "learning_rates=(0.01, 0.01): has 0.01 twice"),
+    ("dropout_rates", (0.0, 0.0), "dropout_rates=(0.0, 0.0): has 0.0 twice"),
+    ("seed_offset", 2**31 - 1, "the last seed must be <= 2147483647"),
+    ("num_steps", 2**31, "num_steps=2147483648: must be an int >= 1 and <= 2147483647"),
+    ("test_seed", 2**32, "test_seed=4294967296: must be an int >= 0 and <= 2147483647"),
+    ("data_seed", 2**64, "data_seed=18446744073709551616: must be an int"),
+    ("eval_every", 40, "eval_every=40 must be <= num_steps=20"),
+])
+def test_values_jax_cannot_hold_or_that_count_twice_are_refused(key, value, fragment):
+    with pytest.raises(config_lib.ConfigError, match=fragment.replace("(", r"\(").replace(")", r"\)")):
+        config_lib.validate(smoke(**{key: value}))
+
+
+def test_a_huge_lr_num_cuts_is_refused_at_once():
+    config = smoke(lr_schedule="step", lr_num_cuts=10**9)
+    with pytest.raises(config_lib.ConfigError, match="lr_num_cuts=1000000000 must be < num_steps=20"):
+        config_lib.validate(config)
+
+
+def test_the_memory_check_counts_parameters_and_names_what_drives_them():
+    config = config_lib.validate(smoke(hidden_size=200_000))
+    task, _ = experiment.build_task(config)
+    with pytest.raises(config_lib.ConfigError, match=r"comes from hidden_size=200000: lower it"):
+        experiment.check_memory(config, task, available=24 * 2**30)
+    config = config_lib.validate(smoke(seq_len=100_000_000, test_size=64))
+    task, _ = experiment.build_task(config)
+    with pytest.raises(config_lib.ConfigError, match=r"with sequences of 100000000 steps: lower it"):
+        experiment.check_memory(config, task, available=24 * 2**30)
+
+
+class Stop(Exception):
+    pass
+
+
+@pytest.mark.slow
+def test_a_kill_during_an_extension_leaves_an_unfinished_workdir_that_resumes(tmp_path):
+    short = smoke()
+    experiment.train_and_evaluate(short, tmp_path / "w")
+    assert (tmp_path / "w" / "summary.json").is_file()
+    longer = smoke(num_steps=40)
+
+    def kill(event, init, step):
+        if event == "checkpoint_started" and step == 30:
+            raise Stop()
+    with pytest.raises(Stop):
+        experiment.train_and_evaluate(longer, tmp_path / "w", on_event=kill)
+    # config.json says 40 steps; no summary or results of the 20-step run remain beside it
+    assert json.loads((tmp_path / "w" / "config.json").read_text())["config"]["num_steps"] == 40
+    assert not (tmp_path / "w" / "summary.json").exists() and not (tmp_path / "w" / "results.md").exists()
+    with pytest.raises(ValueError, match="has no summary.json"):
+        report.merge_workdirs([tmp_path / "w"], tmp_path / "m", "test_accuracy", True)
+    experiment.train_and_evaluate(longer, tmp_path / "w")
+    experiment.train_and_evaluate(longer, tmp_path / "direct")
+    for name in ("summary.json",):
+        assert (tmp_path / "w" / name).read_text() == (tmp_path / "direct" / name).read_text()
+
+
+@pytest.mark.slow
+def test_merge_never_writes_over_a_workdir_and_a_stray_step_folder_is_set_aside(tmp_path, capsys):
+    a, b = tmp_path / "a", tmp_path / "b"
+    experiment.train_and_evaluate(smoke(num_seeds=1), a)
+    experiment.train_and_evaluate(smoke(num_seeds=1, seed_offset=1), b)
+    before = {p.name: p.read_bytes() for p in a.iterdir() if p.is_file()}
+    for out, fragment in ((a, "is one of the workdirs to merge"), (b, "is one of the workdirs to merge")):
+        with pytest.raises(ValueError, match=fragment):
+            report.merge_workdirs([a, b], out, "test_accuracy", True)
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "summary.json").write_text("[]")
+    with pytest.raises(ValueError, match="exists and is not empty"):
+        report.merge_workdirs([a, b], other, "test_accuracy", True)
+    assert {p.name: p.read_bytes() for p in a.iterdir() if p.is_file() and p.name != ".lock"} == \
+        {k: v for k, v in before.items() if k != ".lock"}
+    with workdir_lib.locked(b):  # a run still writing b: the merge waits for nobody, it refuses
+        with pytest.raises(workdir_lib.WorkdirConfigError, match="in use by"):
+            report.merge_workdirs([a, b], tmp_path / "m", "test_accuracy", True)
+    report.merge_workdirs([a, b], tmp_path / "m", "test_accuracy", True)
+    assert len(json.loads((tmp_path / "m" / "summary.json").read_text())) == 2
+    assert not (tmp_path / "m.merging").exists()
+    # mkdir checkpoints/np/999 in a good workdir: named and set aside, the run resumes from 20
+    (a / "checkpoints" / "np" / "999").mkdir()
+    summary = experiment.train_and_evaluate(smoke(num_seeds=1), a)
+    assert "checkpoints/np/999 is not a checkpoint" in capsys.readouterr().err
+    assert (a / "damaged_checkpoints" / "np" / "999").is_dir()
+    assert summary == json.loads((tmp_path / "m" / "summary.json").read_text())[:1]
+
+
+def test_a_lock_that_is_a_symlink_is_refused_and_its_target_kept(tmp_path):
+    target = tmp_path / "precious.txt"
+    target.write_text("keep me")
+    (tmp_path / "w").mkdir()
+    (tmp_path / "w" / ".lock").symlink_to(target)
+    with pytest.raises(workdir_lib.WorkdirConfigError, match="cannot be opened as a plain file"):
+        with workdir_lib.locked(tmp_path / "w"):
+            pass
+    assert target.read_text() == "keep me"
+
+
+def test_single_class_training_data_is_refused(tmp_path):
+    shared_data_dir()
+    lines = (shared_data_dir() / "uea" / "GunPoint_TRAIN.ts").read_text().splitlines()
+    data = [line for line in lines if not line.startswith(("@", "#")) and ":" in line]
+    label = data[0].rsplit(":", 1)[1]
+    keep = [line for line in lines if line.startswith("@") or line.startswith("#") or not line.strip()] + \
+        [line for line in data if line.rsplit(":", 1)[1] == label]
+    (tmp_path / "GunPoint_TRAIN.ts").write_text("\n".join(keep) + "\n")
+    (tmp_path / "GunPoint_TEST.ts").write_text((shared_data_dir() / "uea" / "GunPoint_TEST.ts").read_text())
+    with pytest.raises(datasets.DataError, match=f"every training case has the label '{label}'"):
+        datasets.load_uea(tmp_path, "GunPoint")
+    np.savez(tmp_path / "train.npz", features=np.zeros((4, 3, 2), np.float32), labels=np.array([1, 1, 1, 1]),
+             class_names=np.array(["a", "b"]))
+    with pytest.raises(datasets.DataError, match="every training case has the label 'b'"):
+        datasets.check_training_classes(datasets.load_npz(tmp_path / "train.npz"), tmp_path / "train.npz")
+    np.savez(tmp_path / "empty.npz", features=np.zeros((4, 3, 0), np.float32), labels=np.array([0, 1, 0, 1]))
+    with pytest.raises(datasets.DataError, match="with N, T, D >= 1"):
+        datasets.load_npz(tmp_path / "empty.npz")
+
+
+@pytest.mark.parametrize("edit,fragment", [
+    (lambda r: r["config"].__setitem__("num_steps", "20"), "num_steps='20': must be an int"),
+    (lambda r: r.__setitem__("plan", "x"), "its 'plan' is str, not a dict"),
+    (lambda r: r.__setitem__("config", None), "its 'config' is NoneType, not a dict"),
+    (lambda r: r.__setitem__("version", 1), "written by another nprnn_jax (config version 1"),
+    (lambda r: r["config"].pop("num_steps"), "holds a run of num_steps=10000; it cannot be shortened"),
+])
+def test_a_hand_edited_config_json_is_refused_by_name(tmp_path, edit, fragment):
+    config = config_lib.validate(smoke())
+    task, _ = experiment.build_task(config)
+    record = {"version": config_lib.CONFIG_VERSION, "task": task.describe(), "config": config_lib.to_json(config),
+              "plan": {}}
+    workdir_lib.check_or_write_config(tmp_path, record)
+    edited = json.loads((tmp_path / "config.json").read_text())
+    edit(edited)
+    (tmp_path / "config.json").write_text(json.dumps(edited))
+    with pytest.raises(workdir_lib.WorkdirConfigError, match=fragment.replace("(", r"\(")):
+        workdir_lib.check_or_write_config(tmp_path, record)
+
+
+def _config_file(tmp_path, name, text):
+    path = tmp_path / name
+    path.write_text(text)
+    return f"--config={path}"
+
+
+@pytest.mark.parametrize("args,fragment", [
+    (["--config.data_dir=/tmp"], "--config.data_dir: the addition binary has no such setting (it is a setting "
+                                 "of mnist, action_recognition)"),
+    (["--workdir="], "--workdir is empty"),
+    (["--config.learning_rates=0.1", "--config.learning_rates=0.2"], "--config.learning_rates is given twice"),
+    (["CONFIG:x = 1\n"], "defines no get_config()"),
+    (["CONFIG:def get_config(:\n"], "is not valid Python (SyntaxError"),
+    (["CONFIG:import nonexistent_module_x\ndef get_config():\n    return None\n"],
+     "failed to load (ModuleNotFoundError: No module named 'nonexistent_module_x')"),
+])
+def test_the_command_line_answers_with_one_line_naming_the_fault(tmp_path, args, fragment):
+    args = [_config_file(tmp_path, "c.py", a[len("CONFIG:"):]) if a.startswith("CONFIG:") else a for a in args]
+    result = binary("addition", *args)
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert "Traceback" not in result.stderr, result.stderr[-2000:]
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1 and fragment in errors[0], result.stderr[-2000:]
+
+
+def test_mnist_names_its_own_settings():
+    result = binary("mnist", "--config.train_size=5")
+    assert result.returncode == 2 and "--config.train_size: the mnist binary has no such setting (it is a " \
+        "setting of addition, multiplication)" in result.stderr
