@@ -163,10 +163,8 @@ def configure_host_devices(config):
     count = config.host_devices or cores
     if config.host_devices == 0:
         from nprnn_jax import parallel  # imports jax without starting a backend
-        try:
-            fits = parallel.layout_kind(config.num_seeds, config.batch_size, count, config.shard) is not None
-        except ValueError:  # an explicit shard that does not divide: stay on one device
-            fits = False
+        fits = parallel.layout_kind(config.num_seeds, config.batch_size, count, config.shard) is not None
+        # (an explicit shard that does not divide over the cores raises, naming the setting)
         if not fits:
             count = 1
     if count > 1:
@@ -174,14 +172,39 @@ def configure_host_devices(config):
                                    f" --xla_force_host_platform_device_count={count}").strip()
 
 
+def check_distributed_flags():
+    """The coordinator flags make sense only with --distributed, and the address is host:port."""
+    given = [name for name in ("coordinator_address", "num_processes", "process_id") if FLAGS[name].present]
+    if given and not FLAGS.distributed:
+        _error(f"--{given[0]} is given without --distributed; add --distributed for a multi-process run")
+    if FLAGS.coordinator_address is not None:
+        host, _, port = FLAGS.coordinator_address.rpartition(":")
+        if not host or not port.isdigit() or not 0 < int(port) < 65536:
+            _error(f"--coordinator_address={FLAGS.coordinator_address!r}: expected host:port (a port 1-65535)")
+    if FLAGS.num_processes is not None and FLAGS.num_processes < 1:
+        _error(f"--num_processes={FLAGS.num_processes}: must be >= 1")
+    if FLAGS.process_id is not None and not 0 <= FLAGS.process_id < (FLAGS.num_processes or 2**31):
+        _error(f"--process_id={FLAGS.process_id}: must be in 0..num_processes-1")
+
+
+# How long the processes of a multi-host run wait for each other at start-up before giving up.
+DISTRIBUTED_TIMEOUT_S = 300
+
+
 def start_distributed():
     """`jax.distributed.initialize` from the flags, or from the environment (TPU, SLURM) where
-    they are not given; on CPUs the collectives go over gloo."""
+    they are not given; on CPUs the collectives go over gloo. Gives up after
+    `DISTRIBUTED_TIMEOUT_S` when the coordinator cannot be reached."""
     import jax
     if os.environ.get("JAX_PLATFORMS", "cpu").split(",")[0] in ("", "cpu"):
         jax.config.update("jax_cpu_collectives_implementation", "gloo")
-    jax.distributed.initialize(coordinator_address=FLAGS.coordinator_address,
-                               num_processes=FLAGS.num_processes, process_id=FLAGS.process_id)
+    try:
+        jax.distributed.initialize(coordinator_address=FLAGS.coordinator_address,
+                                   num_processes=FLAGS.num_processes, process_id=FLAGS.process_id,
+                                   initialization_timeout=DISTRIBUTED_TIMEOUT_S)
+    except Exception as error:  # noqa: BLE001  jax raises RuntimeError/ValueError/XlaRuntimeError here
+        _error(f"--distributed: could not join the run at {FLAGS.coordinator_address or 'the environment'}'s "
+               f"coordinator ({type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''})")
 
 
 def run_main(argv):
@@ -199,6 +222,7 @@ def run_main(argv):
         if FLAGS.show_config:
             print(config_lib.settings_help(config))
             return
+        check_distributed_flags()
         if FLAGS.distributed:
             start_distributed()
         else:

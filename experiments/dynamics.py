@@ -25,8 +25,11 @@ from absl import app, flags, logging
 flags.DEFINE_string("inits", "np,irnn,irnn_scaled", "Comma list of sRNN presets (no lstm).")
 flags.DEFINE_string("workdir", "workdirs/dynamics", "Where the figures and dynamics.json go.")
 flags.DEFINE_string("trained_workdir", None, "A benchmark workdir (addition/multiplication) to analyse.")
+flags.DEFINE_float("learning_rate", None, "The trained run's learning rate (as load_params names a run); "
+                   "default: the one of --lr_index.")
+flags.DEFINE_float("dropout", None, "The trained run's dropout rate (needed when the grid has several).")
 flags.DEFINE_integer("lr_index", 0, "Index of the trained run's (learning rate, dropout) combination "
-                     "(the learning-rate index when there is one dropout rate).")
+                     "when --learning_rate is not given.")
 flags.DEFINE_integer("seed", 0, "Seed of the trained run to analyse.")
 flags.DEFINE_integer("hidden_size", 100, "Hidden units (without --trained_workdir).")
 flags.DEFINE_integer("seq_len", 100, "Length of the addition sequences used as inputs.")
@@ -53,6 +56,12 @@ def run():
 
     workdir = pathlib.Path(FLAGS.workdir)
     results, spectra, curves = {}, {}, {}
+    # every flag is checked before anything is written
+    for name, low in (("hidden_size", 1), ("seq_len", 2), ("batch_size", 1), ("seed", 0)):
+        if FLAGS[name].value < low:
+            raise ValueError(f"--{name}={FLAGS[name].value}: must be >= {low}")
+    if not FLAGS.workdir.strip():
+        raise ValueError("--workdir is empty: give the folder for the figures")
     if FLAGS.trained_workdir:
         config, _ = experiment.read_config(FLAGS.trained_workdir)
         if config.task not in ("addition", "multiplication"):
@@ -67,21 +76,37 @@ def run():
         if rnn.get_preset(init).cell == "lstm":
             raise ValueError(f"init {init!r}: the analysis covers the sRNN presets; an LSTM has no single W_hh")
     xs = task.test_set()["xs"][:FLAGS.batch_size]
+    chosen = {}
+    for init in inits:  # the trained run of each init, checked before anything is written
+        if FLAGS.trained_workdir:
+            from nprnn_jax import config as config_lib
+            from nprnn_jax import runner
+            own = config_lib.init_settings(config, init)
+            grid = runner.Grid(learning_rates=own["learning_rates"], num_seeds=config.num_seeds,
+                               dropout_rates=config.dropout_rates, seed_offset=config.seed_offset)
+            combos = grid.combos
+            if FLAGS.learning_rate is None:
+                if not 0 <= FLAGS.lr_index < len(combos):
+                    raise ValueError(f"--lr_index={FLAGS.lr_index}: {init} has {len(combos)} (learning rate, "
+                                     f"dropout) settings, indices 0..{len(combos) - 1}: {combos}")
+                lr, dropout = combos[FLAGS.lr_index]
+            else:
+                lr, dropout = FLAGS.learning_rate, FLAGS.dropout
+            if FLAGS.seed not in grid.seeds:
+                raise ValueError(f"--seed={FLAGS.seed}: the run's seeds are {grid.seeds}")
+            chosen[init] = (lr, dropout)
+            experiment.load_params(FLAGS.trained_workdir, init, lr, FLAGS.seed, dropout)  # refuses a bad run
     workdir.mkdir(parents=True, exist_ok=True)
     analysis.plot_phase_portraits(workdir / "phase_portraits.png")
     for init in inits:
         cell = rnn.get_preset(init).cell
         if FLAGS.trained_workdir:
-            initial, final, step, _, run = experiment.load_grid(FLAGS.trained_workdir, init)
-            combos = run.grid.combos
-            if not 0 <= FLAGS.lr_index < len(combos):
-                raise ValueError(f"--lr_index={FLAGS.lr_index}: {init} has {len(combos)} (learning rate, dropout) "
-                                 f"settings, indices 0..{len(combos) - 1}: {combos}")
-            if FLAGS.seed not in run.grid.seeds:
-                raise ValueError(f"--seed={FLAGS.seed}: the run's seeds are {run.grid.seeds}")
-            index = run.grid.seeds.index(FLAGS.seed)
-            pick = lambda state: jax.tree.map(lambda a: a[FLAGS.lr_index, index], state.params)
-            stages = {"init": pick(initial), f"trained (step {step})": pick(final)}
+            from nprnn_jax import workdir as workdir_lib
+            lr, dropout = chosen[init]
+            load = lambda initial: jax.tree.map(jax.numpy.asarray, experiment.load_params(  # noqa: E731
+                FLAGS.trained_workdir, init, lr, FLAGS.seed, dropout, initial=initial))
+            step = workdir_lib.restore_params(FLAGS.trained_workdir, init)[1]
+            stages = {"init": load(True), f"trained (step {step})": load(False)}
         else:
             config = rnn.RNNConfig(input_size=2, hidden_size=FLAGS.hidden_size, preset=init)
             stages = {"init": rnn.init_params(jax.random.PRNGKey(FLAGS.seed), config)}
@@ -101,7 +126,8 @@ def run():
 
 def main(argv):
     if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+        print(f"error: unexpected arguments: {' '.join(argv[1:])}", file=sys.stderr)
+        sys.exit(2)
     if not FLAGS["verbosity"].present:
         logging.set_verbosity(logging.WARNING)
     try:
@@ -109,6 +135,9 @@ def main(argv):
     except (ValueError, OSError, KeyError) as error:
         print(f"error: {str(error).splitlines()[0]}", file=sys.stderr)
         sys.exit(2)
+    except Exception as error:  # noqa: BLE001  one line, no traceback (NPRNN_TRACEBACK=1 shows it)
+        from experiments import common
+        common.unexpected(error)
     print(summary)
     print(f"figures and dynamics.json in {workdir}")
 

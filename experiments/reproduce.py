@@ -220,7 +220,21 @@ def main(argv):
             print(f"{name}: exit {record['exit']} after {record['seconds']:.0f} s", flush=True)
     from experiments import study_report
     report_path = pathlib.Path(FLAGS.report_path or pathlib.Path(FLAGS.root) / "reproduction.md")
-    study_report.write_page(pathlib.Path(FLAGS.root), report_path)
+    kept = report_path.parent / report_path.stem / "workdirs"
+    if FLAGS.report and not any((pathlib.Path(FLAGS.root) / b).is_dir() or (kept / b).is_dir()
+                                for b in ("paper", "cpu")):
+        print(f"error: --root={FLAGS.root} holds no paper/ or cpu/ job folders (and {kept} no kept records): "
+              "nothing to report", file=sys.stderr)
+        sys.exit(2)
+    try:
+        study_report.write_page(pathlib.Path(FLAGS.root), report_path)
+    except study_report.JobRecordsError as error:
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(2)
+    except OSError as error:
+        print(f"error: --report_path={report_path}: cannot write the report ({error.strerror or error})",
+              file=sys.stderr)
+        sys.exit(2)
     print(f"report: {report_path}")
 
 

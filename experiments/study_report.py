@@ -80,13 +80,28 @@ PAPER_FIGURES = (
 )
 
 
-def _load(workdir: pathlib.Path) -> Optional[dict]:
+class JobRecordsError(ValueError):
+    """A job folder whose records cannot be read as a finished job of this study."""
+
+
+def _load(workdir: pathlib.Path, binary: Optional[str] = None) -> Optional[dict]:
+    """A finished job's records (None when it has not finished); `JobRecordsError` naming the
+    file when they are damaged or belong to another experiment than ``binary``."""
     if not (workdir / "summary.json").is_file():
         return None
-    config = json.loads((workdir / "config.json").read_text())
-    summary = json.loads((workdir / "summary.json").read_text())
-    rows = [json.loads(line) for line in (workdir / "metrics.jsonl").read_text().splitlines() if line.strip()]
-    return {"record": config, "config": config["config"], "task": config["task"], "summary": summary, "rows": rows}
+    try:
+        config = json.loads((workdir / "config.json").read_text())
+        summary = json.loads((workdir / "summary.json").read_text())
+        rows = [json.loads(line) for line in (workdir / "metrics.jsonl").read_text().splitlines() if line.strip()]
+        job = {"record": config, "config": config["config"], "task": config["task"], "summary": summary, "rows": rows}
+        if not isinstance(summary, list) or not all(isinstance(r, dict) and "init" in r for r in summary):
+            raise ValueError("summary.json is not a list of run records")
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise JobRecordsError(f"{workdir}: unreadable records ({type(error).__name__}: "
+                              f"{str(error).splitlines()[0] if str(error) else ''})") from None
+    if binary is not None and job["config"].get("task") != binary:
+        raise JobRecordsError(f"{workdir} holds a {job['config'].get('task')!r} run, not this job's {binary!r}")
+    return job
 
 
 # The files of a job's workdir that the report reads (checkpoints are left behind).
@@ -439,12 +454,21 @@ def baseline_line(task: str, c: dict, ours: dict) -> str:
 
 def _find_job(name: str, root: pathlib.Path, kept: Optional[pathlib.Path]):
     """``(workdir, job)`` of a finished job: its workdir under ``root``, else its kept records."""
+    binary = jobs_binary(name)
     for folder in (root / name, None if kept is None else kept / name):
         if folder is not None:
-            job = _load(folder)
+            job = _load(folder, binary)
             if job is not None:
                 return folder, job
     return root / name, None
+
+
+def jobs_binary(name: str) -> Optional[str]:
+    """The binary (experiment) of a job name of either budget."""
+    for budget in ("paper", "cpu"):
+        if name in jobs(budget):
+            return jobs(budget)[name][0]
+    return None
 
 
 def _cell_runs(finished: dict, task: str, seq_len) -> tuple:

@@ -384,10 +384,16 @@ def with_defaults(config_json: dict) -> dict:
     return config_json
 
 
+# Where the data are read from: the data themselves are compared by their fingerprint (the
+# task's record), so the same data under another path resume, and other data do not.
+LOCATIONS = ("data_dir", "tfds_data_dir")
+
+
 def result_settings(config_json: dict) -> dict:
-    """The part of a config's JSON that results depend on (execution settings left out)."""
+    """The part of a config's JSON that results depend on (execution settings and data
+    locations left out)."""
     return {k: v for k, v in config_json.items()
-            if not (k in SETTINGS_BY_NAME and SETTINGS_BY_NAME[k].execution)}
+            if not (k in SETTINGS_BY_NAME and SETTINGS_BY_NAME[k].execution) and k not in LOCATIONS}
 
 
 def settings_help(config) -> str:

@@ -54,14 +54,27 @@ IDX_DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: np.dtype(">i2"), 0x0C: np.dty
               0x0D: np.dtype(">f4"), 0x0E: np.dtype(">f8")}
 
 
-def _open_maybe_gzip(path: pathlib.Path) -> bytes:
+# No IDX file this project reads is larger (MNIST's training images: 47 MB); a gzip stream
+# that inflates beyond it is refused as it inflates, not after.
+MAX_IDX_BYTES = 256 * 2**20
+
+
+def _open_maybe_gzip(path: pathlib.Path, limit: int = MAX_IDX_BYTES) -> bytes:
     raw = path.read_bytes()
-    if raw[:2] == b"\x1f\x8b":
-        try:
-            return gzip.decompress(raw)
-        except (OSError, EOFError, gzip.BadGzipFile) as error:
-            raise DataError(f"{path}: corrupt gzip stream ({error})") from None
-    return raw
+    if raw[:2] != b"\x1f\x8b":
+        return raw
+    import zlib
+    inflate = zlib.decompressobj(16 + zlib.MAX_WBITS)
+    try:
+        data = inflate.decompress(raw, limit + 1)
+    except zlib.error as error:
+        raise DataError(f"{path}: corrupt gzip stream ({error})") from None
+    if len(data) > limit:
+        raise DataError(f"{path}: inflates to more than {limit // 2**20} MiB; not an IDX file of a data set "
+                        "this project reads")
+    if not inflate.eof:
+        raise DataError(f"{path}: corrupt gzip stream (truncated)")
+    return data
 
 
 def read_idx(path, expected_ndim: Optional[int] = None) -> np.ndarray:
@@ -105,9 +118,12 @@ MNIST_FILES = {
 
 
 def _find(directory: pathlib.Path, name: str) -> pathlib.Path:
-    for candidate in (directory / name, directory / (name + ".gz")):
-        if candidate.is_file():
-            return candidate
+    found = [c for c in (directory / name, directory / (name + ".gz")) if c.is_file()]
+    if len(found) == 2:
+        raise DataError(f"{directory}: both {name} and {name}.gz exist; keep one (which of them is the data "
+                        "cannot be told)")
+    if found:
+        return found[0]
     raise DataError(f"MNIST file {name}[.gz] not found in {directory}")
 
 

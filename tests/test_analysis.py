@@ -122,12 +122,21 @@ def test_dynamics_binary_on_init_and_trained_workdir(tmp_path):
     assert len(numbers["irnn init"]["sensitivity"]) == 10
     for name in ("phase_portraits.png", "spectra.png", "sensitivity.png"):
         assert (out / name).read_bytes()[:4] == b"\x89PNG"
+    by_rate = subprocess.run([sys.executable, "-m", "experiments.dynamics", f"--trained_workdir={trained}",
+                              f"--workdir={tmp_path / 'by_rate'}", "--batch_size=4", "--learning_rate=0.01",
+                              "--seed=1"], cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert by_rate.returncode == 0, by_rate.stderr[-2000:]
+    assert json.loads((tmp_path / "by_rate" / "dynamics.json").read_text())["np init"]["eigenvalues"] != \
+        numbers["np init"]["eigenvalues"]  # seed 1, not seed 0
     for flag, message in (("--lr_index=99", "--lr_index=99: np has 1 (learning rate, dropout) settings"),
-                          ("--seed=99", "--seed=99: the run's seeds are [0, 1]")):
+                          ("--seed=99", "--seed=99: the run's seeds are [0, 1]"),
+                          ("--learning_rate=0.3", "has no single run at learning_rate=0.3"),
+                          ("--hidden_size=0", "--hidden_size=0: must be >= 1")):
         out_of_range = subprocess.run([sys.executable, "-m", "experiments.dynamics", f"--trained_workdir={trained}",
                                        f"--workdir={tmp_path / 'x'}", flag], cwd=REPO, env=env,
                                       capture_output=True, text=True, timeout=300)
-        assert out_of_range.returncode == 2 and f"error: {message}" in out_of_range.stderr, out_of_range.stderr
+        assert out_of_range.returncode == 2 and message in out_of_range.stderr, out_of_range.stderr
+        assert not (tmp_path / "x").exists()  # refused before anything was written
     bad = subprocess.run([sys.executable, "-m", "experiments.dynamics", "--inits=np,lstm",
                           f"--workdir={tmp_path / 'bad'}"], cwd=REPO, env=env, capture_output=True,
                          text=True, timeout=300)

@@ -198,3 +198,56 @@ def test_mnist_names_its_own_settings():
     result = binary("mnist", "--config.train_size=5")
     assert result.returncode == 2 and "--config.train_size: the mnist binary has no such setting (it is a " \
         "setting of addition, multiplication)" in result.stderr
+
+
+def test_a_gzip_bomb_is_refused_while_it_inflates_and_a_stale_idx_beside_its_gz_is_named(tmp_path):
+    import gzip
+    bomb = tmp_path / "train-images-idx3-ubyte.gz"
+    with gzip.open(bomb, "wb") as f:
+        chunk = bytes(2**20)
+        for _ in range(300):  # 300 MiB of zeros: about 300 KB compressed
+            f.write(chunk)
+    with pytest.raises(datasets.DataError, match="inflates to more than 256 MiB"):
+        datasets.read_idx(bomb)
+    (tmp_path / "train-images-idx3-ubyte").write_bytes(b"\x00\x00\x08\x03")
+    with pytest.raises(datasets.DataError, match="both train-images-idx3-ubyte and train-images-idx3-ubyte.gz exist"):
+        datasets.load_mnist_idx(tmp_path, "train")
+
+
+@pytest.mark.slow
+def test_the_same_data_under_another_path_resumes_and_other_data_does_not(tmp_path):
+    from experiments.configs import action_recognition
+    rng = np.random.default_rng(0)
+    first = tmp_path / "a"
+    first.mkdir()
+    for split, n in (("train", 20), ("test", 10)):
+        np.savez(first / f"{split}.npz", features=rng.normal(size=(n, 6, 3)).astype(np.float32),
+                 labels=np.arange(n) % 2)
+    config = action_recognition.get_config("smoke")
+    config.dataset, config.data_dir, config.inits = "npz", str(first), ("np",)
+    config.learning_rates, config.dropout_rates = (0.01,), (0.0,)
+    config.num_steps, config.eval_every, config.lr_cut_steps = 20, 10, (5, 10)
+    summary = experiment.train_and_evaluate(config, tmp_path / "w")
+    moved = tmp_path / "b"
+    import shutil
+    shutil.copytree(first, moved)
+    config.data_dir = str(moved)
+    assert experiment.train_and_evaluate(config, tmp_path / "w") == summary  # the same data: resumed
+    data = np.load(moved / "test.npz")
+    np.savez(moved / "test.npz", features=data["features"], labels=1 - data["labels"])
+    with pytest.raises(workdir_lib.WorkdirConfigError, match="data_sha256"):
+        experiment.train_and_evaluate(config, tmp_path / "w")
+
+
+@pytest.mark.parametrize("args,fragment", [
+    (["--coordinator_address=localhost:1234"], "--coordinator_address is given without --distributed"),
+    (["--distributed", "--coordinator_address=nohost"], "expected host:port"),
+    (["--config.num_seeds=3", "--config.shard=seeds", "--config.host_devices=2"],
+     "shard='seeds' needs num_seeds to be a multiple of the 2 devices"),
+])
+def test_multi_device_settings_that_cannot_apply_are_refused(tmp_path, args, fragment):
+    result = binary("addition", "--config=experiments/configs/addition.py:smoke", *args,
+                    f"--workdir={tmp_path / 'w'}")
+    assert result.returncode == 2 and fragment in result.stderr and "Traceback" not in result.stderr, \
+        result.stderr[-2000:]
+    assert not (tmp_path / "w").exists()

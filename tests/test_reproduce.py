@@ -107,8 +107,40 @@ def test_the_report_never_writes_into_the_checkout_unless_told(tmp_path):
 
     page = REPO / "docs" / "reproduction.md"
     before = page.read_bytes()
+    (tmp_path / "cpu").mkdir()
     result = subprocess.run([sys.executable, "-m", "experiments.reproduce", "--report", f"--root={tmp_path}"],
                             cwd=REPO, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
     assert page.read_bytes() == before
     assert (tmp_path / "reproduction.md").is_file() and f"report: {tmp_path}/reproduction.md" in result.stdout
+
+
+def test_the_driver_refuses_a_mistyped_root_damaged_records_and_foreign_workdirs(tmp_path):
+    import subprocess
+    import sys
+    from conftest import REPO
+
+    def report(root):
+        return subprocess.run([sys.executable, "-m", "experiments.reproduce", "--report", f"--root={root}",
+                               f"--report_path={tmp_path / 'page.md'}"], cwd=REPO, capture_output=True, text=True,
+                              timeout=300)
+    result = report(tmp_path / "typo")
+    assert result.returncode == 2 and "holds no paper/ or cpu/ job folders" in result.stderr
+    job = tmp_path / "root" / "cpu" / "addition_T150"
+    job.mkdir(parents=True)
+    (job / "summary.json").write_text("garbage")
+    (job / "config.json").write_text("{}")
+    (job / "metrics.jsonl").write_text("")
+    result = report(tmp_path / "root")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert f"error: {job}: unreadable records (JSONDecodeError" in result.stderr, result.stderr
+    _paper_job(tmp_path / "foreign", 150, {"np": [0.5]})
+    record = json.loads((tmp_path / "foreign" / "config.json").read_text())
+    record["config"]["task"] = "multiplication"
+    (job / "config.json").write_text(json.dumps(record))
+    (job / "summary.json").write_text((tmp_path / "foreign" / "summary.json").read_text())
+    result = report(tmp_path / "root")
+    assert result.returncode == 2 and "holds a 'multiplication' run, not this job's 'addition'" in result.stderr
+    result = subprocess.run([sys.executable, "-m", "experiments.reproduce", "--only=,"], cwd=REPO,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 2 and "names no job" in result.stderr
