@@ -190,6 +190,39 @@ def differences_from_paper(binary: str, config: dict) -> list:
             if k not in _NOT_PROTOCOL and ours.get(k) != paper.get(k)]
 
 
+def unstated_choices(task: str, c: dict) -> list:
+    """``[(what, ours, why)]``: every choice of the job's protocol that the paper does not
+    state (METHOD.md), with our value read from the job's config."""
+    per_init = c.get("per_init") or {}
+    optimizers = sorted({(per_init.get(i) or {}).get("optimizer", c.get("optimizer")) for i in c["inits"]})
+    clips = sorted({(per_init.get(i) or {}).get("clip_norm", c.get("clip_norm")) for i in c["inits"]})
+    out = [("gradient clipping", f"by global norm (optax.clip_by_global_norm) at {', '.join(f'{x:g}' for x in clips)}",
+            "the paper says 'clip' without the kind" + (" or, here, the value" if task in ("multiplication", "mnist")
+                                                        else "; the value 10 is its addition setting")),
+           ("W_hx's N in alpha/sqrt(N)", f"{c.get('input_init_n', 'hidden')} size",
+            "ambiguous in the paper (its Section 2 and Eq. 9 use N differently)"),
+           ("W_hy", "Glorot normal, untruncated; biases 0", "the paper names Glorot without the variant"),
+           ("gRNN's scale", "N(0, 1/N)", "not stated; the natural reading"),
+           ("test set", f"{c.get('test_size') or 'the whole'} examples, from a key apart from training",
+            "the paper gives the size only for addition")]
+    if task in ("addition", "multiplication"):
+        out.append(("marker placement", c.get("marker_placement", "halves") + (
+            ": one marker in each half" if c.get("marker_placement", "halves") == "halves" else ": anywhere"),
+                    "not stated"))
+    if c.get("batch_size") != 1 and task == "addition":
+        out.append(("learning rate at batch 16", ", ".join(f"{x:g}" for x in c["learning_rates"]),
+                    "the paper's 0.001 is for batch 1; 0.004 (square root) and 0.016 (linear scaling of the "
+                    "summed gradient) are the usual equivalents, and the grid brackets them"))
+    if "rmsprop" in optimizers:
+        out.append(("RMSprop", "optax.rmsprop: decay 0.9, eps 1e-8, no momentum, not centered",
+                    "the paper names RMSprop without its constants"))
+    if task == "action_recognition":
+        out.append(("dropout values", "drop probabilities (0.5 drops half of the units)",
+                    "the paper's {0.5, 0.7, 0.9} could be keep probabilities"))
+        out.append(("success bar", "test accuracy >= 60%", "the paper's Figure 6 threshold, on its validation group"))
+    return out
+
+
 def _fmt_setting(value) -> str:
     if isinstance(value, (list, tuple)):
         return ",".join(_fmt_setting(v) for v in value) or "()"
@@ -603,6 +636,9 @@ def budget_part(root: pathlib.Path, jobs: dict, figures: pathlib.Path, rel: str,
                           + ("; ".join(f"{k} {_fmt_setting(a)} (paper {_fmt_setting(b)})" for k, a, b in diffs)
                              or "none") + ".")
         section.insert(6, "")
+        section.insert(7, "Choices the paper does not state (ours, and why): " + "; ".join(
+            f"{what}: {ours_value} ({why})" for what, ours_value, why in unstated_choices(c["task"], c)) + ".")
+        section.insert(8, "")
         v = verdict_for(job["config"]["task"], ours, job)
         verdicts.append(f"- **{name}**: {v}.")
         summary_rows.append(_summary_row(name, job, ours, v))

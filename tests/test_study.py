@@ -159,6 +159,11 @@ def test_report_from_tiny_workdirs(tmp_path):
     assert "`addition_T200` (addition cpu_T200): not started yet" in text
     assert "**addition_T150**: cannot tell: no difference at p < 0.05 (np 2/6; irnn 3/6 (Fisher p = 1)" in text
     assert "[at 0.0% of the paper's updates]" in text
+    # every choice the paper leaves open is declared with our value, read from the job's config
+    assert ("Choices the paper does not state (ours, and why): gradient clipping: by global norm "
+            "(optax.clip_by_global_norm) at 10") in text or "by global norm" in text
+    assert "marker placement: halves: one marker in each half (not stated)" in text
+    assert "learning rate at batch 16: 0.01, 0.1 (the paper's 0.001 is for batch 1" in text
     results = json.loads((tmp_path / "docs" / "reproduction" / "results.json").read_text())
     assert {r["variant"]: r["successes"] for r in results} == {"np": 2, "irnn": 3}
     assert {r["variant"]: r["blew_up"] for r in results} == {"np": 0, "irnn": 1}
