@@ -193,6 +193,9 @@ def differences_from_paper(binary: str, config: dict) -> list:
 def unstated_choices(task: str, c: dict) -> list:
     """``[(what, ours, why)]``: every choice of the job's protocol that the paper does not
     state (METHOD.md), with our value read from the job's config."""
+    from nprnn_jax import config as config_lib
+
+    c = config_lib.with_defaults(c)
     per_init = c.get("per_init") or {}
     optimizers = sorted({(per_init.get(i) or {}).get("optimizer", c.get("optimizer")) for i in c["inits"]})
     clips = sorted({(per_init.get(i) or {}).get("clip_norm", c.get("clip_norm")) for i in c["inits"]})
