@@ -126,7 +126,10 @@ def main(argv):
         out["rows"] += rows
         for row in rows:
             print(f"T={row['T']:4d}  {row['row']:34s} {row['us_per_update']:9.1f} us/update"
-                  f"  {row['x_one_run_auto_chunk']:5.2f}x one run  {row['x_flop_floor']:7.1f}x FLOP floor")
+                  f"  {row['x_one_run_auto_chunk']:5.2f}x one run  {row['x_flop_floor']:7.1f}x FLOP floor", flush=True)
+        if FLAGS.json:  # after every length, so that a cut run keeps what it measured
+            with open(FLAGS.json, "w") as f:
+                json.dump(out, f, indent=1)
     print(f"matmul peak {peak:.0f} GFLOP/s on {out['machine']}")
     if FLAGS.json:
         with open(FLAGS.json, "w") as f:
