@@ -137,4 +137,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    from experiments.common import parse_tool_flags
+    app.run(main, flags_parser=parse_tool_flags)

@@ -128,11 +128,36 @@ def _check_config_file(argv):
         _error(f"--config={path}: the config file defines no get_config() (see experiments/configs/*.py)")
 
 
+HELP_FLAGS = ("--help", "-h", "-?", "--helpshort", "--helpfull", "--help=true")
+
+
+def _help_if_asked(argv):
+    """absl's --help exits 1; ours prints the module's doc and flags and exits 0."""
+    if any(arg in HELP_FLAGS for arg in argv[1:]):
+        main = sys.modules.get("__main__")
+        if main is not None and main.__doc__:
+            print(main.__doc__.strip() + "\n")
+        print(FLAGS.main_module_help() if "--helpfull" not in argv else FLAGS.get_help())
+        sys.stdout.flush()
+        os._exit(0)
+
+
+def parse_tool_flags(argv):
+    """The flags parser of every command-line tool (`app.run(main, flags_parser=parse_tool_flags)`):
+    --help exits 0, a bad flag is one ``error:`` line with exit 2."""
+    _help_if_asked(argv)
+    try:
+        return FLAGS(argv)
+    except flags.Error as error:
+        _error(str(error).splitlines()[0] if str(error) else type(error).__name__)
+
+
 def parse_flags(argv):
     """absl's parser, with every parse error reported as one ``error:`` line (exit 2).
 
     A setting given twice is refused: ml_collections would append a repeated list
     override to the first instead of replacing it."""
+    _help_if_asked(argv)
     seen = set()
     for arg in argv[1:]:
         if arg.startswith("--config.") and "=" in arg:

@@ -157,9 +157,20 @@ def test_show_config_lists_every_setting_with_its_value():
     assert result.returncode == 0, result.stderr[-3000:]
     assert "--config.num_seeds=3  seeds per" in result.stdout
     assert "--config.per_init.irnn.optimizer=rmsprop" in result.stdout
-    assert "--config.lr_cut_steps=123750,247500" in result.stdout
-    help_text = run("addition", "--help").stdout
+    assert "--config.lr_cut_fractions=0.33,0.66" in result.stdout
+    helped = run("addition", "--help")
+    assert helped.returncode == 0
+    help_text = helped.stdout
     assert "--config.<name>=value" in help_text and "learning_rates" in help_text and "--show_config" in help_text
+
+
+@pytest.mark.parametrize("tool", ["addition", "dynamics", "merge", "reproduce"])
+def test_every_tool_helps_with_exit_0_and_refuses_a_bad_flag_with_one_line(tool):
+    helped = run(tool, "--help")
+    assert helped.returncode == 0 and "--" in helped.stdout
+    bad = run(tool, "--no_such_flag=1")
+    errors = [line for line in bad.stderr.splitlines() if line.startswith("error: ")]
+    assert bad.returncode == 2 and len(errors) == 1 and "no_such_flag" in errors[0], bad.stderr[-2000:]
 
 
 def test_missing_data_directory(tmp_path):
