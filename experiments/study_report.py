@@ -93,7 +93,8 @@ def _load(workdir: pathlib.Path, binary: Optional[str] = None) -> Optional[dict]
         config = json.loads((workdir / "config.json").read_text())
         summary = json.loads((workdir / "summary.json").read_text())
         rows = [json.loads(line) for line in (workdir / "metrics.jsonl").read_text().splitlines() if line.strip()]
-        job = {"record": config, "config": config["config"], "task": config["task"], "summary": summary, "rows": rows}
+        job = {"record": config, "config": config["config"], "task": config["task"], "summary": summary, "rows": rows,
+               "folder": workdir}
         if not isinstance(summary, list) or not all(isinstance(r, dict) and "init" in r for r in summary):
             raise ValueError("summary.json is not a list of run records")
     except (OSError, ValueError, KeyError, TypeError) as error:
@@ -311,6 +312,36 @@ def _plot_curves(curves: dict, path, title, threshold, chance: Optional[float]):
 CHANCE = {"addition": 0.078, "multiplication": None, "mnist": 0.1}
 
 
+MARKED = ("addition", "multiplication")
+_CHANCE_CACHE: dict = {}
+
+
+def chance_level(job: dict) -> Optional[float]:
+    """The headline metric of the best constant prediction on the job's test set: for the
+    marked-pair tasks recomputed from the test set its config generates (the best constant,
+    not the mean: 28% for multiplication against the mean's 11%), for classification the
+    most frequent class's share that the run recorded in results.md; None when unknown."""
+    from nprnn_jax import config as config_lib
+
+    c, task = config_lib.with_defaults(job["config"]), job["config"]["task"]
+    if task in MARKED:
+        key = (task, c.get("seq_len"), c.get("test_size"), c.get("test_seed", 0), c.get("marker_placement", "halves"),
+               c.get("accuracy_tolerance", 0.04))
+        if key not in _CHANCE_CACHE:
+            from nprnn_jax import tasks
+            kind = tasks.AdditionTask if task == "addition" else tasks.MultiplicationTask
+            generated = kind(seq_len=key[1], test_size=key[2], test_seed=key[3], marker_placement=key[4])
+            _CHANCE_CACHE[key] = study.best_constant_share(np.asarray(generated.test_set()["ys"]), key[5])
+        return _CHANCE_CACHE[key]
+    folder = job.get("folder")
+    if folder is not None and (folder / "results.md").is_file():
+        import re
+        found = re.search(r"constant predictor scores test_accuracy = ([0-9.eE+-]+)", (folder / "results.md").read_text())
+        if found:
+            return float(found.group(1).rstrip("."))
+    return None
+
+
 def job_section(name: str, job: dict, figures: pathlib.Path, rel: str, results: list, prefix: str = "") -> list:
     c, task = job["config"], job["config"]["task"]
     metric, threshold = "test_accuracy", SUCCESS[task]
@@ -318,12 +349,20 @@ def job_section(name: str, job: dict, figures: pathlib.Path, rel: str, results: 
     inits = c["inits"]
     initial = study.initial_losses(job["rows"])
     ours = {init: study.variant_summary(job["summary"], init, metric, threshold, initial) for init in inits}
+    chance = chance_level(job)
+    relative = None if chance is None else study.chance_relative_bar(chance)
+    ours_relative = {} if relative is None else {
+        init: study.variant_summary(job["summary"], init, metric, relative, initial) for init in inits}
     per_init = c.get("per_init") or {}
     lines = [f"### {name}", "", f"Budget: {_budget_text(job)}.", ""]
+    if relative is not None:
+        lines += [f"Chance level: {100 * chance:.1f}% ({'the best constant prediction' if task in MARKED else 'the most frequent test class'}); "
+                  f"the chance-relative bar, halfway from it to 100%, is {100 * relative:.1f}% (next to the paper's "
+                  f"absolute {100 * threshold:.0f}%).", ""]
     header = ["variant", "paper" if task != "action_recognition" else "paper (UCF101 test)",
               "ours: best setting", "mean at best (range over seeds)", "whole grid: mean (range)",
-              f"runs succeeding ({SUCCESS_TEXT[task]}), 95% Wilson", "diverged / blew up",
-              "median steps to success"]
+              f"runs succeeding ({SUCCESS_TEXT[task]}), 95% Wilson",
+              "runs succeeding at the chance-relative bar", "diverged / blew up", "median steps to success"]
     lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for init in inits:
         s = ours[init]
@@ -341,7 +380,9 @@ def job_section(name: str, job: dict, figures: pathlib.Path, rel: str, results: 
             init, "-" if paper_value is None else f"{paper_value:g}%", setting,
             f"{study.fmt_pct(b['mean'])}% ({study.fmt_pct(b['min'])}-{study.fmt_pct(b['max'])})",
             f"{study.fmt_pct(s['grid']['mean'])}% ({study.fmt_pct(s['grid']['min'])}-{study.fmt_pct(s['grid']['max'])})",
-            f"{s['successes']}/{s['runs']} {study.fmt_interval(s['wilson'])}", f"{s['diverged']} / {s['blew_up']} of {s['runs']}",
+            f"{s['successes']}/{s['runs']} {study.fmt_interval(s['wilson'])}",
+            "-" if init not in ours_relative else f"{ours_relative[init]['successes']}/{s['runs']}",
+            f"{s['diverged']} / {s['blew_up']} of {s['runs']}",
             median_steps]) + " |")
         results.append({"job": name, "task": task, "variant": init, "paper_percent": paper_value,
                         "best_learning_rate": b["learning_rate"], "best_dropout": b["dropout"],
@@ -349,7 +390,8 @@ def job_section(name: str, job: dict, figures: pathlib.Path, rel: str, results: 
                         "grid_mean": s["grid"]["mean"], "grid_min": s["grid"]["min"], "grid_max": s["grid"]["max"],
                         "successes": s["successes"], "runs": s["runs"], "wilson_low": s["wilson"][0],
                         "wilson_high": s["wilson"][1], "diverged": s["diverged"], "blew_up": s["blew_up"],
-                        "success_threshold": threshold})
+                        "success_threshold": threshold, "chance_level": chance, "chance_relative_bar": relative,
+                        "successes_at_chance_relative_bar": (ours_relative.get(init) or {}).get("successes")})
     lines.append("")
     figures.mkdir(parents=True, exist_ok=True)
     file = f"{prefix}{name}_paper_vs_ours.png"

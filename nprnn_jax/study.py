@@ -73,6 +73,23 @@ def exact_test(successes_a: int, runs_a: int, successes_b: int, runs_b: int) -> 
     return float(stats.fisher_exact(table, alternative="two-sided").pvalue)
 
 
+def best_constant_share(targets, tolerance: float) -> float:
+    """The share of ``targets`` within ``tolerance`` of the best constant prediction: the
+    most targets any window ``[c - tolerance, c + tolerance)`` holds (the chance level of the
+    marked-pair tasks' headline metric; the mean is not the best constant for a skewed
+    target such as the product of two uniforms)."""
+    values = np.sort(np.asarray(targets, np.float64).reshape(-1))
+    if values.size == 0:
+        raise ValueError("no targets")
+    ends = np.searchsorted(values, values + 2 * tolerance, side="left")
+    return float(np.max(ends - np.arange(values.size)) / values.size)
+
+
+def chance_relative_bar(chance: float, fraction: float = 0.5) -> float:
+    """A success bar ``fraction`` of the way from the chance level to 100%."""
+    return chance + fraction * (1.0 - chance)
+
+
 def _value(record: dict, metric: str) -> float:
     """A run's headline metric, 0 for a diverged run (it failed)."""
     if record.get("diverged") or record.get(metric) is None:

@@ -2,6 +2,8 @@
 
 import math
 
+import numpy as np
+
 import pytest
 
 from nprnn_jax import study
@@ -147,7 +149,10 @@ def test_report_from_tiny_workdirs(tmp_path):
     # np: paper 95%; best lr 0.01, mean 50.0% (range 0-90); grid mean 35%; 2/6 succeed, Wilson [10, 70]%
     low, high = study.wilson_interval(2, 6)
     assert (f"| np | 95% | lr 0.01 | 50.0% (0.0-90.0) | 35.0% (0.0-90.0) | 2/6 [{100 * low:.0f}, "
-            f"{100 * high:.0f}]% | 1 / 0 of 6 | 100 (2/3 seeds) |") in text
+            f"{100 * high:.0f}]% | 2/6 | 1 / 0 of 6 | 100 (2/3 seeds) |") in text
+    # the chance level of addition T=150's test set (best constant about 7.9%) and the bar halfway to 100%
+    assert "Chance level: 7.9% (the best constant prediction); the chance-relative bar, halfway from it to " \
+        "100%, is 54.0%" in text
     assert "| 3/6 " in text and "| 0 / 1 of 6 |" in text  # irnn: one finite run blew up: a failure, not a success
     assert "| irnn | 85.5% | lr 0.1 | 50.7% (50.0-52.0) |" in text
     assert "1,600 training sequences, 0.2% of the paper's 1,000,000; 100 updates, 0.0% of the paper's 1,000,000" in text
@@ -182,3 +187,15 @@ def test_report_from_tiny_workdirs(tmp_path):
     for name in ("addition_T150_lr_variant.png", "addition_T150_curves.png", "addition_T150_paper_vs_ours.png",
                  "results.csv"):
         assert (tmp_path / "docs" / "reproduction" / name).is_file()
+
+
+def test_the_chance_level_is_the_best_constant_and_the_relative_bar_sits_halfway():
+    # targets 0.0, 0.01, 0.05, 0.5, 0.52, 0.53: within 0.04 of one constant at most 3 (0.5-0.53)
+    assert study.best_constant_share([0.0, 0.01, 0.05, 0.5, 0.52, 0.53], 0.04) == pytest.approx(0.5)
+    # the product of two uniforms: the best constant (near 0.04) holds about 28%, the mean 0.25 far less
+    rng = np.random.default_rng(0)
+    products = rng.uniform(size=100_000) * rng.uniform(size=100_000)
+    assert study.best_constant_share(products, 0.04) == pytest.approx(0.08 * (1 - np.log(0.08)), abs=0.01)
+    assert np.mean(np.abs(products - 0.25) < 0.04) < 0.15
+    assert study.chance_relative_bar(0.5) == pytest.approx(0.75)
+    assert study.chance_relative_bar(0.078) == pytest.approx(0.539)
