@@ -75,7 +75,7 @@ def test_bad_settings_name_the_setting_and_what_is_allowed():
         (bad(lr_schedule="step", lr_cut_steps=(20_000,)), "lr_cut_steps=(20000,): must be increasing steps in "
                                                           "[1, num_steps=10000)"),
         (bad(train_size=8), "train_size=8 must be 0 (fresh sequences) or at least batch_size=16"),
-        (bad(inits=("np", "np")), "inits=('np', 'np'): has duplicates"),
+        (bad(inits=("np", "np")), "inits=('np', 'np'): has 'np' twice"),
     ]
     for config, message in cases:
         with pytest.raises(config_lib.ConfigError) as error:
