@@ -304,19 +304,17 @@ def validate(config) -> ml_collections.ConfigDict:
     if config.seed_offset + config.num_seeds - 1 > INT_MAX:
         raise ConfigError(f"seed_offset={config.seed_offset} + num_seeds={config.num_seeds}: the last seed "
                           f"must be <= {INT_MAX}")
-    if config.eval_every > config.num_steps:
-        raise ConfigError(f"eval_every={config.eval_every} must be <= num_steps={config.num_steps}")
     for init in config.inits:
         cuts = init_settings(config, init)["lr_num_cuts"]
         if cuts >= config.num_steps:
             raise ConfigError(f"{'per_init.' + init + '.' if init in per_init else ''}lr_num_cuts={cuts} must be "
                               f"< num_steps={config.num_steps}")
-    if config.num_steps % config.eval_every:
+    if config.num_steps % config.eval_every or config.eval_every > config.num_steps:
         near = min((d for d in range(1, config.num_steps + 1) if config.num_steps % d == 0),
                    key=lambda d: (abs(d - min(config.eval_every, config.num_steps // 10 or 1)), d)) \
             if config.num_steps <= 10**7 else None
         raise ConfigError(f"num_steps={config.num_steps} must be a multiple of eval_every={config.eval_every} "
-                          "(every segment has the same length, so the grid compiles once)"
+                          "(every segment has the same length, so the grid compiles once; eval_every <= num_steps)"
                           + (f"; e.g. --config.eval_every={near}" if near else ""))
     for init in config.inits:
         cut_steps(init_settings(config, init), config.num_steps, f"per_init.{init}." if init in per_init else "")

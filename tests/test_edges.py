@@ -37,7 +37,7 @@ def smoke(**changes):
     ("num_steps", 2**31, "num_steps=2147483648: must be an int >= 1 and <= 2147483647"),
     ("test_seed", 2**32, "test_seed=4294967296: must be an int >= 0 and <= 2147483647"),
     ("data_seed", 2**64, "data_seed=18446744073709551616: must be an int"),
-    ("eval_every", 40, "eval_every=40 must be <= num_steps=20"),
+    ("eval_every", 40, "num_steps=20 must be a multiple of eval_every=40 (every segment has the same length, so the grid compiles once; eval_every <= num_steps); e.g. --config.eval_every=2"),
 ])
 def test_values_jax_cannot_hold_or_that_count_twice_are_refused(key, value, fragment):
     with pytest.raises(config_lib.ConfigError, match=fragment.replace("(", r"\(").replace(")", r"\)")):
