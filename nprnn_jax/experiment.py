@@ -123,9 +123,9 @@ def check_memory(config, task, devices: int = 1, available: Optional[int] = None
         biggest = max(parts, key=parts.get)
         raise config_lib.ConfigError(
             f"this grid needs about {sum(parts.values()) / 2**30:.1f} GiB, more than the {available / 2**30:.1f} GiB "
-            f"here; most of it ({parts[biggest] / 2**30:.1f} GiB) comes from {biggest}={config[biggest]}"
+            f"here; most of it ({parts[biggest] / 2**30:.1f} GiB) comes from {biggest}={config[biggest]}: lower it"
             + ("" if biggest in ("hidden_size", "num_seeds") else
-               f" with sequences of {max(task.seq_lens())} steps") + ": lower it")
+               f" (with sequences of {max(task.seq_lens())} steps; or shorten them)"))
 
 
 def plan_for(config, task) -> dict:

@@ -200,7 +200,7 @@ def merge_workdirs(workdirs, out, metric: str, higher_is_better: bool, title: st
     import contextlib
     from nprnn_jax import workdir as workdir_lib
     with contextlib.ExitStack() as locks:
-        for workdir in workdirs:  # no run may write a workdir while it is merged
+        for workdir in {w.resolve(): w for w in workdirs}.values():  # no run may write them meanwhile
             if not workdir.is_dir():
                 raise ValueError(f"{workdir} is not a workdir (no such folder)")
             locks.enter_context(workdir_lib.locked(workdir))
