@@ -268,7 +268,7 @@ def test_a_setting_added_later_compares_equal_to_its_default(tmp_path):
 def test_workdir_of_an_older_version_is_refused_with_a_clear_message(tmp_path):
     old = {"task": {"name": "addition"}, "train": {"hidden_size": 100}, "grid": {"inits": ["np"]}}
     (tmp_path / "config.json").write_text(json.dumps(old))
-    with pytest.raises(workdir_lib.WorkdirConfigError, match="written by an older nprnn_jax .config version 1, "
+    with pytest.raises(workdir_lib.WorkdirConfigError, match="written by another nprnn_jax .config version 1, "
                                                              "this one reads 2.*use a new workdir"):
         workdir_lib.check_or_write_config(tmp_path, _record())
     assert json.loads((tmp_path / "config.json").read_text()) == old
@@ -661,7 +661,7 @@ def test_one_writer_per_workdir(tmp_path):
 
 def test_a_config_json_that_is_not_a_record_is_refused(tmp_path):
     (tmp_path / "config.json").write_text("[1, 2]")
-    with pytest.raises(workdir_lib.WorkdirConfigError, match="written by an older nprnn_jax"):
+    with pytest.raises(workdir_lib.WorkdirConfigError, match="is not a config record"):
         workdir_lib.check_or_write_config(tmp_path, _record())
 
 
