@@ -32,6 +32,9 @@ def main(argv):
     except (OSError, ValueError, KeyError) as error:
         print(f"error: {str(error).splitlines()[0]}", file=sys.stderr)
         sys.exit(2)
+    except Exception as error:  # noqa: BLE001  one line, no traceback (NPRNN_TRACEBACK=1 shows it)
+        from experiments import common
+        common.unexpected(error)
     print(table)
 
 

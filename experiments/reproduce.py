@@ -238,6 +238,16 @@ def main(argv):
     print(f"report: {report_path}")
 
 
+def main_with_boundary(argv):
+    try:
+        main(argv)
+    except SystemExit:
+        raise
+    except Exception as error:  # noqa: BLE001  one line, no traceback (NPRNN_TRACEBACK=1 shows it)
+        from experiments import common
+        common.unexpected(error)
+
+
 if __name__ == "__main__":
     from experiments.common import parse_tool_flags
-    app.run(main, flags_parser=parse_tool_flags)
+    app.run(main_with_boundary, flags_parser=parse_tool_flags)

@@ -149,3 +149,13 @@ def test_sensitivity_axis_is_not_squashed_by_underflow(tmp_path):
     low, high = analysis.plot_sensitivity({"np": np.array([1e-4, 0.5, 2.0]), "irnn_scaled": np.array([0.0, 1e-31, 1.0])},
                                           tmp_path / "s.png")
     assert low >= 2.0 * analysis.SENSITIVITY_RANGE / 2 * 0.99 and high >= 2.0
+
+
+def test_spectra_come_in_rows_of_three_with_readable_labels(tmp_path):
+    import struct
+    spectra = {f"w{i}": np.linspace(0.1, 1.0, 10).astype(complex) for i in range(6)}
+    analysis.plot_spectra(spectra, tmp_path / "spectra.png")
+    width, height = struct.unpack(">II", (tmp_path / "spectra.png").read_bytes()[16:24])
+    assert 1.0 < width / height < 2.0, (width, height)  # 3 x 2 panels, not one 6-panel row (5.6:1)
+    from nprnn_jax import report
+    assert report.label("test_accuracy").startswith("test accuracy") and report.label("test_mse") == "test MSE"
