@@ -176,15 +176,15 @@ def parse_flags(argv):
 
 def configure_host_devices(config):
     """Splits the CPU into XLA host devices so that the grid runs on every core (before JAX starts)."""
+    cores = os.cpu_count() or 1
+    if config.host_devices > 8 * cores:  # checked whatever XLA_FLAGS says
+        from nprnn_jax.config import ConfigError
+        raise ConfigError(f"host_devices={config.host_devices}: at most {8 * cores} (8 per core of this machine's "
+                          f"{cores}); more devices than cores only slow a run down")
     if "xla_force_host_platform_device_count" in os.environ.get("XLA_FLAGS", ""):
         return
     if os.environ.get("JAX_PLATFORMS", "cpu").split(",")[0] not in ("", "cpu"):
         return
-    cores = os.cpu_count() or 1
-    if config.host_devices > 8 * cores:
-        from nprnn_jax.config import ConfigError
-        raise ConfigError(f"host_devices={config.host_devices}: at most {8 * cores} (8 per core of this machine's "
-                          f"{cores}); more devices than cores only slow a run down")
     count = config.host_devices or cores
     if config.host_devices == 0:
         from nprnn_jax import parallel  # imports jax without starting a backend
