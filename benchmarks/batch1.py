@@ -26,8 +26,6 @@ from __future__ import annotations
 
 import json
 import platform
-import statistics
-import time
 
 from absl import app, flags
 
@@ -42,13 +40,9 @@ VARIANTS = ("np", "irnn", "irnn_scaled", "nrnn", "ornn", "grnn", "np_tanh")
 
 
 def _median_seconds(fn, repeats):
-    fn()  # compile and warm up
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    """Median seconds of ``fn`` after one warm-up (compile) call: rnn_throughput's timer."""
+    from benchmarks.rnn_throughput import timeit
+    return timeit(fn, repeats, warmup=1)
 
 
 def _matmul_peak_gflops():

@@ -139,21 +139,16 @@ def snapshot_job(workdir: pathlib.Path, to: pathlib.Path) -> list:
             except (OSError, shutil.Error):
                 shutil.rmtree(target, ignore_errors=True)
                 continue
-            if workdir_lib.checkpoint_damage(staging, init_dir.name, step) is None and \
-                    _copy_hashes(hashes, staging / "checkpoint_hashes" / init_dir.name) and \
-                    workdir_lib.checkpoint_damage(staging, init_dir.name, step) is None:
+            (staging / "checkpoint_hashes" / init_dir.name).mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(hashes, staging / "checkpoint_hashes" / init_dir.name / hashes.name)
+            if workdir_lib.checkpoint_damage(staging, init_dir.name, step) is None:  # the copy is intact
                 kept.append((init_dir.name, step))
                 break
             shutil.rmtree(target, ignore_errors=True)
+            (staging / "checkpoint_hashes" / init_dir.name / hashes.name).unlink(missing_ok=True)
     shutil.rmtree(to, ignore_errors=True)
     os.replace(staging, to)
     return kept
-
-
-def _copy_hashes(hashes: pathlib.Path, folder: pathlib.Path) -> bool:
-    folder.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(hashes, folder / hashes.name)
-    return True
 
 
 def seed_from_snapshot(name: str, root: pathlib.Path, snapshots: pathlib.Path) -> bool:
