@@ -25,6 +25,7 @@ import math
 from typing import TYPE_CHECKING, Any, Callable, Optional
 
 from nprnn_jax import rnn
+from nprnn_jax.parallel import EXECUTIONS, GROUP_INITS, SHARDS  # each vocabulary where it is used
 
 if TYPE_CHECKING:  # the engine (train.py) reads the settings' checks without ml_collections
     import ml_collections
@@ -33,8 +34,6 @@ TASKS = ("addition", "multiplication", "mnist", "action_recognition")
 MARKED_PAIR = ("addition", "multiplication")
 OPTIMIZERS = ("sgd", "momentum", "rmsprop", "adam")
 LR_SCHEDULES = ("constant", "step")
-EXECUTIONS = ("vmap", "map", "auto")
-SHARDS = ("auto", "seeds", "batch", "none")
 MARKER_PLACEMENTS = ("halves", "uniform")
 CONFIG_VERSION = 2
 
@@ -191,6 +190,8 @@ SETTINGS = (
        _one_of(EXECUTIONS), execution=True),
     _S("shard", "auto", "spread over devices: seeds, batch (data parallel), none, or auto", _one_of(SHARDS),
        execution=True),
+    _S("group_inits", "auto", "train the inits that share a program (same cell and settings but learning "
+       "rates) as one grid: on, off, or auto (on away from a CPU)", _one_of(GROUP_INITS), execution=True),
     _S("host_devices", 0, "CPU: split into this many XLA devices (0: one per core when it divides; 1: off)",
        _int(0), execution=True),
 )

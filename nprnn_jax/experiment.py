@@ -84,16 +84,18 @@ def available_memory() -> int:
     return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
 
 
-def memory_estimate(config, task, devices: int = 1) -> dict:
+def memory_estimate(config, task, devices: int = 1, grouped: bool = False) -> dict:
     """Bytes a run of ``config`` needs at its peak, by the setting that drives each part
     (float32 everywhere): the test set and the training pool (whole, on every device), one
     training step's activations and their gradients for the runs of one device, and one
     evaluation batch, and every run's parameters, gradients and optimizer state. A rough upper
-    bound, good to within a small factor."""
+    bound, good to within a small factor. ``grouped``: the inits are trained together
+    (`parallel.resolve_group_inits`), so every init's runs are held at once."""
     train_len, test_len = task.seq_lens()
     inputs, hidden = task.input_size, config.hidden_size
     width = 4 * hidden if "lstm" in config.inits else hidden
-    runs = max(len(config_lib.init_settings(config, i)["learning_rates"]) for i in config.inits) \
+    per_init = [len(config_lib.init_settings(config, i)["learning_rates"]) for i in config.inits]
+    runs = (sum(per_init) if grouped else max(per_init)) \
         * len(config.dropout_rates) * config.num_seeds
     runs_per_device = max(1, runs // devices)
     test_examples = config.test_size or getattr(task, "num_test", config.test_size)
@@ -115,9 +117,9 @@ def memory_estimate(config, task, devices: int = 1) -> dict:
     }
 
 
-def check_memory(config, task, devices: int = 1, available: Optional[int] = None):
+def check_memory(config, task, devices: int = 1, available: Optional[int] = None, grouped: bool = False):
     """`ConfigError` naming the setting to lower when the estimate exceeds 80% of the memory."""
-    parts = memory_estimate(config, task, devices)
+    parts = memory_estimate(config, task, devices, grouped)
     available = available or available_memory()
     if sum(parts.values()) > 0.8 * available:
         biggest = max(parts, key=parts.get)
@@ -134,8 +136,9 @@ def plan_for(config, task) -> dict:
         rnn.check_sequence_length(config.remat_every, 0, length)
     plan = parallel.execution_plan(num_seeds=config.num_seeds, batch_size=config.batch_size,
                                    seq_lens=task.seq_lens(), execution=config.execution, shard=config.shard,
-                                   bptt_chunk=config.bptt_chunk, backward=config.backward)
-    check_memory(config, task, plan["devices"] if plan["layout"] == "seeds" else 1)
+                                   bptt_chunk=config.bptt_chunk, backward=config.backward,
+                                   group_inits=config.group_inits)
+    check_memory(config, task, plan["devices"] if plan["layout"] == "seeds" else 1, grouped=plan["group_inits"])
     return plan
 
 

@@ -30,6 +30,7 @@ import numpy as np
 
 EXECUTIONS = ("vmap", "map", "auto")
 SHARDS = ("auto", "seeds", "batch", "none")
+GROUP_INITS = ("auto", "on", "off")
 SEED_SPEC = jax.sharding.PartitionSpec(None, "seeds")
 REPLICATED = jax.sharding.PartitionSpec()
 
@@ -218,16 +219,29 @@ def auto_bptt_chunk(seq_lens: Sequence[int], backend: str) -> int:
     return min(divisors, key=lambda k: (abs(k - 100), -k)) if divisors else 0
 
 
+def resolve_group_inits(group_inits: str, backend: str) -> bool:
+    """Whether the inits that can share a program are trained as one grid: "auto" is on
+    away from a CPU (an accelerator runs the whole grid at once; on XLA:CPU a grid of k runs
+    costs k runs' time, BENCHMARKS.md, so there the inits run one after another)."""
+    if group_inits not in GROUP_INITS:
+        raise ValueError(f"unknown group_inits {group_inits!r}; valid: {', '.join(GROUP_INITS)}")
+    return group_inits == "on" or (group_inits == "auto" and backend != "cpu")
+
+
 def execution_plan(*, num_seeds: int, batch_size: int, seq_lens: Sequence[int], execution: str = "auto",
-                   shard: str = "auto", bptt_chunk: int = -1, backward: str = "custom") -> dict:
+                   shard: str = "auto", bptt_chunk: int = -1, backward: str = "custom",
+                   group_inits: str = "auto") -> dict:
     """Resolves the speed-only settings for the visible devices into an explicit plan.
 
     Returns a JSON-able dict: ``backend``, ``devices``, ``layout`` ("seeds",
-    "batch" or None), ``execution`` ("map" or "vmap") and ``bptt_chunk`` (0: off),
-    the values the engine then uses as they are. ``bptt_chunk=-1`` is
-    `auto_bptt_chunk`; an explicit k must divide every sequence length.
+    "batch" or None), ``execution`` ("map" or "vmap"), ``bptt_chunk`` (0: off) and
+    ``group_inits`` (whether inits that share a program are trained as one grid,
+    `runner.init_groups`), the values the engine then uses as they are.
+    ``bptt_chunk=-1`` is `auto_bptt_chunk`; an explicit k must divide every
+    sequence length.
     """
     backend = jax.default_backend()
+    grouped = resolve_group_inits(group_inits, backend)
     kind = layout_kind(num_seeds, batch_size, jax.device_count(), shard)
     if bptt_chunk == -1:
         chunk = auto_bptt_chunk(seq_lens, backend) if backward == "custom" else 0
@@ -238,4 +252,4 @@ def execution_plan(*, num_seeds: int, batch_size: int, seq_lens: Sequence[int], 
                 raise ValueError(f"bptt_chunk={chunk} must divide the sequence length {length} "
                                  "(or use -1 for auto, 0 for off)")
     return {"backend": backend, "devices": jax.device_count(), "layout": kind,
-            "execution": resolve(execution), "bptt_chunk": chunk}
+            "execution": resolve(execution), "bptt_chunk": chunk, "group_inits": grouped}

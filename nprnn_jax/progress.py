@@ -31,13 +31,16 @@ class Progress:
         self.tty = hasattr(self.stream, "isatty") and self.stream.isatty()
         self.bar, self.index = None, 0
 
-    def start(self, init: str, num_steps: int, start_step: int = 0):
-        """Begins ``init``'s bar at ``start_step`` of ``num_steps`` (a resumed run starts there)."""
+    def start(self, init: str, num_steps: int, start_step: int = 0, count: int = 1):
+        """Begins ``init``'s bar at ``start_step`` of ``num_steps`` (a resumed run starts there);
+        ``count`` > 1: ``init`` names that many inits trained together (one program)."""
         self.close()
-        self.index += 1
+        first = self.index + 1
+        self.index += count
         self.init, self.num_steps, self.step = init, num_steps, start_step
         self.started, self.first_step = time.perf_counter(), start_step
-        self.label = f"{init} ({self.index}/{self.num_inits})"
+        which = str(self.index) if count == 1 else f"{first}-{self.index}"
+        self.label = f"{init} ({which}/{self.num_inits})"
         if not self.enabled:
             return
         if self.tty:

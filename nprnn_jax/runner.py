@@ -215,6 +215,24 @@ def run_experiment(task: Task, runs: Sequence[InitRun], workdir, *, record: Opti
                                tensorboard)
 
 
+def group_key(run: InitRun):
+    """What inits must share to be trained as one program: the cell (the step's code), every
+    engine setting but the init, the seeds, the dropout rates and the logging interval. Their
+    learning rates and clip norms may differ (they are per-run values, like a grid's)."""
+    from nprnn_jax import rnn
+    return (rnn.get_preset(run.init).cell, dataclasses.replace(run.train_config, preset="np"),
+            tuple(run.grid.seeds), tuple(run.grid.dropout_rates), run.log_every)
+
+
+def init_groups(runs: Sequence[InitRun]) -> list:
+    """``runs`` partitioned into groups trained as one program (`group_key`), each group in
+    the order of its first member, its members in ``runs``' order."""
+    groups: dict = {}
+    for run in runs:
+        groups.setdefault(group_key(run), []).append(run)
+    return list(groups.values())
+
+
 def _run_experiment(task, runs, workdir, record, plan, on_event, progress_stream, extra_files, tensorboard):
     test_set = task.test_set()
     main = is_main_process()  # in a multi-host run only process 0 writes files and progress
@@ -222,67 +240,136 @@ def _run_experiment(task, runs, workdir, record, plan, on_event, progress_stream
     for name, text in (extra_files or {}).items() if main else ():
         workdir_lib.atomic_write(workdir / name, text)
     progress = Progress(len(runs), progress_stream, enabled=main)
-    metrics_path, train_loss_path = workdir / "metrics.jsonl", workdir / "train_loss.jsonl"
-    summary = []
-    for run in runs:
-        config, init_name = run.train_config, run.init
-        grid_run = GridRun(task, run, plan)
-        template = grid_run.initial_state()
-        parallel.barrier(f"{init_name}:ready")  # before the first collective (orbax's sync)
-        manager = _manager(workdir, init_name, max_to_keep=2, create=True)
-        state, start = _restore_newest_intact(manager, template, workdir, init_name, main)
-        if manager.latest_step() is None:
-            start = 0
-        if main:
-            workdir_lib.truncate_metrics(metrics_path, init_name, start if start else -1)
-            workdir_lib.truncate_metrics(train_loss_path, init_name, start)
-        board = workdir_lib.TensorBoard(workdir, init_name, start) if main and tensorboard else None
-        progress.start(init_name, config.num_steps, start)
-        test_metrics = None  # of the current state, once evaluated
-        if start == 0:
-            test_metrics = grid_run.evaluate(state.params, test_set)
-            rows = grid_run.rows(0, None, state, test_metrics)
-            if main:
-                workdir_lib.append_metrics(metrics_path, rows)
-            if board:
-                board.write(rows)
-        log_every = run.log_every or config.eval_every
-        for index in range(start // config.eval_every, config.num_steps // config.eval_every):
-            state, block_losses = grid_run.segment(state, grid_run.hp, grid_run.data)
-            step = (index + 1) * config.eval_every
-            block_losses = host(block_losses)  # [combo, seed, blocks]
-            with np.errstate(invalid="ignore"):
-                segment_loss = np.nanmean(np.where(np.isfinite(block_losses), block_losses, np.nan), -1)
-            test_metrics = grid_run.evaluate(state.params, test_set)
-            rows = grid_run.rows(step, segment_loss, state, test_metrics)
-            loss_rows = [row for b in range(block_losses.shape[-1]) for row in grid_run.rows(
-                step - config.eval_every + (b + 1) * log_every, block_losses[..., b], state, {})]
-            if main:
-                workdir_lib.append_metrics(metrics_path, rows)
-                workdir_lib.append_metrics(train_loss_path, loss_rows)
-            if board:
-                board.write(loss_rows)
-                board.write(rows, skip=("train_loss",))  # the segment's mean: the blocks above
-            if on_event:
-                on_event("segment_done", init_name, step)
-            manager.save(step, args=ocp.args.StandardSave(state))
-            if main:
-                workdir_lib.record_checkpoint(workdir, init_name, step)
-            if on_event:
-                on_event("checkpoint_started", init_name, step)
-            progress.update(config.eval_every, _progress_message(rows, task))
-        progress.close()
-        manager.wait_until_finished()
-        manager.close()
-        if board:
-            board.close()
-        if test_metrics is None:  # resumed from the final checkpoint: nothing was evaluated yet
-            test_metrics = grid_run.evaluate(state.params, test_set)
-        summary.extend(workdir_lib.summary_records(grid_run.rows(None, None, state, test_metrics),
-                                                   host(state.diverged_step)))
+    groups = init_groups(runs) if (plan or {}).get("group_inits") else [[run] for run in runs]
+    summary = {}
+    for group in groups:
+        members = []  # (run, its GridRun, its checkpoint manager, its state, its start step)
+        for run in group:
+            grid_run = GridRun(task, run, plan)
+            template = grid_run.initial_state()
+            parallel.barrier(f"{run.init}:ready")  # before the first collective (orbax's sync)
+            manager = _manager(workdir, run.init, max_to_keep=2, create=True)
+            state, start = _restore_newest_intact(manager, template, workdir, run.init, main)
+            if manager.latest_step() is None:
+                start = 0
+            members.append((run, grid_run, manager, state, start))
+        # Inits restored at different steps (a workdir of runs trained one after another) are
+        # trained in sub-groups of equal start, so every member's records equal its own grid's.
+        for start in dict.fromkeys(m[4] for m in members):
+            part = [m for m in members if m[4] == start]
+            for run, grid_run, state, test_metrics in _train_group(task, part, start, workdir, test_set, progress,
+                                                                   on_event, tensorboard, main):
+                summary[run.init] = workdir_lib.summary_records(grid_run.rows(None, None, state, test_metrics),
+                                                                host(state.diverged_step))
+        for member in members:
+            member[2].close()
+    summary = [record for run in runs for record in summary[run.init]]
     if main:
         workdir_lib.write_summary(workdir, summary)
     return summary
+
+
+class _Stack:
+    """Several inits' [combo, seed] grids as one [combo, seed] grid: their combos one after
+    another, in the members' order."""
+
+    def __init__(self, grid_runs):
+        self.sizes = [len(g.grid.combos) for g in grid_runs]
+        self.offsets = np.cumsum([0] + self.sizes)
+
+    def join(self, trees, sharding):
+        if len(trees) == 1:
+            return trees[0]
+        joined = jax.tree.map(lambda *xs: np.concatenate(xs, 0), *[host(t) for t in trees])
+        if sharding is None:
+            return jax.tree.map(jnp.asarray, joined)
+        return jax.tree.map(lambda x: jax.make_array_from_callback(
+            x.shape, sharding, lambda index: np.asarray(x[index])), joined)
+
+    def split(self, tree) -> list:
+        if len(self.sizes) == 1:
+            return [tree]
+        return [jax.tree.map(lambda x: x[a:b], tree) for a, b in zip(self.offsets[:-1], self.offsets[1:])]
+
+
+def _train_group(task, members, start, workdir, test_set, progress, on_event, tensorboard, main):
+    """Trains the grids of ``members`` (inits of one `init_groups` group, all at step
+    ``start``) as one program: their states joined along the combination axis, stepped by the
+    first member's compiled segment, evaluated together, then split again to append each
+    init's metrics rows and save its own checkpoint (``checkpoints/<init>/``, as when it is
+    trained alone). Yields ``(run, grid_run, final state, its test metrics)`` per member."""
+    runs = [m[0] for m in members]
+    grid_runs = [m[1] for m in members]
+    managers = [m[2] for m in members]
+    lead = grid_runs[0]
+    config = runs[0].train_config
+    stack = _Stack(grid_runs)
+    state = stack.join([m[3] for m in members], lead.sharding)
+    hp = stack.join([g.hp for g in grid_runs], None)
+    metrics_path, train_loss_path = workdir / "metrics.jsonl", workdir / "train_loss.jsonl"
+    if main:
+        for run in runs:
+            workdir_lib.truncate_metrics(metrics_path, run.init, start if start else -1)
+            workdir_lib.truncate_metrics(train_loss_path, run.init, start)
+    boards = [workdir_lib.TensorBoard(workdir, run.init, start) if main and tensorboard else None for run in runs]
+    progress.start("+".join(run.init for run in runs), config.num_steps, start, count=len(runs))
+
+    def record(step, losses, state, test_metrics, blocks=None):
+        """Each member's rows of this evaluation, written; its loss rows too (``blocks``)."""
+        rows_all = []
+        for i, (grid_run, part_state, part_metrics) in enumerate(zip(grid_runs, stack.split(state),
+                                                                     stack.split(test_metrics))):
+            part_losses = None if losses is None else stack.split(losses)[i]
+            rows = grid_run.rows(step, part_losses, part_state, part_metrics)
+            rows_all.extend(rows)
+            loss_rows = [] if blocks is None else [row for b in range(blocks.shape[-1]) for row in grid_run.rows(
+                step - config.eval_every + (b + 1) * log_every, stack.split(blocks)[i][..., b], part_state, {})]
+            if main:
+                workdir_lib.append_metrics(metrics_path, rows)
+                if blocks is not None:
+                    workdir_lib.append_metrics(train_loss_path, loss_rows)
+            if boards[i]:
+                if blocks is None:
+                    boards[i].write(rows)
+                else:
+                    boards[i].write(loss_rows)
+                    boards[i].write(rows, skip=("train_loss",))  # the segment's mean: the blocks above
+        return rows_all
+
+    test_metrics = None  # of the current state, once evaluated
+    if start == 0:
+        test_metrics = lead.evaluate(state.params, test_set)
+        record(0, None, state, test_metrics)
+    log_every = runs[0].log_every or config.eval_every
+    for index in range(start // config.eval_every, config.num_steps // config.eval_every):
+        state, block_losses = lead.segment(state, hp, lead.data)
+        step = (index + 1) * config.eval_every
+        block_losses = host(block_losses)  # [combo, seed, blocks]
+        with np.errstate(invalid="ignore"):
+            segment_loss = np.nanmean(np.where(np.isfinite(block_losses), block_losses, np.nan), -1)
+        test_metrics = lead.evaluate(state.params, test_set)
+        rows = record(step, segment_loss, state, test_metrics, block_losses)
+        parts = stack.split(state)
+        if on_event:
+            for run in runs:
+                on_event("segment_done", run.init, step)
+        for run, manager, part in zip(runs, managers, parts):
+            manager.save(step, args=ocp.args.StandardSave(part))
+            if main:
+                workdir_lib.record_checkpoint(workdir, run.init, step)
+            if on_event:
+                on_event("checkpoint_started", run.init, step)
+        progress.update(config.eval_every, _progress_message(rows, task))
+    progress.close()
+    for manager in managers:
+        manager.wait_until_finished()
+    for board in boards:
+        if board:
+            board.close()
+    if test_metrics is None:  # resumed from the final checkpoint: nothing was evaluated yet
+        test_metrics = lead.evaluate(state.params, test_set)
+    for run, grid_run, part, part_metrics in zip(runs, grid_runs, stack.split(state), stack.split(test_metrics)):
+        yield run, grid_run, part, part_metrics
 
 
 def _restore_newest_intact(manager, template, workdir: pathlib.Path, init_name: str, main: bool):

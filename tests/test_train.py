@@ -1,3 +1,4 @@
+import dataclasses
 import json
 import os
 import subprocess
@@ -124,7 +125,8 @@ CHILD = textwrap.dedent("""
                                num_steps=int(os.environ.get("STEPS", "40")), eval_every=10)
     grid = runner.Grid(learning_rates=(0.01, 0.05), num_seeds=int(os.environ.get("SEEDS", "2")), clip_norm=1.0)
     runs = [runner.InitRun(init, config, grid) for init in ("np", "irnn")]
-    plan = parallel.execution_plan(num_seeds=grid.num_seeds, batch_size=8, seq_lens=(20, 20), bptt_chunk=0)
+    plan = parallel.execution_plan(num_seeds=grid.num_seeds, batch_size=8, seq_lens=(20, 20), bptt_chunk=0,
+                                   group_inits=os.environ.get("GROUP", "off"))
     crash = os.environ.get("CRASH")  # "event:init:step"
 
     def on_event(event, init, step):
@@ -192,14 +194,17 @@ def test_killed_run_resumes_to_identical_results(tmp_path, uninterrupted, crash)
 
 
 @pytest.mark.slow
-def test_four_host_devices_give_the_same_results(tmp_path):
+@pytest.mark.parametrize("group", ["off", "on"])
+def test_four_host_devices_give_the_same_results(tmp_path, group):
     # 20 steps, so that float32 rounding differences between a 4-seed batch on one
-    # device and 1-seed batches on four stay below the tolerance.
+    # device and 1-seed batches on four stay below the tolerance. group="on": the two
+    # inits are one program on the four devices, against each init alone on one device.
     four, one = tmp_path / "four", tmp_path / "one"
-    result = run_child(four, SEEDS="4", STEPS="20",
+    result = run_child(four, SEEDS="4", STEPS="20", GROUP=group,
                        XLA_FLAGS="--xla_force_host_platform_device_count=4")
     assert result.returncode == 0, result.stderr[-2000:]
     assert "DEVICES 4" in result.stdout
+    assert ("np+irnn (1-2/2)" in result.stderr) == (group == "on"), result.stderr[-2000:]
     result = run_child(one, SEEDS="4", STEPS="20")
     assert result.returncode == 0, result.stderr[-2000:]
     assert "DEVICES 1" in result.stdout
@@ -213,6 +218,63 @@ def test_four_host_devices_give_the_same_results(tmp_path):
                 assert a[key] == pytest.approx(b[key], rel=1e-5, abs=1e-7), key
             else:
                 assert a[key] == b[key], key
+
+
+# --- inits as an axis of one program (plan["group_inits"]) ---------------------------
+
+def test_init_groups_share_cell_and_settings():
+    mixed = init_runs(("np", "irnn", "np_tanh", "lstm", "nrnn", "tanh"))
+    assert [[r.init for r in g] for g in runner.init_groups(mixed)] == [["np", "irnn", "nrnn"], ["np_tanh", "tanh"],
+                                                                        ["lstm"]]
+    # Learning rates and clip norms may differ; the seeds, the optimizer and the steps may not.
+    other_rates = init_runs(("irnn",), learning_rates=(0.1, 0.2, 0.3), clip_norm=5.0)
+    assert len(runner.init_groups(RUNS[:1] + other_rates)) == 1
+    assert len(runner.init_groups(RUNS[:1] + init_runs(("irnn",), num_seeds=3))) == 2
+    adam = dataclasses.replace(CONFIG, optimizer="adam")
+    assert len(runner.init_groups(RUNS[:1] + init_runs(("irnn",), config=adam))) == 2
+
+
+def test_grouped_inits_give_each_init_exactly_its_own_records(tmp_path, uninterrupted):
+    # The same runs as `uninterrupted` (each init its own program), but np and irnn trained as
+    # one program; irnn_scaled with its own learning rates and clip norm joins them. On one
+    # device with the CPU's "map" execution every record is equal bit for bit.
+    runs = RUNS + init_runs(("irnn_scaled",), learning_rates=(0.02, 0.03, 0.04), clip_norm=3.0)
+    plan = parallel.execution_plan(num_seeds=2, batch_size=8, seq_lens=(20, 20), bptt_chunk=0, group_inits="on")
+    assert plan["group_inits"] is True and plan["execution"] == "map"
+    runner.TRACE_COUNTS.clear()
+    summary = runner.run_experiment(TASK, runs, tmp_path, plan=plan)
+    assert runner.TRACE_COUNTS["segment"] == 1 and runner.TRACE_COUNTS["evaluate"] == 1
+    assert [r["init"] for r in summary] == ["np"] * 4 + ["irnn"] * 4 + ["irnn_scaled"] * 6
+    alone, _, _ = read_results(uninterrupted[0])
+    grouped, rows, losses = read_results(tmp_path)
+    assert grouped[:8] == alone == uninterrupted[1]
+    _, alone_rows, alone_losses = read_results(uninterrupted[0])
+    assert [r for r in rows if r["init"] != "irnn_scaled"] == alone_rows
+    assert [r for r in losses if r["init"] != "irnn_scaled"] == alone_losses
+    # irnn_scaled's records equal its own single-init grid's.
+    single = tmp_path / "single"
+    runner.run_experiment(TASK, runs[2:], single, plan=dict(plan, group_inits=False))
+    assert grouped[8:] == json.loads((single / "summary.json").read_text())
+    # Each init keeps its own checkpoints, so a workdir trained one way resumes the other way.
+    assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == ["irnn", "irnn_scaled", "np"]
+
+
+def test_grouped_run_killed_resumes_to_identical_results(tmp_path, uninterrupted):
+    first = run_child(tmp_path, CRASH="checkpoint_started:np:20", GROUP="on")
+    assert first.returncode == 17, first.stderr[-2000:]
+    # np saved step 20, irnn did not: the resumed inits start apart, in sub-groups of equal step.
+    second = run_child(tmp_path, GROUP="on")
+    assert second.returncode == 0, second.stderr[-2000:]
+    assert "np (1/2): resumed at step 20" in second.stderr and "irnn (2/2): resumed at step 10" in second.stderr
+    assert read_results(tmp_path) == read_results(uninterrupted[0])
+
+
+def test_workdir_of_separate_inits_resumes_grouped(tmp_path, uninterrupted):
+    first = run_child(tmp_path, CRASH="segment_done:irnn:30")  # np finished, irnn at step 20
+    assert first.returncode == 17, first.stderr[-2000:]
+    second = run_child(tmp_path, GROUP="on")
+    assert second.returncode == 0, second.stderr[-2000:]
+    assert read_results(tmp_path) == read_results(uninterrupted[0])
 
 
 def test_sharding_splits_the_seed_axis():
