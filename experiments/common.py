@@ -30,8 +30,9 @@ CONFIGS = pathlib.Path(__file__).resolve().parent / "configs"
 TASK = {"name": None}  # the binary's task, for messages about its settings
 
 
-def define_flags(task: str):
-    """The flags of the binary for ``task``: --config (+ overrides), --workdir, --show_config."""
+def define_flags(task: str, argv=None):
+    """The flags of the binary for ``task`` in `FLAGS`: --config (+ overrides), --workdir, --show_config.
+    ``argv``: the command line whose --config.<name> overrides are registered (default sys.argv)."""
     from nprnn_jax import config as config_lib
 
     TASK["name"] = task
@@ -41,25 +42,53 @@ def define_flags(task: str):
         "config", str(path),
         f"A config file and optional variant, path.py[:variant] (default: {path.name}'s default; variants: "
         f"see its docstring). Override any setting with --config.<name>=value; settings: {names}. "
-        "--show_config lists them with their values and meanings.", lock_config=True)
-    flags.DEFINE_string("workdir", f"workdirs/{task}", "Output folder (resumes if it holds the same config).")
-    flags.DEFINE_bool("show_config", False, "Print every setting with its value and meaning, then exit.")
+        "--show_config lists them with their values and meanings.", lock_config=True, flag_values=FLAGS,
+        sys_argv=argv)
+    flags.DEFINE_string("workdir", f"workdirs/{task}", "Output folder (resumes if it holds the same config).",
+                        flag_values=FLAGS)
+    flags.DEFINE_bool("show_config", False, "Print every setting with its value and meaning, then exit.",
+                      flag_values=FLAGS)
     flags.DEFINE_bool("distributed", False, "Multi-host: jax.distributed.initialize() before the run; the "
                       "coordinator comes from the environment (TPU pods, SLURM) or the three flags below. "
-                      "Every process runs the same command on a shared workdir; process 0 writes the files.")
-    flags.DEFINE_string("coordinator_address", None, "host:port of process 0 (--distributed).")
-    flags.DEFINE_integer("num_processes", None, "Number of processes (--distributed).")
-    flags.DEFINE_integer("process_id", None, "This process's index (--distributed).")
-    main_module = sys.modules["__main__"].__name__ if "__main__" in sys.modules else "__main__"
+                      "Every process runs the same command on a shared workdir; process 0 writes the files.",
+                      flag_values=FLAGS)
+    flags.DEFINE_string("coordinator_address", None, "host:port of process 0 (--distributed).", flag_values=FLAGS)
+    flags.DEFINE_integer("num_processes", None, "Number of processes (--distributed).", flag_values=FLAGS)
+    flags.DEFINE_integer("process_id", None, "This process's index (--distributed).", flag_values=FLAGS)
+    if _IN_PROCESS["on"]:
+        module = f"experiments.{task}"
+    else:
+        main_module = sys.modules["__main__"].__name__ if "__main__" in sys.modules else "__main__"
+        module = sys.argv[0] if main_module == "__main__" else main_module
     for name in ("config", "workdir", "show_config", "distributed"):  # listed by --help of the binary
-        FLAGS.register_key_flag_for_module(sys.argv[0] if main_module == "__main__" else main_module, FLAGS[name])
+        FLAGS.register_key_flag_for_module(module, FLAGS[name])
+
+
+class ToolExit(BaseException):
+    """The end of a tool called in process (`main`): its exit status. A BaseException, so that
+    no ``except Exception`` on the way turns it into an unexpected failure."""
+
+    def __init__(self, code: int):
+        super().__init__(code)
+        self.code = code
+
+
+# Whether a tool runs inside another program (`main`, the tests): it then raises `ToolExit`
+# instead of ending the process, and leaves the process's environment (XLA_FLAGS) alone.
+_IN_PROCESS = {"on": False}
+
+
+def _exit(code: int):
+    sys.stdout.flush()
+    sys.stderr.flush()
+    if _IN_PROCESS["on"]:
+        raise ToolExit(code)
+    os._exit(code)  # at once: no teardown of orbax's and JAX's threads printing after the last line
 
 
 def _error(message: str):
     print(f"error: {message}", file=sys.stderr)
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(2)  # at once: no teardown of orbax's and JAX's threads printing after the error line
+    _exit(2)
 
 
 def unexpected(error: BaseException):
@@ -71,9 +100,7 @@ def unexpected(error: BaseException):
     message = str(error).splitlines()[0] if str(error) else ""
     print(f"error: unexpected failure ({type(error).__name__}: {message}); this is a bug or an environment "
           "problem: NPRNN_TRACEBACK=1 shows where", file=sys.stderr)
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(1)
+    _exit(1)
 
 
 def _flag_error(error: Exception, argv):
@@ -134,12 +161,17 @@ HELP_FLAGS = ("--help", "-h", "-?", "--helpshort", "--helpfull", "--help=true")
 def _help_if_asked(argv):
     """absl's --help exits 1; ours prints the module's doc and flags and exits 0."""
     if any(arg in HELP_FLAGS for arg in argv[1:]):
-        main = sys.modules.get("__main__")
-        if main is not None and main.__doc__:
+        if _IN_PROCESS["on"]:
+            import importlib
+            main = importlib.import_module(f"experiments.{_IN_PROCESS.get('module') or TASK['name']}")
             print(main.__doc__.strip() + "\n")
-        print(FLAGS.main_module_help() if "--helpfull" not in argv else FLAGS.get_help())
-        sys.stdout.flush()
-        os._exit(0)
+            print(FLAGS.module_help(main.__name__) if "--helpfull" not in argv else FLAGS.get_help())
+        else:
+            main = sys.modules.get("__main__")
+            if main is not None and main.__doc__:
+                print(main.__doc__.strip() + "\n")
+            print(FLAGS.main_module_help() if "--helpfull" not in argv else FLAGS.get_help())
+        _exit(0)
 
 
 def parse_tool_flags(argv):
@@ -175,13 +207,14 @@ def parse_flags(argv):
 
 
 def configure_host_devices(config):
-    """Splits the CPU into XLA host devices so that the grid runs on every core (before JAX starts)."""
+    """Splits the CPU into XLA host devices so that the grid runs on every core (before JAX starts;
+    in process, `main`, JAX has started: only the checks)."""
     cores = os.cpu_count() or 1
     if config.host_devices > 8 * cores:  # checked whatever XLA_FLAGS says
         from nprnn_jax.config import ConfigError
         raise ConfigError(f"host_devices={config.host_devices}: at most {8 * cores} (8 per core of this machine's "
                           f"{cores}); more devices than cores only slow a run down")
-    if "xla_force_host_platform_device_count" in os.environ.get("XLA_FLAGS", ""):
+    if _IN_PROCESS["on"] or "xla_force_host_platform_device_count" in os.environ.get("XLA_FLAGS", ""):
         return
     if os.environ.get("JAX_PLATFORMS", "cpu").split(",")[0] not in ("", "cpu"):
         return
@@ -240,7 +273,7 @@ def run_main(argv):
         _error(f"unexpected arguments: {' '.join(argv[1:])} (settings are --config.<name>=value)")
     if not FLAGS.workdir.strip():
         _error("--workdir is empty: give the folder for the run's files")
-    if not FLAGS["verbosity"].present:
+    if "verbosity" in FLAGS and not FLAGS["verbosity"].present:
         logging.set_verbosity(logging.WARNING)  # orbax logs every save at INFO
     try:
         config = config_lib.validate(FLAGS.config)
@@ -256,7 +289,7 @@ def run_main(argv):
         import jax
         title = experiment.title(config)
         if jax.process_index() == 0:
-            overrides = [a for a in sys.argv[1:] if a.startswith("--config")]
+            overrides = [a for a in ARGV[1:] if a.startswith("--config")]
             print(f"{title}: {len(config.inits)} init(s) x {config.num_steps} steps, on {jax.device_count()} "
                   f"{jax.devices()[0].platform} device(s)"
                   + (f" in {jax.process_count()} processes" if jax.process_count() > 1 else "")
@@ -270,7 +303,7 @@ def run_main(argv):
     except KeyboardInterrupt:
         print(f"\ninterrupted: run the same command to resume {FLAGS.workdir} from its last checkpoint",
               file=sys.stderr)
-        os._exit(130)  # at once: no interpreter teardown racing orbax's and JAX's threads
+        _exit(130)  # at once: no interpreter teardown racing orbax's and JAX's threads
     except Exception as error:  # noqa: BLE001  the boundary: one line, never a traceback by default
         unexpected(error)
     import jax
@@ -281,14 +314,66 @@ def run_main(argv):
     print((workdir / "results.md").read_text())
 
 
+ARGV = sys.argv  # the command line of the binary being run (`main` sets it)
+
+
+def _define(task: str, argv):
+    _check_config_file(argv)
+    try:  # ml_collections reads the --config.<name> overrides of the command line while defining the flag
+        define_flags(task, argv)
+    except (AttributeError, KeyError, ValueError, TypeError, OSError) as error:
+        _flag_error(error, argv)
+    except Exception as error:  # noqa: BLE001  the config file's own code failed (an import, a bug)
+        _error(f"--config={_config_path(argv) or 'default'}: the config file failed to load "
+               f"({type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''})")
+
+
 def run(task: str):
     """Defines the flags of ``task``'s binary and runs it (call under ``if __name__ == "__main__"``)."""
-    _check_config_file(sys.argv)
-    try:  # ml_collections reads the --config.<name> overrides of sys.argv while defining the flag
-        define_flags(task)
-    except (AttributeError, KeyError, ValueError, TypeError, OSError) as error:
-        _flag_error(error, sys.argv)
-    except Exception as error:  # noqa: BLE001  the config file's own code failed (an import, a bug)
-        _error(f"--config={_config_path(sys.argv) or 'default'}: the config file failed to load "
-               f"({type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''})")
+    _define(task, sys.argv)
     app.run(run_main, flags_parser=parse_flags)
+
+
+def main(task: str, argv) -> int:
+    """``task``'s binary run inside this process (``argv[0]`` is the program's name): the same
+    flags, checks, outputs and exit status as ``python -m experiments.<task>``, returned instead
+    of ending the process. JAX has started, so the run uses the devices this process has (no
+    host-device split). The tests call it; the command-line contract of a real process (Ctrl-C,
+    kill -9, device counts) is tested on the binaries themselves."""
+    global FLAGS, ARGV
+    saved = FLAGS, ARGV, dict(TASK), _IN_PROCESS["on"]
+    FLAGS, ARGV, _IN_PROCESS["on"] = flags.FlagValues(), list(argv), True
+    try:
+        _define(task, ARGV)
+        run_main(parse_flags(ARGV))
+        return 0
+    except ToolExit as done:
+        return done.code
+    finally:
+        FLAGS, ARGV, _IN_PROCESS["on"] = saved[0], saved[1], saved[3]
+        TASK.update(saved[2])
+
+
+def call_tool(module: str, argv) -> int:
+    """A tool (``experiments.<module>``: dynamics, merge, reproduce, study_report; absl flags
+    defined at its import, run by its ``main``) inside this process, as `main` runs a binary:
+    the same flags, outputs and exit status, returned. Each call starts from the flags'
+    defaults."""
+    import importlib
+
+    tool = importlib.import_module(f"experiments.{module}")
+    entry = getattr(tool, "main_with_boundary", None) or tool.main
+    saved = dict(_IN_PROCESS)
+    _IN_PROCESS.update(on=True, module=module)
+    FLAGS.unparse_flags()
+    try:
+        entry(parse_tool_flags(list(argv)))
+        return 0
+    except ToolExit as done:
+        return done.code
+    except SystemExit as done:
+        return done.code if isinstance(done.code, int) else (0 if done.code is None else 1)
+    finally:
+        FLAGS.unparse_flags()
+        _IN_PROCESS.clear()
+        _IN_PROCESS.update(saved)

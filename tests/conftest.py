@@ -45,3 +45,50 @@ def shared_data_dir(required: bool = True) -> pathlib.Path:
 @pytest.fixture
 def data_dir():
     return shared_data_dir()
+
+
+BINARIES = ("addition", "multiplication", "mnist", "action_recognition")
+
+
+def run_binary(module, *args, env=None, timeout=600, in_process=None):
+    """``python -m experiments.<module> *args`` as a `subprocess.CompletedProcess` (returncode,
+    stdout, stderr), from the repository root with ``env`` added to the environment.
+
+    The binary or tool runs inside this process (`experiments.common.main` /
+    `experiments.common.call_tool`: the same flags, checks, outputs and exit status, without
+    the 7-17 s start of Python and JAX), unless it needs a process of its own:
+    ``in_process=False``, or more than one device (``host_devices``, ``XLA_FLAGS``,
+    ``--distributed``).
+    """
+    import contextlib
+    import io
+    import subprocess
+    import sys
+
+    own_process = ("XLA_FLAGS" in (env or {})
+                   or any(a.startswith("--distributed") for a in args)
+                   or any(a.startswith("--config.host_devices=") and a.split("=", 1)[1] not in ("0", "1")
+                          for a in args))
+    if in_process is False or (in_process is None and own_process):
+        full_env = {**os.environ, "JAX_PLATFORMS": "cpu", **(env or {})}
+        return subprocess.run([sys.executable, "-m", f"experiments.{module}", *args], cwd=REPO, env=full_env,
+                              capture_output=True, text=True, timeout=timeout)
+    from experiments import common
+
+    saved_env = {k: os.environ.get(k) for k in (env or {})}
+    cwd = os.getcwd()
+    out, err = io.StringIO(), io.StringIO()
+    try:
+        os.environ.update(env or {})
+        os.chdir(REPO)
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            argv = [f"experiments/{module}.py", *args]
+            code = common.main(module, argv) if module in BINARIES else common.call_tool(module, argv)
+    finally:
+        os.chdir(cwd)
+        for key, value in saved_env.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+    return subprocess.CompletedProcess([module, *args], code, out.getvalue(), err.getvalue())

@@ -97,23 +97,15 @@ def test_figures_are_written(tmp_path):
 
 def test_dynamics_binary_on_init_and_trained_workdir(tmp_path):
     import json
-    import os
-    import subprocess
-    import sys
 
-    from conftest import REPO
+    from conftest import run_binary
 
-    env = {**os.environ, "JAX_PLATFORMS": "cpu"}
     trained = tmp_path / "trained"
-    result = subprocess.run([sys.executable, "-m", "experiments.addition",
-                             "--config=experiments/configs/addition.py:smoke", "--config.learning_rates=0.01",
-                             f"--workdir={trained}"],
-                            cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    result = run_binary("addition", "--config=experiments/configs/addition.py:smoke", "--config.learning_rates=0.01",
+                        f"--workdir={trained}")
     assert result.returncode == 0, result.stderr[-2000:]
     out = tmp_path / "dyn"
-    result = subprocess.run([sys.executable, "-m", "experiments.dynamics", f"--trained_workdir={trained}",
-                             f"--workdir={out}", "--batch_size=4"],
-                            cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    result = run_binary("dynamics", f"--trained_workdir={trained}", f"--workdir={out}", "--batch_size=4")
     assert result.returncode == 0, result.stderr[-2000:]
     numbers = json.loads((out / "dynamics.json").read_text())
     assert set(numbers) == {"np init", "np trained (step 20)", "irnn init", "irnn trained (step 20)"}
@@ -122,9 +114,8 @@ def test_dynamics_binary_on_init_and_trained_workdir(tmp_path):
     assert len(numbers["irnn init"]["sensitivity"]) == 10
     for name in ("phase_portraits.png", "spectra.png", "sensitivity.png"):
         assert (out / name).read_bytes()[:4] == b"\x89PNG"
-    by_rate = subprocess.run([sys.executable, "-m", "experiments.dynamics", f"--trained_workdir={trained}",
-                              f"--workdir={tmp_path / 'by_rate'}", "--batch_size=4", "--learning_rate=0.01",
-                              "--seed=1"], cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    by_rate = run_binary("dynamics", f"--trained_workdir={trained}", f"--workdir={tmp_path / 'by_rate'}",
+                         "--batch_size=4", "--learning_rate=0.01", "--seed=1")
     assert by_rate.returncode == 0, by_rate.stderr[-2000:]
     assert json.loads((tmp_path / "by_rate" / "dynamics.json").read_text())["np init"]["eigenvalues"] != \
         numbers["np init"]["eigenvalues"]  # seed 1, not seed 0
@@ -132,14 +123,10 @@ def test_dynamics_binary_on_init_and_trained_workdir(tmp_path):
                           ("--seed=99", "--seed=99: the run's seeds are [0, 1]"),
                           ("--learning_rate=0.3", "has no single run at learning_rate=0.3"),
                           ("--hidden_size=0", "--hidden_size=0: must be >= 1")):
-        out_of_range = subprocess.run([sys.executable, "-m", "experiments.dynamics", f"--trained_workdir={trained}",
-                                       f"--workdir={tmp_path / 'x'}", flag], cwd=REPO, env=env,
-                                      capture_output=True, text=True, timeout=300)
+        out_of_range = run_binary("dynamics", f"--trained_workdir={trained}", f"--workdir={tmp_path / 'x'}", flag)
         assert out_of_range.returncode == 2 and message in out_of_range.stderr, out_of_range.stderr
         assert not (tmp_path / "x").exists()  # refused before anything was written
-    bad = subprocess.run([sys.executable, "-m", "experiments.dynamics", "--inits=np,lstm",
-                          f"--workdir={tmp_path / 'bad'}"], cwd=REPO, env=env, capture_output=True,
-                         text=True, timeout=300)
+    bad = run_binary("dynamics", "--inits=np,lstm", f"--workdir={tmp_path / 'bad'}")
     assert bad.returncode == 2 and "Traceback" not in bad.stderr
     assert "error: init 'lstm'" in bad.stderr
 

@@ -9,7 +9,7 @@ import sys
 import numpy as np
 import pytest
 
-from conftest import REPO, shared_data_dir
+from conftest import run_binary, REPO, shared_data_dir
 from experiments.configs import addition
 from nprnn_jax import config as config_lib
 from nprnn_jax import datasets, experiment, report
@@ -17,9 +17,7 @@ from nprnn_jax import workdir as workdir_lib
 
 
 def binary(module, *args, env=None):
-    full_env = {**os.environ, "JAX_PLATFORMS": "cpu", **(env or {})}
-    return subprocess.run([sys.executable, "-m", f"experiments.{module}", *args], cwd=REPO, env=full_env,
-                          capture_output=True, text=True, timeout=300)
+    return run_binary(module, *args, env=env, timeout=300)
 
 
 def smoke(**changes):

@@ -10,14 +10,13 @@ import sys
 import numpy as np
 import pytest
 
-from conftest import REPO, shared_data_dir
+from conftest import REPO, run_binary, shared_data_dir
 
 
-def run(module, *args, env=None):
-    full_env = {**os.environ, "JAX_PLATFORMS": "cpu", "NPRNN_DATA_DIR": str(shared_data_dir(required=False)),
-                **(env or {})}
-    return subprocess.run([sys.executable, "-m", f"experiments.{module}", *args], cwd=REPO,
-                          env=full_env, capture_output=True, text=True, timeout=600)
+def run(module, *args, env=None, in_process=None):
+    """The binary's result (in this process where it can be: `conftest.run_binary`)."""
+    return run_binary(module, *args, env={"NPRNN_DATA_DIR": str(shared_data_dir(required=False)), **(env or {})},
+                      in_process=in_process)
 
 
 def check_outputs(workdir, metric, num_runs):
@@ -59,7 +58,7 @@ def test_marked_pair_binaries_end_to_end(tmp_path, module):
     args = [smoke(module), "--config.seq_len=8", "--config.num_steps=300", "--config.eval_every=100",
             "--config.optimizer=adam", "--config.batch_size=32", "--config.learning_rates=0.01,0.003",
             "--config.hidden_size=16", "--config.train_size=0", f"--workdir={tmp_path}"]
-    result = run(module, *args)
+    result = run(module, *args, in_process=False)  # a process of its own: it splits the CPU into devices
     assert result.returncode == 0, result.stderr[-3000:]
     summary = check_outputs(tmp_path, "test_mse", 2 * 2 * 2)
     assert {"test_accuracy", "success", "dropout"} <= set(summary[0])
@@ -164,13 +163,17 @@ def test_show_config_lists_every_setting_with_its_value():
     assert "--config.<name>=value" in help_text and "learning_rates" in help_text and "--show_config" in help_text
 
 
-@pytest.mark.parametrize("tool", ["addition", "dynamics", "merge", "reproduce"])
-def test_every_tool_helps_with_exit_0_and_refuses_a_bad_flag_with_one_line(tool):
-    helped = run(tool, "--help")
+@pytest.mark.parametrize("tool,in_process", [("addition", True), ("dynamics", True), ("merge", True),
+                                             ("reproduce", True), ("addition", False), ("reproduce", False)])
+def test_every_tool_helps_with_exit_0_and_refuses_a_bad_flag_with_one_line(tool, in_process):
+    # in_process=False: the real process's exit status and output (the contract in-process calls mirror)
+    helped = run(tool, "--help", in_process=in_process)
     assert helped.returncode == 0 and "--" in helped.stdout
-    bad = run(tool, "--no_such_flag=1")
+    assert ("--config.<name>=value" in helped.stdout) == (tool == "addition")
+    bad = run(tool, "--no_such_flag=1", in_process=in_process)
     errors = [line for line in bad.stderr.splitlines() if line.startswith("error: ")]
     assert bad.returncode == 2 and len(errors) == 1 and "no_such_flag" in errors[0], bad.stderr[-2000:]
+    assert "Traceback" not in bad.stderr
 
 
 def test_missing_data_directory(tmp_path):

@@ -101,29 +101,22 @@ def test_the_page_puts_the_papers_figures_beside_ours_cell_by_cell(tmp_path):
 
 
 def test_the_report_never_writes_into_the_checkout_unless_told(tmp_path):
-    import subprocess
-    import sys
-    from conftest import REPO
+    from conftest import REPO, run_binary
 
     page = REPO / "docs" / "reproduction.md"
     before = page.read_bytes()
     (tmp_path / "cpu").mkdir()
-    result = subprocess.run([sys.executable, "-m", "experiments.reproduce", "--report", f"--root={tmp_path}"],
-                            cwd=REPO, capture_output=True, text=True, timeout=300)
+    result = run_binary("reproduce", "--report", f"--root={tmp_path}")
     assert result.returncode == 0, result.stderr[-2000:]
     assert page.read_bytes() == before
     assert (tmp_path / "reproduction.md").is_file() and f"report: {tmp_path}/reproduction.md" in result.stdout
 
 
 def test_the_driver_refuses_a_mistyped_root_damaged_records_and_foreign_workdirs(tmp_path):
-    import subprocess
-    import sys
-    from conftest import REPO
+    from conftest import run_binary
 
     def report(root):
-        return subprocess.run([sys.executable, "-m", "experiments.reproduce", "--report", f"--root={root}",
-                               f"--report_path={tmp_path / 'page.md'}"], cwd=REPO, capture_output=True, text=True,
-                              timeout=300)
+        return run_binary("reproduce", "--report", f"--root={root}", f"--report_path={tmp_path / 'page.md'}")
     result = report(tmp_path / "typo")
     assert result.returncode == 2 and "holds no paper/ or cpu/ job folders" in result.stderr
     job = tmp_path / "root" / "cpu" / "addition_T150"
@@ -141,6 +134,5 @@ def test_the_driver_refuses_a_mistyped_root_damaged_records_and_foreign_workdirs
     (job / "summary.json").write_text((tmp_path / "foreign" / "summary.json").read_text())
     result = report(tmp_path / "root")
     assert result.returncode == 2 and "holds a 'multiplication' run, not this job's 'addition'" in result.stderr
-    result = subprocess.run([sys.executable, "-m", "experiments.reproduce", "--only=,"], cwd=REPO,
-                            capture_output=True, text=True, timeout=300)
+    result = run_binary("reproduce", "--only=,")
     assert result.returncode == 2 and "names no job" in result.stderr
