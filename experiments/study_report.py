@@ -93,8 +93,10 @@ def _load(workdir: pathlib.Path, binary: Optional[str] = None) -> Optional[dict]
         config = json.loads((workdir / "config.json").read_text())
         summary = json.loads((workdir / "summary.json").read_text())
         rows = [json.loads(line) for line in (workdir / "metrics.jsonl").read_text().splitlines() if line.strip()]
+        validation = json.loads((workdir / "validation.json").read_text()) \
+            if (workdir / "validation.json").is_file() else None
         job = {"record": config, "config": config["config"], "task": config["task"], "summary": summary, "rows": rows,
-               "folder": workdir}
+               "folder": workdir, "validation": validation}
         if not isinstance(summary, list) or not all(isinstance(r, dict) and "init" in r for r in summary):
             raise ValueError("summary.json is not a list of run records")
     except (OSError, ValueError, KeyError, TypeError) as error:
@@ -106,7 +108,7 @@ def _load(workdir: pathlib.Path, binary: Optional[str] = None) -> Optional[dict]
 
 
 # The files of a job's workdir that the report reads (checkpoints are left behind).
-RECORD_FILES = ("config.json", "summary.json", "metrics.jsonl", "results.md")
+RECORD_FILES = ("config.json", "summary.json", "validation.json", "metrics.jsonl", "results.md")
 
 
 def _keep_records(workdir: pathlib.Path, to: pathlib.Path) -> None:
@@ -342,19 +344,37 @@ def chance_level(job: dict) -> Optional[float]:
     return None
 
 
+def _selection_text(job: dict, ours: dict) -> str:
+    """How each variant's best setting was chosen: on validation data, or (a job run before
+    validation records existed) on the test set, which flatters the best setting."""
+    settings = max(len(s["by_setting"]) for s in ours.values())
+    if settings == 1:
+        return "Setting: one per variant (the paper's), so nothing is chosen."
+    if all(s["best"]["selected_on"] == "validation" for s in ours.values()):
+        where = (f"{job['task'].get('test_size', 0):,} sequences of their own stream" if job["config"]["task"] in MARKED
+                 else f"{job['task'].get('num_validation', '?')} held-out training examples")
+        return (f"Best setting: chosen per variant on the validation set ({where}, apart from training and "
+                "test); the table shows the test set at that setting.")
+    return ("Best setting: chosen per variant **on the test set** (this job ran before the validation records "
+            "existed), so the 'mean at best' column is optimistic by a selection bias; the whole-grid columns "
+            "and the success counts over the grid are not affected.")
+
+
 def job_section(name: str, job: dict, figures: pathlib.Path, rel: str, results: list, prefix: str = "") -> list:
     c, task = job["config"], job["config"]["task"]
     metric, threshold = "test_accuracy", SUCCESS[task]
     paper = _paper(task, c)
     inits = c["inits"]
     initial = study.initial_losses(job["rows"])
-    ours = {init: study.variant_summary(job["summary"], init, metric, threshold, initial) for init in inits}
+    validation = job.get("validation")
+    ours = {init: study.variant_summary(job["summary"], init, metric, threshold, initial, validation)
+            for init in inits}
     chance = chance_level(job)
     relative = None if chance is None else study.chance_relative_bar(chance)
     ours_relative = {} if relative is None else {
-        init: study.variant_summary(job["summary"], init, metric, relative, initial) for init in inits}
+        init: study.variant_summary(job["summary"], init, metric, relative, initial, validation) for init in inits}
     per_init = c.get("per_init") or {}
-    lines = [f"### {name}", "", f"Budget: {_budget_text(job)}.", ""]
+    lines = [f"### {name}", "", f"Budget: {_budget_text(job)}.", "", _selection_text(job, ours), ""]
     if relative is not None:
         lines += [f"Chance level: {100 * chance:.1f}% ({'the best constant prediction' if task in MARKED else 'the most frequent test class'}); "
                   f"the chance-relative bar, halfway from it to 100%, is {100 * relative:.1f}% (next to the paper's "
@@ -386,6 +406,7 @@ def job_section(name: str, job: dict, figures: pathlib.Path, rel: str, results: 
             median_steps]) + " |")
         results.append({"job": name, "task": task, "variant": init, "paper_percent": paper_value,
                         "best_learning_rate": b["learning_rate"], "best_dropout": b["dropout"],
+                        "best_selected_on": b["selected_on"],
                         "best_mean": b["mean"], "best_min": b["min"], "best_max": b["max"],
                         "grid_mean": s["grid"]["mean"], "grid_min": s["grid"]["min"], "grid_max": s["grid"]["max"],
                         "successes": s["successes"], "runs": s["runs"], "wilson_low": s["wilson"][0],

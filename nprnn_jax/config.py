@@ -165,6 +165,10 @@ SETTINGS = (
        _float(0, 1), tasks=MARKED_PAIR),
     # Data sets.
     _S("test_size", 10_000, "test examples evaluated (data sets: 0 = the whole test set)", _int(0)),
+    _S("validation_size", 0, "training examples held out to choose the best setting on, not trained on "
+       "(MNIST: the last ones, 5000 usual; action recognition: stratified by class); the marked-pair tasks "
+       "always have a validation set (test_size sequences of their own stream)", _int(0),
+       tasks=("mnist", "action_recognition")),
     _S("data_dir", "", "data folder (empty: $NPRNN_DATA_DIR, else ../shared/data)", _str,
        tasks=("mnist", "action_recognition")),
     _S("permute", False, "permuted pixel MNIST (a fixed permutation of the 784 positions)", _bool,

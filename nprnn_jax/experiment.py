@@ -53,7 +53,8 @@ def build_task(config):
         train_images, train_labels = datasets.load_mnist(directory, "train", config.tfds_data_dir or None)
         test_images, test_labels = datasets.load_mnist(directory, "test", config.tfds_data_dir or None)
         task = tasks.mnist_task(train_images, train_labels, test_images, test_labels, permute=config.permute,
-                                permutation_seed=config.permutation_seed, test_size=test_size)
+                                permutation_seed=config.permutation_seed, test_size=test_size,
+                                validation_size=config.validation_size)
         extra = {}
         if config.permute:
             extra["permutation.json"] = json.dumps({"seed": config.permutation_seed,
@@ -67,8 +68,8 @@ def build_task(config):
             raise datasets.DataError(f"{directory}: train.npz and test.npz differ in classes or feature size")
     else:
         train, test = datasets.load_uea(directory, config.dataset)
-    return tasks.sequence_task(config.dataset, train, test, test_size=test_size,
-                               normalize=config.normalize), {}
+    return tasks.sequence_task(config.dataset, train, test, test_size=test_size, normalize=config.normalize,
+                               validation_size=config.validation_size), {}
 
 
 def available_memory() -> int:

@@ -243,6 +243,9 @@ def _merge_locked(workdirs, out, metric, higher_is_better, title):
     (staging / "summary.json").write_text(json.dumps(summaries, indent=2) + "\n")
     (staging / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     (staging / "sources.json").write_text(json.dumps([str(w.resolve()) for w in workdirs], indent=2) + "\n")
+    if all((w / "validation.json").is_file() for w in workdirs):  # else none: a partial one would mislead
+        validation = [r for w in workdirs for r in json.loads((w / "validation.json").read_text())]
+        (staging / "validation.json").write_text(json.dumps(validation, indent=2) + "\n")
     table = write_report(staging, metric, higher_is_better, title)
     if out.exists():
         out.rmdir()  # empty (checked above)

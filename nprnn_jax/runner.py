@@ -235,13 +235,14 @@ def init_groups(runs: Sequence[InitRun]) -> list:
 
 def _run_experiment(task, runs, workdir, record, plan, on_event, progress_stream, extra_files, tensorboard):
     test_set = task.test_set()
+    validation_set = task.validation_set()
     main = is_main_process()  # in a multi-host run only process 0 writes files and progress
     workdir_lib.check_or_write_config(workdir, record or default_record(task, runs, plan), write=main)
     for name, text in (extra_files or {}).items() if main else ():
         workdir_lib.atomic_write(workdir / name, text)
     progress = Progress(len(runs), progress_stream, enabled=main)
     groups = init_groups(runs) if (plan or {}).get("group_inits") else [[run] for run in runs]
-    summary = {}
+    summary, validation = {}, {}
     for group in groups:
         members = []  # (run, its GridRun, its checkpoint manager, its state, its start step)
         for run in group:
@@ -257,14 +258,19 @@ def _run_experiment(task, runs, workdir, record, plan, on_event, progress_stream
         # trained in sub-groups of equal start, so every member's records equal its own grid's.
         for start in dict.fromkeys(m[4] for m in members):
             part = [m for m in members if m[4] == start]
-            for run, grid_run, state, test_metrics in _train_group(task, part, start, workdir, test_set, progress,
-                                                                   on_event, tensorboard, main):
+            for run, grid_run, state, test_metrics, validation_metrics in _train_group(
+                    task, part, start, workdir, test_set, validation_set, progress, on_event, tensorboard, main):
                 summary[run.init] = workdir_lib.summary_records(grid_run.rows(None, None, state, test_metrics),
                                                                 host(state.diverged_step))
+                if validation_metrics is not None:
+                    validation[run.init] = workdir_lib.summary_records(
+                        grid_run.rows(None, None, state, validation_metrics), host(state.diverged_step))
         for member in members:
             member[2].close()
     summary = [record for run in runs for record in summary[run.init]]
     if main:
+        if validation:  # before summary.json: a finished workdir has both
+            workdir_lib.write_summary(workdir, [r for run in runs for r in validation[run.init]], "validation.json")
         workdir_lib.write_summary(workdir, summary)
     return summary
 
@@ -292,12 +298,13 @@ class _Stack:
         return [jax.tree.map(lambda x: x[a:b], tree) for a, b in zip(self.offsets[:-1], self.offsets[1:])]
 
 
-def _train_group(task, members, start, workdir, test_set, progress, on_event, tensorboard, main):
+def _train_group(task, members, start, workdir, test_set, validation_set, progress, on_event, tensorboard, main):
     """Trains the grids of ``members`` (inits of one `init_groups` group, all at step
     ``start``) as one program: their states joined along the combination axis, stepped by the
     first member's compiled segment, evaluated together, then split again to append each
     init's metrics rows and save its own checkpoint (``checkpoints/<init>/``, as when it is
-    trained alone). Yields ``(run, grid_run, final state, its test metrics)`` per member."""
+    trained alone). Yields ``(run, grid_run, final state, its test metrics, its validation
+    metrics or None)`` per member."""
     runs = [m[0] for m in members]
     grid_runs = [m[1] for m in members]
     managers = [m[2] for m in members]
@@ -368,8 +375,11 @@ def _train_group(task, members, start, workdir, test_set, progress, on_event, te
             board.close()
     if test_metrics is None:  # resumed from the final checkpoint: nothing was evaluated yet
         test_metrics = lead.evaluate(state.params, test_set)
-    for run, grid_run, part, part_metrics in zip(runs, grid_runs, stack.split(state), stack.split(test_metrics)):
-        yield run, grid_run, part, part_metrics
+    validation_metrics = None if validation_set is None else lead.evaluate(state.params, validation_set)
+    parts = zip(runs, grid_runs, stack.split(state), stack.split(test_metrics),
+                stack.split(validation_metrics) if validation_metrics is not None else [None] * len(runs))
+    for run, grid_run, part, part_metrics, part_validation in parts:
+        yield run, grid_run, part, part_metrics, part_validation
 
 
 def _restore_newest_intact(manager, template, workdir: pathlib.Path, init_name: str, main: bool):

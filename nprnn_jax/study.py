@@ -7,8 +7,10 @@ Everything here is computed from workdirs' summary.json and metrics.jsonl files
   a 95% Wilson score interval, and a two-sided Fisher exact test of np against each
   baseline (scipy.stats); a diverged or blown-up run is a failure;
 - the best (learning rate, dropout) of a variant: the highest mean headline metric
-  over seeds, a diverged seed counting as 0; ours at the best setting and over the
-  whole grid as mean and range over seeds;
+  over seeds on the validation set (validation.json), a diverged seed counting as 0;
+  on the test set only for a job without validation records, and then said; ours
+  (on the test set) at the best setting and over the whole grid as mean and range
+  over seeds;
 - steps to success: the first evaluation at which a run's headline metric reached the
   success threshold;
 - blown up: a run that stayed finite (so it is not `diverged`) but whose final test loss
@@ -128,11 +130,13 @@ def blew_up(record: dict, initial_loss: Optional[float], factor: float = BLOW_UP
 
 
 def variant_summary(summary: list, init: str, metric: str, threshold: float,
-                    initial: Optional[dict] = None) -> dict:
+                    initial: Optional[dict] = None, validation: Optional[list] = None) -> dict:
     """Aggregates one variant's runs (records of summary.json) of one experiment.
 
-    Returns ``best`` (learning_rate, dropout and the mean/min/max/n of ``metric`` over the
-    seeds there), ``grid`` (mean/min/max/n over every run), ``successes``, ``runs``,
+    Returns ``best`` (learning_rate, dropout, ``selected_on`` and the mean/min/max/n of
+    ``metric`` on the test set over the seeds there; the setting is the one with the
+    highest mean ``metric`` in ``validation``, the records of validation.json, or, when
+    there are none for this variant, on the test set: ``selected_on`` says which), ``grid`` (mean/min/max/n over every run), ``successes``, ``runs``,
     ``wilson`` (95% interval of the success rate), ``diverged``, ``blew_up`` (finite runs
     whose loss grew over `BLOW_UP_FACTOR` times its step-0 value, given ``initial`` from
     `initial_losses`; else 0) and ``by_setting`` (``{(lr, dropout): {"mean", "successes",
@@ -150,9 +154,19 @@ def variant_summary(summary: list, init: str, metric: str, threshold: float,
                         "successes": sum(ok(r) for r in rs), "runs": len(rs)}
                   for key, rs in groups.items()}
     # best: highest mean; ties go to the smaller learning rate, then the smaller dropout
-    best_key = max(sorted(by_setting), key=lambda key: by_setting[key]["mean"])
+    chooser, selected_on = {key: value["mean"] for key, value in by_setting.items()}, "test"
+    held = [r for r in validation or () if r["init"] == init]
+    if held:
+        by_held = defaultdict(list)
+        for r in held:
+            by_held[(r["learning_rate"], r.get("dropout", 0.0))].append(_value(r, metric))
+        if set(by_held) != set(by_setting):
+            raise ValueError(f"{init}: the validation records' settings {sorted(by_held)} are not the "
+                             f"summary's {sorted(by_setting)}")
+        chooser, selected_on = {key: float(np.mean(values)) for key, values in by_held.items()}, "validation"
+    best_key = max(sorted(chooser), key=lambda key: chooser[key])
     successes = sum(ok(r) for r in records)
-    return {"best": {"learning_rate": best_key[0], "dropout": best_key[1],
+    return {"best": {"learning_rate": best_key[0], "dropout": best_key[1], "selected_on": selected_on,
                      **_stats([_value(r, metric) for r in groups[best_key]])},
             "grid": _stats([_value(r, metric) for r in records]),
             "successes": successes, "runs": len(records), "wilson": wilson_interval(successes, len(records)),

@@ -10,6 +10,13 @@ A batch is a dict: ``xs [batch, time, input_size]``, ``ys`` (``[batch, 1]``
 floats for regression, ``[batch]`` int labels for classification) and, for
 variable-length tasks, ``lengths [batch]``.
 
+Validation sets (for choosing a setting, never the test set): a marked-pair task
+draws ``test_size`` sequences from a stream of its own
+(``fold_in(PRNGKey(test_seed), VALIDATION_STREAM)``), apart from the test set and
+every training key; a data set holds out training examples (`hold_out`: MNIST
+its last ones, the sequence sets a share of every class), which then are not
+trained on.
+
 Training sets: a task either draws fresh examples for every step (the marked-pair
 tasks by default) or holds a fixed pool of k training examples (a data set, or
 ``train_size=k`` generated sequences) and is read in epochs: every epoch visits
@@ -31,6 +38,7 @@ TRAIN_STREAM = 1
 TEST_STREAM = 2
 ORDER_STREAM = 3  # a run's epoch orders: fold_in(run key, ORDER_STREAM)
 POOL_STREAM = 4   # a generated training pool: fold_in(PRNGKey(data_seed), POOL_STREAM)
+VALIDATION_STREAM = 6  # a generated validation set: fold_in(PRNGKey(test_seed), VALIDATION_STREAM)
 
 Batch = Mapping[str, jax.Array]
 
@@ -76,6 +84,11 @@ class Task:
     def test_set(self) -> Batch:
         """The fixed test set (the same arrays on every call)."""
         raise NotImplementedError
+
+    def validation_set(self) -> Optional[Batch]:
+        """The fixed validation set, apart from the training data and the test set (None:
+        this task has none)."""
+        return None
 
     def loss(self, predictions: jax.Array, batch: Batch) -> jax.Array:
         """Mean training loss of ``predictions [batch, output_size]``."""
@@ -203,6 +216,10 @@ class _MarkedPairTask(Task):
         key = jax.random.fold_in(jax.random.PRNGKey(self.test_seed), TEST_STREAM)
         return jax.jit(self.sample, static_argnums=1)(key, self.test_size)
 
+    def validation_set(self):
+        key = jax.random.fold_in(jax.random.PRNGKey(self.test_seed), VALIDATION_STREAM)
+        return jax.jit(self.sample, static_argnums=1)(key, self.test_size)
+
     def train_data(self):
         if not self.train_size:
             return {}
@@ -273,6 +290,7 @@ class ClassificationTask(Task):
       num_classes: output size.
       scale: factor applied to ``xs`` (1/255 for uint8 pixels).
       test_size: evaluate on the first ``test_size`` test examples (None: all).
+      validation: a dict like ``test``, held out of the training data (`hold_out`), or None.
     """
 
     loss_type = "xent"
@@ -280,7 +298,8 @@ class ClassificationTask(Task):
     higher_is_better = True
 
     def __init__(self, name: str, train: dict, test: dict, num_classes: int, scale: float = 1.0,
-                 test_size: Optional[int] = None, info: Optional[dict] = None):
+                 test_size: Optional[int] = None, info: Optional[dict] = None,
+                 validation: Optional[dict] = None):
         self.name = name
         self.num_classes = int(num_classes)
         self.output_size = self.num_classes
@@ -294,7 +313,10 @@ class ClassificationTask(Task):
         self.num_test = int(test["xs"].shape[0])
         self.seq_len = int(train["xs"].shape[1])
         self.info = dict(info or {})
+        if validation is not None:
+            self.info["num_validation"] = int(validation["xs"].shape[0])
         self.fingerprint = data_fingerprint(train, test)
+        self._validation = validation
         self._train = {k: jnp.asarray(v) for k, v in train.items()}
         # A fixed random base order of the pool (data files are often sorted by class).
         self._train["order"] = jnp.asarray(np.random.default_rng(0).permutation(self.num_train), jnp.int32)
@@ -323,6 +345,9 @@ class ClassificationTask(Task):
     def test_set(self):
         return self._prepare(self._test)
 
+    def validation_set(self):
+        return None if self._validation is None else self._prepare(self._validation)
+
     def evaluate(self, predictions, batch):
         return {"test_accuracy": jnp.mean(jnp.argmax(predictions, -1) == batch["ys"])}
 
@@ -331,9 +356,44 @@ class ClassificationTask(Task):
         return float(counts.max() / counts.sum())
 
 
+def hold_out(train: dict, size: int, stratified: bool) -> tuple:
+    """``(training part, validation part)`` of the arrays ``train`` (``ys`` the labels):
+    ``size`` examples held out, the last ``size`` ones, or with ``stratified`` a share of
+    every class in proportion to its count (largest remainders; within a class its last
+    examples in a fixed random order). Every class keeps at least one training example.
+    ``size=0``: ``(train, None)``."""
+    count = int(np.asarray(train["ys"]).shape[0])
+    if size == 0:
+        return train, None
+    if not 0 < size < count:
+        raise ValueError(f"validation_size={size}: must be below the {count} training examples")
+    labels = np.asarray(train["ys"]).astype(int)
+    if stratified:
+        classes, counts = np.unique(labels, return_counts=True)
+        exact = counts * size / count
+        take = np.floor(exact).astype(int)
+        for i in np.argsort(-(exact - take), kind="stable")[: size - take.sum()]:
+            take[i] += 1
+        order = np.random.default_rng(0).permutation(count)
+        held = np.concatenate([order[labels[order] == c][counts[i] - take[i]:] for i, c in enumerate(classes)])
+        starved = [int(c) for i, c in enumerate(classes) if take[i] >= counts[i]]
+    else:
+        held = np.arange(count - size, count)
+        starved = sorted(set(labels.tolist()) - set(labels[: count - size].tolist()))
+    if starved:
+        raise ValueError(f"validation_size={size}: class(es) {starved} would have no training example left; "
+                         "hold out fewer")
+    keep = np.setdiff1d(np.arange(count), held)
+    held = np.sort(held)
+    return ({k: np.asarray(v)[keep] for k, v in train.items()}, {k: np.asarray(v)[held] for k, v in train.items()})
+
+
 def mnist_task(images, labels, test_images, test_labels, permute: bool = False,
-               permutation_seed: int = 0, test_size: Optional[int] = None):
+               permutation_seed: int = 0, test_size: Optional[int] = None, validation_size: int = 0):
     """Pixel MNIST: one pixel per step (784 steps, row-major), pixels in [0, 1].
+
+    ``validation_size``: the last that many training images are the validation set and
+    are not trained on (5,000 is the usual split).
 
     With ``permute`` a fixed random permutation of the 784 positions (drawn from
     ``permutation_seed``) is applied to every image: permuted pixel MNIST. The
@@ -347,26 +407,36 @@ def mnist_task(images, labels, test_images, test_labels, permute: bool = False,
     if permute:
         permutation = np.random.default_rng(permutation_seed).permutation(784)
         flat, test_flat = flat[:, permutation], test_flat[:, permutation]
+    train, validation = hold_out({"xs": flat[..., None], "ys": np.asarray(labels)}, validation_size,
+                                 stratified=False)
     task = ClassificationTask(
-        "pmnist" if permute else "mnist",
-        {"xs": flat[..., None], "ys": np.asarray(labels)},
+        "pmnist" if permute else "mnist", train,
         {"xs": test_flat[..., None], "ys": np.asarray(test_labels)},
         num_classes=10, scale=1.0 / 255.0, test_size=test_size,
-        info={"permute": bool(permute), "permutation_seed": permutation_seed if permute else None})
+        info={"permute": bool(permute), "permutation_seed": permutation_seed if permute else None},
+        validation=validation)
     task.permutation = permutation
     return task
 
 
-def sequence_task(name: str, train, test, test_size: Optional[int] = None, normalize: bool = True):
+def sequence_task(name: str, train, test, test_size: Optional[int] = None, normalize: bool = True,
+                  validation_size: int = 0):
     """Classification of variable-length feature sequences (`datasets.SequenceDataset`).
 
     With ``normalize`` every feature channel is standardized with the mean and
     standard deviation of the training set's valid (unpadded) steps; padding
-    stays zero and is masked by the lengths either way.
+    stays zero and is masked by the lengths either way. ``validation_size``: that
+    many training cases, stratified by class (`hold_out`), are the validation set,
+    not trained on (the statistics are the training part's).
     """
     import numpy as np
 
-    train_xs, test_xs = train.features.astype(np.float32), test.features.astype(np.float32)
+    kept, held = hold_out({"xs": train.features.astype(np.float32), "ys": train.labels, "lengths": train.lengths},
+                          validation_size, stratified=True)
+    train_xs, test_xs = kept["xs"], test.features.astype(np.float32)
+    train = dataclasses.replace(train, features=kept["xs"], labels=kept["ys"], lengths=kept["lengths"]) \
+        if held is not None else train
+    validation = None
     if normalize:
         valid = np.arange(train_xs.shape[1])[None, :] < train.lengths[:, None]
         steps = train_xs[valid]
@@ -375,9 +445,14 @@ def sequence_task(name: str, train, test, test_size: Optional[int] = None, norma
         train_xs = np.where(valid[..., None], (train_xs - mean) / std, 0.0).astype(np.float32)
         test_valid = np.arange(test_xs.shape[1])[None, :] < test.lengths[:, None]
         test_xs = np.where(test_valid[..., None], (test_xs - mean) / std, 0.0).astype(np.float32)
+        if held is not None:
+            held_valid = np.arange(held["xs"].shape[1])[None, :] < held["lengths"][:, None]
+            held = dict(held, xs=np.where(held_valid[..., None], (held["xs"] - mean) / std, 0.0).astype(np.float32))
+    if held is not None:
+        validation = {"xs": held["xs"], "ys": held["ys"], "lengths": held["lengths"]}
     return ClassificationTask(
         name,
         {"xs": train_xs, "ys": train.labels, "lengths": train.lengths},
         {"xs": test_xs, "ys": test.labels, "lengths": test.lengths},
         num_classes=len(train.class_names), test_size=test_size,
-        info={"normalize": bool(normalize), "class_names": ",".join(train.class_names)})
+        info={"normalize": bool(normalize), "class_names": ",".join(train.class_names)}, validation=validation)

@@ -4,6 +4,9 @@
                          other result-relevant settings is refused)
     metrics.jsonl        one row per run per evaluation
     summary.json         one record per run: its hyperparameters, final metrics, diverged
+    validation.json      the same records with the final parameters evaluated on the task's
+                         validation set (marked-pair tasks; data sets with validation_size);
+                         the best setting is chosen on these, never on the test set
 
 Every write is atomic (a temporary file renamed over the old one) or an fsynced
 append, so a crash leaves the previous state readable.
@@ -111,7 +114,7 @@ def check_or_write_config(workdir: pathlib.Path, record: dict, write: bool = Tru
             if write:
                 # The shorter run's results go first: a kill after this leaves an unfinished
                 # workdir (no summary), never a config of N steps beside results of fewer.
-                for name in ("summary.json", "results.md"):
+                for name in ("summary.json", "validation.json", "results.md"):
                     (workdir / name).unlink(missing_ok=True)
                 atomic_write(path, json.dumps(extended, indent=2, sort_keys=True) + "\n")
             return
@@ -324,8 +327,10 @@ def summary_records(final_rows: list, diverged_steps) -> list:
     return records
 
 
-def write_summary(workdir: pathlib.Path, summary: list):
-    atomic_write(workdir / "summary.json", json.dumps(summary, indent=2) + "\n")
+def write_summary(workdir: pathlib.Path, summary: list, name: str = "summary.json"):
+    """summary.json (or validation.json: the same records, the final parameters evaluated on the
+    task's validation set; the metric keys keep their names)."""
+    atomic_write(workdir / name, json.dumps(summary, indent=2) + "\n")
 
 
 def read_config(workdir) -> dict:

@@ -233,3 +233,40 @@ def test_npz_integral_float_labels_are_read_and_corrupt_files_refused(tmp_path):
     (tmp_path / "x.npz").write_bytes(b"")
     with pytest.raises(datasets.DataError, match="not a readable .npz"):
         datasets.load_npz(tmp_path / "x.npz")
+
+
+def test_hold_out_is_stratified_disjoint_and_keeps_every_class():
+    from nprnn_jax import tasks
+
+    labels = np.array([0] * 6 + [1] * 3 + [2] * 3)  # shares 1/2, 1/4, 1/4
+    train = {"xs": np.arange(12)[:, None, None].astype(np.float32), "ys": labels}
+    kept, held = tasks.hold_out(train, 4, stratified=True)
+    assert np.bincount(held["ys"]).tolist() == [2, 1, 1]  # 4 x (1/2, 1/4, 1/4)
+    assert np.bincount(kept["ys"]).tolist() == [4, 2, 2]
+    assert sorted(kept["xs"].ravel().tolist() + held["xs"].ravel().tolist()) == list(range(12))  # disjoint, complete
+    last, tail = tasks.hold_out(train, 2, stratified=False)  # MNIST's rule: the last examples
+    assert tail["xs"].ravel().tolist() == [10, 11] and len(last["ys"]) == 10
+    assert tasks.hold_out(train, 0, stratified=True) == (train, None)
+    with pytest.raises(ValueError, match="validation_size=12: must be below the 12 training examples"):
+        tasks.hold_out(train, 12, stratified=True)
+    with pytest.raises(ValueError, match=r"class\(es\) \[2\] would have no training example left"):
+        tasks.hold_out({"xs": train["xs"], "ys": np.array([0] * 9 + [2] * 3)}, 3, stratified=False)
+
+
+def test_the_validation_sets_are_apart_from_training_and_test():
+    from nprnn_jax import tasks
+
+    task = tasks.AdditionTask(seq_len=10, test_size=64)
+    test, validation = task.test_set(), task.validation_set()
+    assert validation["xs"].shape == test["xs"].shape
+    assert not np.allclose(np.asarray(validation["xs"]), np.asarray(test["xs"]))
+    np.testing.assert_array_equal(np.asarray(task.validation_set()["xs"]), np.asarray(validation["xs"]))  # fixed
+    images = np.arange(20 * 784, dtype=np.int64).reshape(20, 28, 28) % 251
+    labels = np.arange(20) % 10
+    mnist = tasks.mnist_task(images.astype(np.uint8), labels, images[:5].astype(np.uint8), labels[:5],
+                             validation_size=10)
+    assert mnist.num_train == 10 and mnist.describe()["num_validation"] == 10
+    held = mnist.validation_set()
+    assert held["ys"].tolist() == labels[10:].tolist()  # the last ones
+    assert tasks.mnist_task(images.astype(np.uint8), labels, images[:5].astype(np.uint8), labels[:5]) \
+        .validation_set() is None

@@ -117,6 +117,26 @@ def test_action_recognition_npz(tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     summary = check_outputs(tmp_path / "work", "test_accuracy", 2)
     assert min(r["test_accuracy"] for r in summary) > 0.6
+    assert not (tmp_path / "work" / "validation.json").exists()  # no validation_size: none held out
+    # validation_size: that many training cases, stratified, are held out (not trained on) and
+    # the final parameters are evaluated on them (validation.json, the summary's runs)
+    held = run("action_recognition", smoke("action_recognition"), "--config.dataset=npz",
+               f"--config.data_dir={tmp_path}", "--config.inits=np", "--config.learning_rates=1e-2,1e-3",
+               "--config.dropout_rates=0", "--config.num_steps=50", "--config.eval_every=50",
+               "--config.lr_schedule=constant", "--config.optimizer=adam", "--config.validation_size=8",
+               f"--workdir={tmp_path / 'held'}")
+    assert held.returncode == 0, held.stderr[-3000:]
+    task = json.loads((tmp_path / "held" / "config.json").read_text())["task"]
+    assert (task["num_train"], task["num_validation"]) == (32, 8)
+    validation = json.loads((tmp_path / "held" / "validation.json").read_text())
+    summary = json.loads((tmp_path / "held" / "summary.json").read_text())
+    key = lambda r: (r["init"], r["learning_rate"], r["seed"])  # noqa: E731
+    assert [key(r) for r in validation] == [key(r) for r in summary]
+    assert all(r["test_accuracy"] in {i / 8 for i in range(9)} for r in validation)  # shares of 8 cases
+    too_many = run("action_recognition", smoke("action_recognition"), "--config.dataset=npz",
+                   f"--config.data_dir={tmp_path}", "--config.validation_size=40", f"--workdir={tmp_path / 'x'}")
+    assert_clean_error(too_many, "validation_size=40: must be below the 40 training examples")
+    assert not (tmp_path / "x").exists()
 
 
 def assert_clean_error(result, *fragments):

@@ -48,6 +48,28 @@ def test_variant_summary_success_rate_best_setting_and_grid():
     assert irnn["by_setting"][(0.01, 0.0)] == {"mean": pytest.approx(1.4 / 3), "successes": 1, "runs": 3}
 
 
+def test_the_best_setting_is_chosen_on_validation_and_reported_on_test():
+    # On the test set irnn's best is lr 0.1 (mean 0.50667 > 0.46667); on validation lr 0.01 wins
+    # (0.7 > 0.3, a diverged run counting 0), so the table shows test at lr 0.01: 1.4 / 3.
+    validation = []
+    for lr, values in ((0.01, [0.7, 0.8, 0.6]), (0.1, [0.3, None, 0.6])):
+        for seed, value in enumerate(values):
+            validation.append({"init": "irnn", "learning_rate": lr, "dropout": 0.0, "seed": seed,
+                               "test_accuracy": value, "diverged": value is None})
+    on_test = study.variant_summary(records(), "irnn", "test_accuracy", 0.5)
+    assert on_test["best"]["learning_rate"] == 0.1 and on_test["best"]["selected_on"] == "test"
+    chosen = study.variant_summary(records(), "irnn", "test_accuracy", 0.5, validation=validation)
+    assert chosen["best"]["learning_rate"] == 0.01 and chosen["best"]["selected_on"] == "validation"
+    assert chosen["best"]["mean"] == pytest.approx(1.4 / 3) and chosen["best"]["max"] == pytest.approx(0.55)
+    # success counts and the whole grid do not depend on the selection
+    assert (chosen["successes"], chosen["grid"]) == (on_test["successes"], on_test["grid"])
+    # np has no validation records here: chosen on test, and said
+    assert study.variant_summary(records(), "np", "test_accuracy", 0.5, validation=validation)["best"][
+        "selected_on"] == "test"
+    with pytest.raises(ValueError, match="validation records' settings"):
+        study.variant_summary(records(), "irnn", "test_accuracy", 0.5, validation=validation[:3])
+
+
 def test_ties_go_to_the_smaller_learning_rate():
     rows = [{"init": "np", "learning_rate": lr, "seed": 0, "test_accuracy": 0.5, "diverged": False}
             for lr in (0.1, 0.01)]

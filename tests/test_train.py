@@ -173,6 +173,12 @@ def test_runner_writes_config_metrics_summary(uninterrupted):
         assert np.isfinite(record["test_mse"]) and record["diverged"] is False
     _, rows, _ = read_results(workdir)
     assert len(rows) == 2 * 5 * 4  # inits x evaluations (step 0 and 4 segments) x runs
+    # the final parameters on the validation set: the summary's runs, other sequences, other values
+    validation = json.loads((workdir / "validation.json").read_text())
+    key = lambda r: (r["init"], r["learning_rate"], r["seed"])  # noqa: E731
+    assert [key(r) for r in validation] == [key(r) for r in summary]
+    assert [r["test_mse"] for r in validation] != [r["test_mse"] for r in summary]
+    assert all(abs(v["test_mse"] / s["test_mse"] - 1) < 0.5 for v, s in zip(validation, summary))
     assert {r["step"] for r in rows} == {0, 10, 20, 30, 40}
 
 
