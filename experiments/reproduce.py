@@ -39,8 +39,9 @@ from absl import app, flags
 
 from experiments.study_report import jobs
 
-flags.DEFINE_enum("budget", "cpu", ["cpu", "paper"], "cpu: the study on 2 CPU cores (about 1.5-2 h); "
-                  "paper: the paper's own budgets (days of one core; see docs/reproduction.md).")
+flags.DEFINE_enum("budget", "cpu", ["cpu", "paper", "frontier"], "cpu: the study on 2 CPU cores (about 1.5-2 h); "
+                  "paper: the paper's own budgets (days of one core; see docs/reproduction.md); frontier: "
+                  "success against sequence length, T 10-200, and Hochreiter and Schmidhuber's protocol.")
 flags.DEFINE_string("only", "", "Comma list of job names to run (default: all of the budget).")
 flags.DEFINE_string("root", "workdirs/study", "Where the jobs' workdirs go.")
 flags.DEFINE_bool("list", False, "Print the jobs of the budget and exit.")
@@ -217,8 +218,8 @@ def main(argv):
     report_path = pathlib.Path(FLAGS.report_path or pathlib.Path(FLAGS.root) / "reproduction.md")
     kept = report_path.parent / report_path.stem / "workdirs"
     if FLAGS.report and not any((pathlib.Path(FLAGS.root) / b).is_dir() or (kept / b).is_dir()
-                                for b in ("paper", "cpu")):
-        print(f"error: --root={FLAGS.root} holds no paper/ or cpu/ job folders (and {kept} no kept records): "
+                                for b in ("paper", "cpu", "frontier")):
+        print(f"error: --root={FLAGS.root} holds no paper/, cpu/ or frontier/ job folders (and {kept} no kept records): "
               "nothing to report", file=sys.stderr)
         sys.exit(2)
     try:

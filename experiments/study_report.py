@@ -60,6 +60,15 @@ def jobs(budget: str) -> dict:
             "--config.inits=np,irnn,irnn_scaled", "--config.num_steps=2660", "--config.lr_cut_steps=950,2090",
             "--config.eval_every=190"])
         return out
+    if budget == "frontier":
+        from experiments.configs import addition as addition_configs
+        out = {}
+        for task in ("addition", "multiplication"):
+            for t in addition_configs.FRONTIER_SEQ_LENS:
+                out[f"{task}_T{t}"] = (task, f"frontier_T{t}", [])
+        for t in addition_configs.HS_SEQ_LENS:
+            out[f"hs_addition_T{t}"] = ("addition", f"hs_T{t}", [])
+        return out
     out = {f"addition_T{t}": ("addition", f"paper_T{t}", []) for t in (150, 200, 300, 400, 500)}
     out.update({f"multiplication_T{t}": ("multiplication", f"paper_T{t}", []) for t in (50, 100, 200)})
     out["mnist"] = ("mnist", "paper", [])
@@ -563,8 +572,8 @@ def _find_job(name: str, root: pathlib.Path, kept: Optional[pathlib.Path]):
 
 
 def jobs_binary(name: str) -> Optional[str]:
-    """The binary (experiment) of a job name of either budget."""
-    for budget in ("paper", "cpu"):
+    """The binary (experiment) of a job name of any budget."""
+    for budget in ("paper", "cpu", "frontier"):
         if name in jobs(budget):
             return jobs(budget)[name][0]
     return None
@@ -656,6 +665,123 @@ def _plot_figure_cells(variants, columns, paper, ours, path, title):
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+FRONTIER_GROUPS = (("addition", "addition_T", "Addition, the frontier protocol"),
+                   ("multiplication", "multiplication_T", "Multiplication, the frontier protocol"),
+                   ("addition", "hs_addition_T", "Addition, Hochreiter and Schmidhuber's protocol"))
+
+
+def frontier_cells(finished: dict, prefix: str) -> dict:
+    """``{variant: {T: cell}}`` of one frontier group: per (variant, T) the learning rate
+    chosen on the validation set (highest mean validation share), and at it the runs that
+    succeed on the test set (the job's own success_share within 0.04), with a 95% Wilson
+    interval."""
+    cells: dict = {}
+    for name, job in finished.items():
+        if not name.startswith(prefix) or not name[len(prefix):].isdigit():
+            continue
+        c, t = job["config"], int(name[len(prefix):])
+        initial = study.initial_losses(job["rows"])
+        for init in c["inits"]:
+            s = study.variant_summary(job["summary"], init, "test_accuracy", c.get("success_share", 0.5), initial,
+                                      job.get("validation"))
+            b = s["best"]
+            at = s["by_setting"][(b["learning_rate"], b["dropout"])]
+            cells.setdefault(init, {})[t] = {
+                "learning_rate": b["learning_rate"], "selected_on": b["selected_on"], "successes": at["successes"],
+                "runs": at["runs"], "wilson": study.wilson_interval(at["successes"], at["runs"]),
+                "mean": b["mean"], "grid_successes": s["successes"], "grid_runs": s["runs"]}
+    return cells
+
+
+def longest_solved(by_t: dict) -> Optional[int]:
+    """The longest T whose chosen setting succeeds in at least half of its runs (None: none)."""
+    solved = [t for t, cell in by_t.items() if cell["runs"] and 2 * cell["successes"] >= cell["runs"]]
+    return max(solved) if solved else None
+
+
+def _plot_frontier(cells: dict, path, title: str):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.5, 3.8))
+    for init, by_t in cells.items():
+        ts = sorted(by_t)
+        rate = [by_t[t]["successes"] / by_t[t]["runs"] for t in ts]
+        line, = ax.plot(ts, rate, marker="o", label=init)
+        ax.fill_between(ts, [by_t[t]["wilson"][0] for t in ts], [by_t[t]["wilson"][1] for t in ts],
+                        color=line.get_color(), alpha=0.12)
+    ax.axhline(0.5, color="gray", ls="--", lw=0.8, label="half of the runs")
+    ax.set_xlabel("sequence length T")
+    ax.set_ylabel("runs succeeding (95% Wilson band)")
+    ax.set_ylim(-0.02, 1.02)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, ncol=3)
+    ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def frontier_part(root: pathlib.Path, figures: pathlib.Path, rel: str,
+                  kept: Optional[pathlib.Path] = None) -> tuple:
+    """The frontier's lines and results rows: where each variant stops working."""
+    specs = jobs("frontier")
+    finished, missing = {}, []
+    for name in specs:
+        folder, job = _find_job(name, root, kept)
+        if job is None:
+            missing.append(name)
+            continue
+        finished[name] = job
+        _keep_records(folder, figures / "workdirs" / "frontier" / name)
+    lines, results = [], []
+    costs = (_costs(root) or (_costs(kept) if kept is not None else {}))
+    for task, prefix, heading in FRONTIER_GROUPS:
+        names = [n for n in specs if n.startswith(prefix) and n[len(prefix):].isdigit()]
+        cells = frontier_cells(finished, prefix)
+        lines += [f"### {heading}", ""]
+        if not cells:
+            lines += [f"No job of this protocol has finished yet ({len(names)} to run: "
+                      f"`python -m experiments.reproduce --budget=frontier --only={','.join(names[:2])},...`).", ""]
+            continue
+        some = finished[next(n for n in names if n in finished)]
+        c = some["config"]
+        ts = sorted({t for by_t in cells.values() for t in by_t})
+        spent = sum(r["seconds"] for n in names for r in costs.get(n, []))
+        lines += [f"Budget: {c['num_steps']:,} updates of batch {c['batch_size']} at every T ({c['optimizer']}, "
+                  f"hidden {c['hidden_size']}, clip {c['clip_norm']:g}, learning rates "
+                  f"{', '.join(f'{x:g}' for x in c['learning_rates'])}, {c['num_seeds']} seeds, marker placement "
+                  f"{c.get('marker_placement', 'halves')}); a run succeeds when at least "
+                  f"{100 * c.get('success_share', 0.5):g}% of {c['test_size']:,} test sequences are within 0.04. "
+                  f"Each cell: the learning rate chosen on the validation set, then the test runs at it that "
+                  f"succeed, with a 95% Wilson interval. Cost so far: {spent / 3600:.1f} h wall clock.", ""]
+        header = ["variant"] + [f"T={t}" for t in ts] + ["longest T solved in >= half of its runs"]
+        lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+        for init, by_t in cells.items():
+            row = [init]
+            for t in ts:
+                cell = by_t.get(t)
+                row.append("-" if cell is None else f"{cell['successes']}/{cell['runs']} (lr {cell['learning_rate']:g}"
+                           + ("" if cell["selected_on"] == "validation" else ", chosen on test") + ")")
+                if cell is not None:
+                    results.append({"budget": "frontier", "protocol": prefix.rstrip("_T"), "task": task,
+                                    "variant": init, "seq_len": t, **{k: v for k, v in cell.items() if k != "wilson"},
+                                    "wilson_low": cell["wilson"][0], "wilson_high": cell["wilson"][1]})
+            longest = longest_solved(by_t)
+            row.append("none" if longest is None else f"{longest}")
+            lines.append("| " + " | ".join(row) + " |")
+        figures.mkdir(parents=True, exist_ok=True)
+        file = f"frontier_{prefix.rstrip('_T')}.png"
+        _plot_frontier(cells, figures / file, f"{heading}: runs succeeding against T "
+                                              f"({c['num_steps']:,} updates at every T)")
+        not_yet = [n for n in names if n not in finished]
+        lines += ["", f"![{heading}]({rel}/{file})", ""]
+        if not_yet:
+            lines += [f"Not finished yet: {', '.join(not_yet)}.", ""]
+    return lines, results
 
 
 def budget_part(root: pathlib.Path, jobs: dict, figures: pathlib.Path, rel: str, budget: str,
@@ -792,10 +918,16 @@ def write_page(root: pathlib.Path, out: pathlib.Path) -> str:
     results = []
     for budget, heading in (("paper", "## Part 1: the paper's own budget"),
                             ("cpu", "## Part 2: the cpu budget (2-6% of the paper's updates on addition, "
-                                    "multiplication and MNIST)")):
+                                    "multiplication and MNIST)"),
+                            ("frontier", "## Part 3: where each variant stops working (the frontier)")):
         kept = figures / "workdirs" / budget
         source = root / budget
         if not source.is_dir() and not kept.is_dir():
+            continue
+        if budget == "frontier":
+            part, found = frontier_part(source, figures, rel, None if kept.resolve() == source.resolve() else kept)
+            lines += [heading, ""] + part
+            results += found
             continue
         part, found = budget_part(source, jobs(budget), figures, rel, budget,
                                   None if kept.resolve() == source.resolve() else kept,

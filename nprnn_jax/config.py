@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any, Callable, Optional
 
 from nprnn_jax import rnn
 from nprnn_jax.parallel import EXECUTIONS, GROUP_INITS, SHARDS  # each vocabulary where it is used
+from nprnn_jax.tasks import MARKER_PLACEMENTS
 
 if TYPE_CHECKING:  # the engine (train.py) reads the settings' checks without ml_collections
     import ml_collections
@@ -34,7 +35,6 @@ TASKS = ("addition", "multiplication", "mnist", "action_recognition")
 MARKED_PAIR = ("addition", "multiplication")
 OPTIMIZERS = ("sgd", "momentum", "rmsprop", "adam")
 LR_SCHEDULES = ("constant", "step")
-MARKER_PLACEMENTS = ("halves", "uniform")
 CONFIG_VERSION = 2
 
 
@@ -153,7 +153,8 @@ SETTINGS = (
     _S("tensorboard", True, "write TensorBoard event files (workdir/tensorboard/<init>/<run>)", _bool),
     # Marked-pair tasks.
     _S("seq_len", 50, "sequence length T", _int(2), tasks=MARKED_PAIR),
-    _S("marker_placement", "halves", "halves (one marker per half) or uniform", _one_of(MARKER_PLACEMENTS),
+    _S("marker_placement", "halves", "halves (one marker per half), uniform, or first10 (Hochreiter & Schmidhuber: the first in the "
+       "first 10 steps, the second in the first half)", _one_of(MARKER_PLACEMENTS),
        tasks=MARKED_PAIR),
     _S("train_size", 0, "fixed pool of training sequences read in epochs (0: fresh sequences every step)",
        _int(0), tasks=MARKED_PAIR),

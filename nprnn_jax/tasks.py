@@ -139,7 +139,7 @@ def epoch_indices(order_key: jax.Array, step: jax.Array, batch_size: int, order:
     return order[((a * position) % k + b) % k]
 
 
-MARKER_PLACEMENTS = ("halves", "uniform")
+MARKER_PLACEMENTS = ("halves", "uniform", "first10")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -151,7 +151,10 @@ class _MarkedPairTask(Task):
 
     Marker placement: "halves" puts the first marker uniformly in the first half
     and the second in the second half; "uniform" puts both at two distinct
-    positions drawn uniformly from the whole sequence.
+    positions drawn uniformly from the whole sequence; "first10" is Hochreiter and
+    Schmidhuber's (1997): the first marker uniformly in the first 10 steps, the second
+    uniformly in the first half at another step (both in the first half: the target
+    must be carried over at least the second half).
 
     Training data: fresh sequences every step (``train_size=0``), or a fixed pool
     of ``train_size`` sequences drawn from ``data_seed`` (the paper: 100,000, seen
@@ -183,6 +186,9 @@ class _MarkedPairTask(Task):
                              f"valid: {', '.join(MARKER_PLACEMENTS)}")
         if not isinstance(self.seq_len, int) or self.seq_len < 2:
             raise ValueError(f"seq_len must be an int >= 2; got {self.seq_len!r}")
+        if self.marker_placement == "first10" and self.seq_len < 4:
+            raise ValueError(f"marker_placement='first10' needs seq_len >= 4 (two steps in the first half); "
+                             f"got {self.seq_len}")
         if not isinstance(self.test_size, int) or self.test_size < 1:
             raise ValueError(f"test_size must be a positive int; got {self.test_size!r}")
         if not isinstance(self.train_size, int) or self.train_size < 0:
@@ -200,6 +206,13 @@ class _MarkedPairTask(Task):
             k1, k2 = jax.random.split(k_pos)
             first = jax.random.randint(k1, (), 0, half)
             second = jax.random.randint(k2, (), half, self.seq_len)
+        elif self.marker_placement == "first10":
+            half = self.seq_len // 2
+            k1, k2 = jax.random.split(k_pos)
+            first = jax.random.randint(k1, (), 0, min(10, half))
+            # uniform over the first half without ``first``: draw from half - 1 steps, skip it
+            second = jax.random.randint(k2, (), 0, half - 1)
+            second = second + (second >= first)
         else:
             first, second = jax.random.choice(k_pos, self.seq_len, (2,), replace=False)
         markers = jnp.zeros((self.seq_len,)).at[first].set(1.0).at[second].set(1.0)

@@ -270,3 +270,22 @@ def test_the_validation_sets_are_apart_from_training_and_test():
     assert held["ys"].tolist() == labels[10:].tolist()  # the last ones
     assert tasks.mnist_task(images.astype(np.uint8), labels, images[:5].astype(np.uint8), labels[:5]) \
         .validation_set() is None
+
+
+def test_first10_marker_placement_is_hochreiter_and_schmidhubers():
+    from nprnn_jax import tasks
+
+    task = tasks.AdditionTask(seq_len=40, marker_placement="first10", test_size=4000)
+    batch = task.test_set()
+    markers = np.asarray(batch["xs"][..., 1])
+    positions = np.array([np.nonzero(row)[0] for row in markers])  # two marks per sequence, sorted
+    assert positions.shape == (4000, 2)
+    first_draw = np.where(positions[:, 0] < 10, positions[:, 0], -1)
+    assert (first_draw >= 0).all() and positions.max() < 20  # one in the first 10 steps, both in the first half
+    counts = np.bincount(positions.ravel(), minlength=20)
+    assert counts[:10].min() > counts[10:].max()  # steps 0-9 carry both draws, 10-19 only the second
+    values = np.asarray(batch["xs"][..., 0])
+    np.testing.assert_allclose(np.asarray(batch["ys"][:, 0]), values[np.arange(4000), positions[:, 0]]
+                               + values[np.arange(4000), positions[:, 1]], rtol=1e-6)
+    with pytest.raises(ValueError, match="first10' needs seq_len >= 4"):
+        tasks.AdditionTask(seq_len=3, marker_placement="first10")

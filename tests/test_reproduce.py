@@ -8,7 +8,7 @@ import pytest
 
 from experiments import reproduce, study_report
 from experiments.configs import addition
-from nprnn_jax import experiment
+from nprnn_jax import experiment, study
 
 
 class Stop(Exception):
@@ -118,7 +118,7 @@ def test_the_driver_refuses_a_mistyped_root_damaged_records_and_foreign_workdirs
     def report(root):
         return run_binary("reproduce", "--report", f"--root={root}", f"--report_path={tmp_path / 'page.md'}")
     result = report(tmp_path / "typo")
-    assert result.returncode == 2 and "holds no paper/ or cpu/ job folders" in result.stderr
+    assert result.returncode == 2 and "holds no paper/, cpu/ or frontier/ job folders" in result.stderr
     job = tmp_path / "root" / "cpu" / "addition_T150"
     job.mkdir(parents=True)
     (job / "summary.json").write_text("garbage")
@@ -136,3 +136,55 @@ def test_the_driver_refuses_a_mistyped_root_damaged_records_and_foreign_workdirs
     assert result.returncode == 2 and "holds a 'multiplication' run, not this job's 'addition'" in result.stderr
     result = run_binary("reproduce", "--only=,")
     assert result.returncode == 2 and "names no job" in result.stderr
+
+
+def _frontier_job(path: pathlib.Path, seq_len: int, test: dict, validation: dict, success_share=0.5):
+    """A finished frontier job: ``{init: {lr: [share per seed]}}`` on test and on validation."""
+    path.mkdir(parents=True)
+    rates = sorted({lr for by_lr in test.values() for lr in by_lr})
+    seeds = len(next(iter(next(iter(test.values())).values())))
+    config = {"task": "addition", "seq_len": seq_len, "inits": list(test), "num_steps": 4000, "batch_size": 16,
+              "dropout_rates": [0.0], "optimizer": "sgd", "per_init": {}, "learning_rates": rates,
+              "num_seeds": seeds, "seed_offset": 0, "eval_every": 1000, "train_size": 0, "hidden_size": 100,
+              "clip_norm": 10.0, "test_size": 2000, "success_share": success_share}
+    def records(values):
+        return [{"init": init, "learning_rate": lr, "dropout": 0.0, "seed": seed, "test_accuracy": share,
+                 "test_loss": 0.01, "diverged": False}
+                for init, by_lr in values.items() for lr, shares in by_lr.items() for seed, share in enumerate(shares)]
+    summary = records(test)
+    rows = [dict(r, step=s, test_loss=1.0 if s == 0 else 0.01) for r in summary for s in (0, 4000)]
+    (path / "config.json").write_text(json.dumps({"version": 2, "config": config, "plan": {"devices": 1},
+                                                  "task": {"name": "addition", "seq_len": seq_len}}))
+    (path / "summary.json").write_text(json.dumps(summary))
+    (path / "validation.json").write_text(json.dumps(records(validation)))
+    (path / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+
+def test_the_frontier_chooses_on_validation_and_finds_the_longest_solved_length(tmp_path):
+    root = tmp_path / "study" / "frontier"
+    # T=10: np solves at lr 0.01 (3/3), irnn at both rates; validation picks np's lr 0.01 and
+    # irnn's lr 0.1 (where test has 2/3). T=20: validation picks np's lr 0.1, where test fails
+    # (0/3) although lr 0.01 would succeed on test: the cell counts 0/3. irnn 2/3 at lr 0.01.
+    _frontier_job(root / "addition_T10", 10,
+                  {"np": {0.01: [0.9, 0.8, 0.7], 0.1: [0.1, 0.1, 0.1]}, "irnn": {0.01: [0.9, 0.9, 0.9], 0.1: [0.9, 0.9, 0.1]}},
+                  {"np": {0.01: [0.9, 0.9, 0.9], 0.1: [0.1, 0.1, 0.1]}, "irnn": {0.01: [0.5, 0.5, 0.5], 0.1: [0.9, 0.9, 0.9]}})
+    _frontier_job(root / "addition_T20", 20,
+                  {"np": {0.01: [0.9, 0.9, 0.9], 0.1: [0.1, 0.2, 0.3]}, "irnn": {0.01: [0.6, 0.6, 0.1], 0.1: [0.1, 0.1, 0.1]}},
+                  {"np": {0.01: [0.2, 0.2, 0.2], 0.1: [0.3, 0.3, 0.3]}, "irnn": {0.01: [0.6, 0.6, 0.6], 0.1: [0.1, 0.1, 0.1]}})
+    finished = {name: study_report._load(root / name, "addition") for name in ("addition_T10", "addition_T20")}
+    cells = study_report.frontier_cells(finished, "addition_T")
+    assert {t: (c["learning_rate"], c["successes"], c["runs"]) for t, c in cells["np"].items()} == \
+        {10: (0.01, 3, 3), 20: (0.1, 0, 3)}
+    assert {t: (c["learning_rate"], c["successes"]) for t, c in cells["irnn"].items()} == {10: (0.1, 2), 20: (0.01, 2)}
+    assert cells["np"][20]["selected_on"] == "validation"
+    assert cells["irnn"][10]["wilson"] == study.wilson_interval(2, 3)
+    assert study_report.longest_solved(cells["np"]) == 10 and study_report.longest_solved(cells["irnn"]) == 20
+    assert study_report.longest_solved({40: {"successes": 1, "runs": 3}}) is None
+    out = tmp_path / "docs" / "reproduction.md"
+    text = study_report.write_page(tmp_path / "study", out)
+    assert "## Part 3: where each variant stops working (the frontier)" in text
+    assert "| np | 3/3 (lr 0.01) | 0/3 (lr 0.1) | 10 |" in text
+    assert "| irnn | 2/3 (lr 0.1) | 2/3 (lr 0.01) | 20 |" in text
+    assert (out.parent / "reproduction" / "frontier_addition.png").read_bytes()[:4] == b"\x89PNG"
+    assert (out.parent / "reproduction" / "workdirs" / "frontier" / "addition_T10" / "validation.json").is_file()
+    assert "No job of this protocol has finished yet" in text  # multiplication and the H&S protocol

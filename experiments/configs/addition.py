@@ -15,6 +15,17 @@ Variants:
               1,000,000), the same 100,000-sequence pool, learning rates 0.002, 0.008,
               0.032 (bracketing 0.004 and 0.016, the square-root and linear batch-16
               equivalents of the paper's 0.001 at batch 1), 3 seeds.
+  frontier_T<T>  where each variant stops working (T in 10, 20, 40, 60, 80, 100, 150,
+              200): np, irnn, irnn_scaled, nrnn, np_tanh, lstm, the same budget at every T:
+              SGD, clip 10, batch 16, fresh sequences, 3,000 steps (48,000 sequences),
+              learning rates 0.002, 0.008, 0.032 chosen on the validation set, 5 seeds,
+              2,000 test and 2,000 validation sequences.
+  hs_T<T>     Hochreiter and Schmidhuber's protocol (T in 20, 40, 60, 80, 100), to hold
+              our numbers against benchmarks that use it: np and irnn, hidden 40, Adam lr
+              1e-3, batch 500, global-norm clip 3, 40,000 updates, the first marker in the
+              first 10 steps and the second in the first half (marker_placement=first10),
+              a run succeeding when at least 90% of 10,000 test sequences are within 0.04;
+              5 seeds.
   smoke       a tiny run for the tests.
 """
 
@@ -22,6 +33,9 @@ from nprnn_jax import config as config_lib
 from nprnn_jax import rnn
 
 SEQ_LENS = (150, 200, 300, 400, 500)
+FRONTIER_SEQ_LENS = (10, 20, 40, 60, 80, 100, 150, 200)
+FRONTIER_INITS = ("np", "irnn", "irnn_scaled", "nrnn", "np_tanh", "lstm")
+HS_SEQ_LENS = (20, 40, 60, 80, 100)
 
 
 def paper(seq_len: int, task: str = "addition"):
@@ -48,6 +62,43 @@ def cpu(seq_len: int):
     config.eval_every = 2_000
     config.learning_rates = (0.002, 0.008, 0.032)
     config.num_seeds = 3
+    return config
+
+
+def frontier(seq_len: int, task: str = "addition"):
+    config = config_lib.base_config(task)
+    config.inits = FRONTIER_INITS
+    config.seq_len = seq_len
+    config.optimizer = "sgd"
+    config.clip_norm = 10.0
+    config.batch_size = 16
+    config.train_size = 0
+    config.learning_rates = (0.002, 0.008, 0.032)
+    config.num_seeds = 5
+    # 3,000 steps: the whole frontier (2 tasks x 8 lengths x 90 runs, the LSTM about 4 runs'
+    # cost) is about 2.7 h of this 2-core machine at the cpu jobs' 18.2 us per run-step-timestep
+    config.num_steps = 3_000
+    config.eval_every = 1_000
+    config.test_size = 2_000
+    return config
+
+
+def hochreiter_schmidhuber(seq_len: int, task: str = "addition"):
+    config = config_lib.base_config(task)
+    config.inits = ("np", "irnn")
+    config.seq_len = seq_len
+    config.marker_placement = "first10"
+    config.hidden_size = 40
+    config.optimizer = "adam"
+    config.learning_rates = (1e-3,)
+    config.clip_norm = 3.0
+    config.batch_size = 500
+    config.train_size = 0
+    config.num_steps = 40_000
+    config.eval_every = 4_000
+    config.test_size = 10_000
+    config.success_share = 0.9
+    config.num_seeds = 5
     return config
 
 
@@ -83,6 +134,10 @@ def variants(task: str = "addition") -> dict:
     for t in SEQ_LENS:
         out[f"paper_T{t}"] = (lambda t=t: paper(t, task))
         out[f"cpu_T{t}"] = (lambda t=t: cpu(t))
+    for t in FRONTIER_SEQ_LENS:
+        out[f"frontier_T{t}"] = (lambda t=t: frontier(t, task))
+    for t in HS_SEQ_LENS:
+        out[f"hs_T{t}"] = (lambda t=t: hochreiter_schmidhuber(t, task))
     return out
 
 

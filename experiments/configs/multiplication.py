@@ -11,6 +11,7 @@ Variants:
   cpu_T<T>    the reproduction study's budget: 20,000 steps of batch 16 (320,000
               sequences: 3.2% of the paper's 10,000,000), the same schedule compressed
               (cuts at 1/3 and 2/3), learning rates 2e-4 (the paper's), 2e-3, 2e-2, 3 seeds.
+  frontier_T<T>  the addition file's frontier (T in 10 ... 200), the same budget and grid.
   smoke       a tiny run for the tests.
 """
 
@@ -48,4 +49,6 @@ def get_config(variant=None):
     for t in SEQ_LENS:
         variants[f"paper_T{t}"] = (lambda t=t: paper(t))
         variants[f"cpu_T{t}"] = (lambda t=t: cpu(t))
+    for t in addition.FRONTIER_SEQ_LENS:
+        variants[f"frontier_T{t}"] = (lambda t=t: addition.frontier(t, "multiplication"))
     return addition.pick(variants, variant)
