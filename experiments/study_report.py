@@ -117,7 +117,7 @@ def _load(workdir: pathlib.Path, binary: Optional[str] = None) -> Optional[dict]
 
 
 # The files of a job's workdir that the report reads (checkpoints are left behind).
-RECORD_FILES = ("config.json", "summary.json", "validation.json", "metrics.jsonl", "results.md")
+RECORD_FILES = ("config.json", "summary.json", "validation.json", "horizon.json", "metrics.jsonl", "results.md")
 
 
 def _keep_records(workdir: pathlib.Path, to: pathlib.Path) -> None:
@@ -725,6 +725,137 @@ def _plot_frontier(cells: dict, path, title: str):
     plt.close(fig)
 
 
+HORIZON_FRACTION = 1e-3  # the memory horizon: the lag where ||dh_T/dx_{T-k}|| < 1e-3 of its lag-0 value
+HORIZON_SEEDS = 5
+HORIZON_BATCH = 8
+
+
+def _sequences(task: str, seq_len: int, placement: str, count: int):
+    from nprnn_jax import tasks
+    task_type = tasks.AdditionTask if task == "addition" else tasks.MultiplicationTask
+    return task_type(seq_len=seq_len, marker_placement=placement, test_size=count).validation_set()["xs"]
+
+
+def horizons(params_list: list, rnn_config, xs) -> list:
+    """The memory horizon (`analysis.memory_horizon`) of each parameter dict on ``xs``."""
+    from nprnn_jax import analysis
+    return [analysis.memory_horizon(analysis.sensitivity_any(p, xs, rnn_config), HORIZON_FRACTION)
+            for p in params_list]
+
+
+def init_dynamics(variants, task: str, seq_len: int, hidden: int, placement: str, cache: pathlib.Path) -> dict:
+    """Per variant at initialization, over `HORIZON_SEEDS` seeds: the eigenvalues of W_hh within
+    0.05 of 1 (mean; None for the LSTM, whose recurrence is gated) and the memory horizon on
+    ``seq_len``-step sequences of ``task`` (None where it lies beyond T). Cached in ``cache``."""
+    key = json.dumps([list(variants), task, seq_len, hidden, placement, HORIZON_SEEDS, HORIZON_FRACTION])
+    if cache.is_file():
+        stored = json.loads(cache.read_text())
+        if stored.get("key") == key:
+            return stored["values"]
+    import jax
+    from nprnn_jax import analysis, rnn, train
+    xs = _sequences(task, seq_len, placement, HORIZON_BATCH)
+    values = {}
+    for init in variants:
+        config = rnn.RNNConfig(input_size=2, hidden_size=hidden, preset=init)
+        params = [train.initial_params(jax.random.PRNGKey(seed), config) for seed in range(HORIZON_SEEDS)]
+        near = None if "W_hh" not in params[0] else float(np.mean([analysis.eigenvalues_near_one(p["W_hh"])
+                                                                     for p in params]))
+        values[init] = {"near_one": near, "horizons": horizons(params, config, xs)}
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    cache.write_text(json.dumps({"key": key, "values": values}, indent=1) + "\n")
+    return values
+
+
+def trained_horizons(folder: pathlib.Path, job: dict, cells: dict, t: int) -> Optional[dict]:
+    """``{variant: [horizon per seed]}`` after training, at each variant's chosen learning rate,
+    on the job's own sequence length: read from the job's horizon.json, else computed from its
+    checkpoints (and written there) when they are present; None when neither is."""
+    path = folder / "horizon.json"
+    if path.is_file():
+        return json.loads(path.read_text())
+    if not (folder / "checkpoints").is_dir():
+        return None
+    from nprnn_jax import rnn
+    from nprnn_jax import workdir as workdir_lib
+    c = job["config"]
+    xs = _sequences(c["task"], t, c.get("marker_placement", "halves"), HORIZON_BATCH)
+    out = {}
+    for init in c["inits"]:
+        cell = cells.get(init, {}).get(t)
+        if cell is None:
+            continue
+        params, _ = workdir_lib.restore_params(folder, init)
+        combos = [(lr, d) for lr in _init_rates(c, init) for d in c["dropout_rates"]]
+        index = combos.index((cell["learning_rate"], c["dropout_rates"][0]))
+        config = rnn.RNNConfig(input_size=2, hidden_size=c["hidden_size"], preset=init)
+        per_seed = [{k: v[index, s] for k, v in params.items()} for s in range(c["num_seeds"])]
+        out[init] = horizons(per_seed, config, xs)
+    path.write_text(json.dumps(out, indent=1) + "\n")
+    return out
+
+
+def _init_rates(c: dict, init: str) -> list:
+    return list(((c.get("per_init") or {}).get(init) or {}).get("learning_rates", c["learning_rates"]))
+
+
+def _horizon_text(values: list, t: int) -> str:
+    """Mean over seeds, a horizon beyond T counted as T (then a lower bound, marked >=)."""
+    if not values:
+        return "-"
+    beyond = sum(v is None for v in values)
+    mean = float(np.mean([t if v is None else v for v in values]))
+    return (">=" if beyond else "") + f"{mean:.0f}" + (f" ({beyond}/{len(values)} beyond T)" if beyond else "")
+
+
+def why_lines(cells: dict, finished: dict, prefix: str, figures: pathlib.Path, task: str, config: dict) -> list:
+    """Item 5 of the frontier: the spectrum and memory horizon beside each variant's frontier,
+    and whether the horizon at init orders the variants as the frontier does (Spearman)."""
+    from scipy import stats
+    longest_t = max(t for by_t in cells.values() for t in by_t)
+    init = init_dynamics(list(cells), task, longest_t, config["hidden_size"], config.get("marker_placement", "halves"),
+                         figures / f"frontier_{prefix.rstrip('_T')}_init_dynamics.json")
+    trained = {}
+    for name, job in finished.items():
+        if name.startswith(prefix) and name[len(prefix):].isdigit():
+            t = int(name[len(prefix):])
+            found = trained_horizons(job["folder"], job, cells, t)
+            if found is not None:
+                trained[t] = found
+    header = ["variant", "eigenvalues within 0.05 of 1 at init (of {})".format(config["hidden_size"]),
+              f"memory horizon at init (T={longest_t})"] + \
+             [f"horizon trained, T={t}" for t in sorted(trained)] + ["longest T solved"]
+    lines = [f"Why (the paper's spectral argument, measured): the memory horizon is the lag k at which "
+             f"||dh_T/dx_(T-k)|| falls below {HORIZON_FRACTION:g} of its lag-0 value, on {HORIZON_BATCH} "
+             f"sequences of the task, mean over {HORIZON_SEEDS} seeds at init and over the chosen setting's seeds "
+             f"after training (a horizon beyond T counts as T: then a lower bound).", "",
+             "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    pairs = []
+    for variant, by_t in cells.items():
+        d = init.get(variant, {})
+        longest = longest_solved(by_t)
+        row = [variant, "- (gated)" if d.get("near_one") is None else f"{d['near_one']:.1f}",
+               _horizon_text(d.get("horizons", []), longest_t)]
+        row += [_horizon_text(trained[t].get(variant, []), t) for t in sorted(trained)]
+        row.append("none" if longest is None else str(longest))
+        lines.append("| " + " | ".join(row) + " |")
+        if d.get("horizons"):
+            pairs.append((float(np.mean([longest_t if v is None else v for v in d["horizons"]])),
+                          0 if longest is None else longest))
+    lines.append("")
+    if len(pairs) >= 3 and len({p[0] for p in pairs}) > 1 and len({p[1] for p in pairs}) > 1:
+        rho, p_value = stats.spearmanr([p[0] for p in pairs], [p[1] for p in pairs])
+        verdict = ("orders the variants as their frontier does" if rho > 0 and p_value < 0.05 else
+                   "does not order the variants as their frontier does, at the 5% level")
+        lines += [f"Does the horizon at init predict the frontier? Over the {len(pairs)} variants the horizon at "
+                  f"init {verdict} (Spearman rho = {rho:.2f}, p = {p_value:.2g}; scipy.stats.spearmanr; 'none "
+                  f"solved' counted as T = 0). With {len(pairs)} variants only a strong ordering can show.", ""]
+    else:
+        lines += ["Does the horizon at init predict the frontier? Not testable yet: the horizons or the longest "
+                  "solved lengths do not differ between the variants (or too few variants have finished).", ""]
+    return lines
+
+
 def frontier_part(root: pathlib.Path, figures: pathlib.Path, rel: str,
                   kept: Optional[pathlib.Path] = None) -> tuple:
     """The frontier's lines and results rows: where each variant stops working."""
@@ -736,7 +867,6 @@ def frontier_part(root: pathlib.Path, figures: pathlib.Path, rel: str,
             missing.append(name)
             continue
         finished[name] = job
-        _keep_records(folder, figures / "workdirs" / "frontier" / name)
     lines, results = [], []
     costs = (_costs(root) or (_costs(kept) if kept is not None else {}))
     for task, prefix, heading in FRONTIER_GROUPS:
@@ -781,6 +911,9 @@ def frontier_part(root: pathlib.Path, figures: pathlib.Path, rel: str,
         lines += ["", f"![{heading}]({rel}/{file})", ""]
         if not_yet:
             lines += [f"Not finished yet: {', '.join(not_yet)}.", ""]
+        lines += why_lines(cells, finished, prefix, figures, task, c)  # may add horizon.json to the jobs
+    for name, job in finished.items():
+        _keep_records(job["folder"], figures / "workdirs" / "frontier" / name)
     return lines, results
 
 

@@ -117,6 +117,34 @@ def spectrum(w_hh) -> np.ndarray:
     return np.linalg.eigvals(np.asarray(w_hh, np.float64))
 
 
+def eigenvalues_near_one(w_hh, within: float = 0.05) -> int:
+    """How many eigenvalues of ``W_hh`` lie within ``within`` of 1 (complex distance): the
+    directions along which a (near-)linear recurrence keeps a signal over long lags."""
+    return int(np.sum(np.abs(spectrum(w_hh) - 1.0) <= within + 1e-12))  # 0.95 is within 0.05 of 1
+
+
+def sensitivity_any(params: Mapping, xs, config) -> jax.Array:
+    """`input_sensitivity` for any preset of `nprnn_jax.rnn` (sRNN or LSTM; ``config`` an
+    `rnn.RNNConfig`): ``||d h_T / d x_t||`` for t = 1..T, averaged over the batch ``xs``."""
+    from nprnn_jax import rnn
+
+    final = lambda x: rnn.final_hidden(params, x[None], config)[0]  # noqa: E731
+    jac = jax.vmap(jax.jacrev(final))(xs)  # [B, N, T, I]
+    return jnp.mean(jnp.sqrt(jnp.sum(jac ** 2, axis=(1, 3))), axis=0)
+
+
+def memory_horizon(sensitivity, fraction: float = 1e-3):
+    """The smallest lag k (steps back from the last input) at which the sensitivity
+    ``||d h_T / d x_{T-k}||`` (as `input_sensitivity` returns it, lag decreasing along the
+    array) is below ``fraction`` times its lag-0 value; None when no lag within the sequence
+    falls that low (the horizon is beyond T)."""
+    by_lag = np.asarray(sensitivity, np.float64)[::-1]
+    if not by_lag[0] > 0:
+        return 0
+    below = np.nonzero(by_lag < fraction * by_lag[0])[0]
+    return int(below[0]) if below.size else None
+
+
 # --- figures --------------------------------------------------------------------------
 
 def _pyplot():

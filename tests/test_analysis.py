@@ -146,3 +146,28 @@ def test_spectra_come_in_rows_of_three_with_readable_labels(tmp_path):
     assert 1.0 < width / height < 2.0, (width, height)  # 3 x 2 panels, not one 6-panel row (5.6:1)
     from nprnn_jax import report
     assert report.label("test_accuracy").startswith("test accuracy") and report.label("test_mse") == "test MSE"
+
+
+def test_memory_horizon_and_eigenvalues_near_one_against_hand_computed_values():
+    # sensitivity by lag 0, 1, 2, ... = 1, 0.1, 0.01, 1e-3, 1e-4: below 1e-3 of lag 0 first at lag 4
+    by_time = np.array([1e-4, 1e-3, 1e-2, 1e-1, 1.0])  # lag decreases along the array
+    assert analysis.memory_horizon(by_time) == 4
+    assert analysis.memory_horizon(by_time, fraction=0.05) == 2
+    assert analysis.memory_horizon(np.ones(7)) is None  # never falls: beyond T
+    w = np.diag([1.0, 0.97, 0.95, 0.9, -1.0])
+    assert analysis.eigenvalues_near_one(w) == 3  # 1, 0.97 and 0.95 (|0.95 - 1| = 0.05 counts)
+    assert analysis.eigenvalues_near_one(np.eye(4)) == 4
+
+
+def test_sensitivity_of_any_preset_matches_the_srnn_formula_and_runs_for_lstm():
+    from nprnn_jax import rnn
+
+    key = jax.random.PRNGKey(0)
+    xs = jax.random.uniform(key, (3, 12, 2))
+    config = rnn.RNNConfig(input_size=2, hidden_size=8, preset="irnn")
+    params = rnn.init_params(key, config)
+    np.testing.assert_allclose(np.asarray(analysis.sensitivity_any(params, xs, config)),
+                               np.asarray(analysis.input_sensitivity(params, xs, "relu")), rtol=1e-5)
+    lstm = rnn.RNNConfig(input_size=2, hidden_size=8, preset="lstm")
+    curve = np.asarray(analysis.sensitivity_any(rnn.init_params(key, lstm), xs, lstm))
+    assert curve.shape == (12,) and np.isfinite(curve).all() and curve[-1] > curve[0]

@@ -188,3 +188,26 @@ def test_the_frontier_chooses_on_validation_and_finds_the_longest_solved_length(
     assert (out.parent / "reproduction" / "frontier_addition.png").read_bytes()[:4] == b"\x89PNG"
     assert (out.parent / "reproduction" / "workdirs" / "frontier" / "addition_T10" / "validation.json").is_file()
     assert "No job of this protocol has finished yet" in text  # multiplication and the H&S protocol
+    # Why: np's W_hh at init has one eigenvalue at 1 (and the rest near it only by chance),
+    # IRNN's identity all 100; the horizons at init are measured on T=20 sequences.
+    dynamics = json.loads((out.parent / "reproduction" / "frontier_addition_init_dynamics.json").read_text())
+    assert dynamics["values"]["irnn"]["near_one"] == 100.0
+    assert 1.0 <= dynamics["values"]["np"]["near_one"] < 100.0
+    assert "| irnn | 100.0 |" in text and "Does the horizon at init predict the frontier?" in text
+
+
+def test_the_frontier_measures_trained_horizons_from_a_real_workdir(tmp_path):
+    config = addition.smoke()
+    config.num_steps, config.eval_every = 20, 20
+    job = tmp_path / "study" / "frontier" / "addition_T10"
+    experiment.train_and_evaluate(config, job)
+    assert (job / "validation.json").is_file()
+    out = tmp_path / "page.md"
+    text = study_report.write_page(tmp_path / "study", out)
+    horizons = json.loads((job / "horizon.json").read_text())
+    assert set(horizons) == {"np", "irnn"} and all(len(v) == 2 for v in horizons.values())  # 2 seeds each
+    assert all(h is None or 0 <= h <= 10 for v in horizons.values() for h in v)
+    assert "horizon trained, T=10" in text
+    kept = out.parent / "page" / "workdirs" / "frontier" / "addition_T10"
+    assert (kept / "horizon.json").read_text() == (job / "horizon.json").read_text()
+    assert not (kept / "checkpoints").exists()
