@@ -28,7 +28,7 @@ import orbax.checkpoint as ocp
 from absl import logging
 
 from nprnn_jax import config as config_lib
-from nprnn_jax import parallel, workdir as workdir_lib
+from nprnn_jax import parallel, writers, workdir as workdir_lib
 from nprnn_jax.progress import Progress
 from nprnn_jax.tasks import Task
 from nprnn_jax.train import TrainConfig, TrainState, hparams, make_train
@@ -182,7 +182,8 @@ def _manager(workdir: pathlib.Path, init_name: str, **options):
 
 def run_experiment(task: Task, runs: Sequence[InitRun], workdir, *, record: Optional[dict] = None,
                    plan: Optional[dict] = None, on_event: Optional[Callable[[str, str, int], None]] = None,
-                   progress_stream=None, extra_files: Optional[dict] = None, tensorboard: bool = False) -> list:
+                   progress_stream=None, extra_files: Optional[dict] = None, tensorboard: bool = False,
+                   writer: Optional[writers.MetricWriter] = None) -> list:
     """Trains every init's grid, resuming from checkpoints in ``workdir``.
 
     Args:
@@ -199,6 +200,8 @@ def run_experiment(task: Task, runs: Sequence[InitRun], workdir, *, record: Opti
       extra_files: ``{file name: text}`` written into the workdir once its config
         has been checked (e.g. the permutation of permuted MNIST).
       tensorboard: also write TensorBoard event files (``tensorboard/<init>/<run>/``).
+      writer: a further `writers.MetricWriter` (e.g. to a tracking service) that gets every
+        row the workdir's files get (process 0 only).
 
     The training loss of every block of ``InitRun.log_every`` steps goes to
     ``train_loss.jsonl`` (and TensorBoard); metrics.jsonl holds each segment's mean.
@@ -209,10 +212,10 @@ def run_experiment(task: Task, runs: Sequence[InitRun], workdir, *, record: Opti
     workdir = pathlib.Path(workdir)
     if not is_main_process():
         return _run_experiment(task, runs, workdir, record, plan, on_event, progress_stream, extra_files,
-                               tensorboard)
+                               tensorboard, writer)
     with workdir_lib.locked(workdir):  # one writer per workdir
         return _run_experiment(task, runs, workdir, record, plan, on_event, progress_stream, extra_files,
-                               tensorboard)
+                               tensorboard, writer)
 
 
 def group_key(run: InitRun):
@@ -233,7 +236,8 @@ def init_groups(runs: Sequence[InitRun]) -> list:
     return list(groups.values())
 
 
-def _run_experiment(task, runs, workdir, record, plan, on_event, progress_stream, extra_files, tensorboard):
+def _run_experiment(task, runs, workdir, record, plan, on_event, progress_stream, extra_files, tensorboard,
+                    extra_writer=None):
     test_set = task.test_set()
     validation_set = task.validation_set()
     main = is_main_process()  # in a multi-host run only process 0 writes files and progress
@@ -241,6 +245,9 @@ def _run_experiment(task, runs, workdir, record, plan, on_event, progress_stream
     for name, text in (extra_files or {}).items() if main else ():
         workdir_lib.atomic_write(workdir / name, text)
     progress = Progress(len(runs), progress_stream, enabled=main)
+    writer = writers.create(workdir, tensorboard=tensorboard, main=main)  # metrics.jsonl, train_loss, TensorBoard
+    if extra_writer is not None and main:
+        writer = writers.MultiWriter([writer, extra_writer])
     groups = init_groups(runs) if (plan or {}).get("group_inits") else [[run] for run in runs]
     summary, validation = {}, {}
     for group in groups:
@@ -259,7 +266,7 @@ def _run_experiment(task, runs, workdir, record, plan, on_event, progress_stream
         for start in dict.fromkeys(m[4] for m in members):
             part = [m for m in members if m[4] == start]
             for run, grid_run, state, test_metrics, validation_metrics in _train_group(
-                    task, part, start, workdir, test_set, validation_set, progress, on_event, tensorboard, main):
+                    task, part, start, workdir, test_set, validation_set, progress, on_event, writer, main):
                 summary[run.init] = workdir_lib.summary_records(grid_run.rows(None, None, state, test_metrics),
                                                                 host(state.diverged_step))
                 if validation_metrics is not None:
@@ -267,6 +274,7 @@ def _run_experiment(task, runs, workdir, record, plan, on_event, progress_stream
                         grid_run.rows(None, None, state, validation_metrics), host(state.diverged_step))
         for member in members:
             member[2].close()
+    writer.close()
     summary = [record for run in runs for record in summary[run.init]]
     if main:
         if validation:  # before summary.json: a finished workdir has both
@@ -298,7 +306,7 @@ class _Stack:
         return [jax.tree.map(lambda x: x[a:b], tree) for a, b in zip(self.offsets[:-1], self.offsets[1:])]
 
 
-def _train_group(task, members, start, workdir, test_set, validation_set, progress, on_event, tensorboard, main):
+def _train_group(task, members, start, workdir, test_set, validation_set, progress, on_event, writer, main):
     """Trains the grids of ``members`` (inits of one `init_groups` group, all at step
     ``start``) as one program: their states joined along the combination axis, stepped by the
     first member's compiled segment, evaluated together, then split again to append each
@@ -313,12 +321,8 @@ def _train_group(task, members, start, workdir, test_set, validation_set, progre
     stack = _Stack(grid_runs)
     state = stack.join([m[3] for m in members], lead.sharding)
     hp = stack.join([g.hp for g in grid_runs], None)
-    metrics_path, train_loss_path = workdir / "metrics.jsonl", workdir / "train_loss.jsonl"
-    if main:
-        for run in runs:
-            workdir_lib.truncate_metrics(metrics_path, run.init, start if start else -1)
-            workdir_lib.truncate_metrics(train_loss_path, run.init, start)
-    boards = [workdir_lib.TensorBoard(workdir, run.init, start) if main and tensorboard else None for run in runs]
+    for run in runs:
+        writer.resume(run.init, start)
     progress.start("+".join(run.init for run in runs), config.num_steps, start, count=len(runs))
 
     def record(step, losses, state, test_metrics, blocks=None):
@@ -329,18 +333,9 @@ def _train_group(task, members, start, workdir, test_set, validation_set, progre
             part_losses = None if losses is None else stack.split(losses)[i]
             rows = grid_run.rows(step, part_losses, part_state, part_metrics)
             rows_all.extend(rows)
-            loss_rows = [] if blocks is None else [row for b in range(blocks.shape[-1]) for row in grid_run.rows(
+            loss_rows = None if blocks is None else [row for b in range(blocks.shape[-1]) for row in grid_run.rows(
                 step - config.eval_every + (b + 1) * log_every, stack.split(blocks)[i][..., b], part_state, {})]
-            if main:
-                workdir_lib.append_metrics(metrics_path, rows)
-                if blocks is not None:
-                    workdir_lib.append_metrics(train_loss_path, loss_rows)
-            if boards[i]:
-                if blocks is None:
-                    boards[i].write(rows)
-                else:
-                    boards[i].write(loss_rows)
-                    boards[i].write(rows, skip=("train_loss",))  # the segment's mean: the blocks above
+            writer.write(runs[i].init, rows, loss_rows)
         return rows_all
 
     test_metrics = None  # of the current state, once evaluated
@@ -370,9 +365,6 @@ def _train_group(task, members, start, workdir, test_set, validation_set, progre
     progress.close()
     for manager in managers:
         manager.wait_until_finished()
-    for board in boards:
-        if board:
-            board.close()
     if test_metrics is None:  # resumed from the final checkpoint: nothing was evaluated yet
         test_metrics = lead.evaluate(state.params, test_set)
     validation_metrics = None if validation_set is None else lead.evaluate(state.params, validation_set)

@@ -182,6 +182,32 @@ def test_runner_writes_config_metrics_summary(uninterrupted):
     assert {r["step"] for r in rows} == {0, 10, 20, 30, 40}
 
 
+def test_a_metric_writer_gets_every_row_the_files_get(tmp_path, uninterrupted):
+    from nprnn_jax import writers
+
+    class Recorder(writers.MetricWriter):
+        def __init__(self):
+            self.calls = []
+
+        def resume(self, init, start):
+            self.calls.append(("resume", init, start))
+
+        def write(self, init, rows, loss_rows=None):
+            self.calls.append(("write", init, rows, loss_rows))
+
+        def close(self):
+            self.calls.append(("close",))
+
+    recorder = Recorder()
+    runner.run_experiment(TASK, RUNS, tmp_path, writer=recorder)
+    assert recorder.calls[0] == ("resume", "np", 0) and recorder.calls[-1] == ("close",)
+    written = [row for call in recorder.calls if call[0] == "write" for row in call[2]]
+    assert written == [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    losses = [row for call in recorder.calls if call[0] == "write" and call[3] for row in call[3]]
+    assert losses == [json.loads(line) for line in (tmp_path / "train_loss.jsonl").read_text().splitlines()]
+    assert read_results(tmp_path) == read_results(uninterrupted[0])
+
+
 def test_grid_traces_once(uninterrupted):
     _, _, counts = uninterrupted
     # Two inits, each a separate program traced once, over four segments each.
