@@ -8,28 +8,30 @@ advances all seeds x learning rates), per-run steps per second, and the peak
 resident memory of the process (ru_maxrss).
 """
 
-import argparse
 import resource
 import time
 
 import jax
 import jax.numpy as jnp
+from absl import app, flags
 
 from nprnn_jax import parallel, runner, tasks, train
 
+flags.DEFINE_integer("num_seeds", 8, "Seeds of the grid.", lower_bound=1)
+flags.DEFINE_string("learning_rates", "1e-3,3e-3,1e-2,3e-2", "Comma list of learning rates.")
+flags.DEFINE_integer("seq_len", 200, "Sequence length T.", lower_bound=2)
+flags.DEFINE_integer("batch_size", 16, "Minibatch size.", lower_bound=1)
+flags.DEFINE_integer("hidden_size", 100, "Hidden units.", lower_bound=1)
+flags.DEFINE_integer("num_steps", 200, "Steps per timed segment.", lower_bound=1)
+flags.DEFINE_string("preset", "np", "The init (rnn.PRESETS).")
+flags.DEFINE_enum("execution", "auto", ["vmap", "map", "auto"], "Runs of one device: vmap, map or auto.")
+flags.DEFINE_integer("bptt_chunk", -1, "-1 auto, 0 off, or k (parallel.execution_plan).", lower_bound=-1)
+FLAGS = flags.FLAGS
 
-def main():
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--num_seeds", type=int, default=8)
-    parser.add_argument("--learning_rates", default="1e-3,3e-3,1e-2,3e-2")
-    parser.add_argument("--seq_len", type=int, default=200)
-    parser.add_argument("--batch_size", type=int, default=16)
-    parser.add_argument("--hidden_size", type=int, default=100)
-    parser.add_argument("--num_steps", type=int, default=200)
-    parser.add_argument("--preset", default="np")
-    parser.add_argument("--execution", default="auto", help="vmap, map or auto")
-    parser.add_argument("--bptt_chunk", type=int, default=-1, help="-1 auto, 0 off, or k (parallel.execution_plan)")
-    args = parser.parse_args()
+
+def main(argv):
+    del argv
+    args = FLAGS
     lrs = tuple(float(x) for x in args.learning_rates.split(","))
     task = tasks.AdditionTask(seq_len=args.seq_len, test_size=1000)
     plan = parallel.execution_plan(num_seeds=args.num_seeds, batch_size=args.batch_size,
@@ -59,4 +61,5 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    from experiments.common import parse_tool_flags
+    app.run(main, flags_parser=parse_tool_flags)

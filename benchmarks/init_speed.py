@@ -1,20 +1,22 @@
 """Time a vmapped np_init for many seeds: python -m benchmarks.init_speed [--seeds 64 --size 100]."""
 
-import argparse
 import time
 
 import jax
 import numpy as np
+from absl import app, flags
 
 from nprnn_jax import initializers
 
+flags.DEFINE_integer("seeds", 64, "Seeds initialized at once (vmapped).", lower_bound=1)
+flags.DEFINE_integer("size", 100, "Hidden size N of the N x N matrix.", lower_bound=1)
+flags.DEFINE_integer("repeats", 20, "Timed calls after the first.", lower_bound=1)
+FLAGS = flags.FLAGS
 
-def main():
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--seeds", type=int, default=64)
-    parser.add_argument("--size", type=int, default=100)
-    parser.add_argument("--repeats", type=int, default=20)
-    args = parser.parse_args()
+
+def main(argv):
+    del argv
+    args = FLAGS
     init = initializers.np_init()
     fn = jax.jit(jax.vmap(lambda k: init(k, (args.size, args.size))))
     keys = jax.random.split(jax.random.key(0), args.seeds)
@@ -32,4 +34,5 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    from experiments.common import parse_tool_flags
+    app.run(main, flags_parser=parse_tool_flags)

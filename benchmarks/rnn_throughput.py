@@ -26,7 +26,6 @@ machines still move by 10-20% between runs: compare the ratios within one run.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import platform
@@ -245,15 +244,20 @@ def table(rows):
     return "\n".join(lines)
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--repeats", type=int, default=10)
-    parser.add_argument("--seeds", default="1,8,64")
-    parser.add_argument("--shapes", default="784x1,400x2", help="TxINPUT,...")
-    parser.add_argument("--long_seq_len", type=int, default=10_000, help="0 skips the remat comparison")
-    parser.add_argument("--remat_every", type=int, default=100)
-    parser.add_argument("--json", default=None, help="write the results here")
-    args = parser.parse_args()
+from absl import app, flags  # noqa: E402  (after the device split above)
+
+flags.DEFINE_integer("repeats", 10, "Timed rounds per candidate (fewer for big seed counts).", lower_bound=1)
+flags.DEFINE_string("seeds", "1,8,64", "Comma list of seed counts (vmapped runs).")
+flags.DEFINE_string("shapes", "784x1,400x2", "Comma list of TxINPUT shapes.")
+flags.DEFINE_integer("long_seq_len", 10_000, "0 skips the remat comparison.", lower_bound=0)
+flags.DEFINE_integer("remat_every", 100, "The remat interval of the long-sequence comparison.", lower_bound=1)
+flags.DEFINE_string("json", None, "Write the results here.")
+FLAGS = flags.FLAGS
+
+
+def main(argv):
+    del argv
+    args = FLAGS
 
     started = time.perf_counter()
     device = jax.devices()[0]
@@ -366,4 +370,5 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    from experiments.common import parse_tool_flags
+    app.run(main, flags_parser=parse_tool_flags)

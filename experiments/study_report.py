@@ -1072,3 +1072,10 @@ def write_page(root: pathlib.Path, out: pathlib.Path) -> str:
     text = "\n".join(lines) + "\n"
     out.write_text(text)
     return text
+
+
+if __name__ == "__main__":
+    import sys
+    print("error: experiments.study_report is the report's library, not a tool; the page is written by "
+          "`python -m experiments.reproduce --report --root=DIR [--report_path=PAGE]`", file=sys.stderr)
+    sys.exit(2)
