@@ -214,14 +214,44 @@ def test_grid_traces_once(uninterrupted):
     assert counts == {"init": 2, "segment": 2, "evaluate": 2}
 
 
-@pytest.mark.parametrize("crash", ["segment_done:np:20", "checkpoint_started:irnn:30"])
-def test_killed_run_resumes_to_identical_results(tmp_path, uninterrupted, crash):
-    first = run_child(tmp_path, CRASH=crash)
+def test_killed_run_resumes_to_identical_results(tmp_path, uninterrupted):
+    # a real process killed at once (os._exit: no cleanup, the lock file left behind)
+    first = run_child(tmp_path, CRASH="segment_done:np:20")
     assert first.returncode == 17, first.stderr[-2000:]
     assert not (tmp_path / "summary.json").exists()
     second = run_child(tmp_path)
     assert second.returncode == 0, second.stderr[-2000:]
     assert "resumed at step" in second.stderr
+    assert read_results(tmp_path) == read_results(uninterrupted[0])
+
+
+class Crash(Exception):
+    """Stands for a kill at one of the runner's events, in process."""
+
+
+def crash_then_resume(workdir, crash: str, group="off", resume_group="off") -> str:
+    """A run stopped by an exception at ``crash`` ("event:init:step"), then resumed in this
+    process; returns the resumed run's progress output."""
+    import io
+
+    def plan(g):
+        return parallel.execution_plan(num_seeds=2, batch_size=8, seq_lens=(20, 20), bptt_chunk=0, group_inits=g)
+
+    def on_event(event, init, step):
+        if crash == f"{event}:{init}:{step}":
+            raise Crash(crash)
+
+    with pytest.raises(Crash):
+        runner.run_experiment(TASK, RUNS, workdir, plan=plan(group), on_event=on_event, progress_stream=io.StringIO())
+    assert not (workdir / "summary.json").exists()
+    progress = io.StringIO()
+    runner.run_experiment(TASK, RUNS, workdir, plan=plan(resume_group), progress_stream=progress)
+    return progress.getvalue()
+
+
+def test_run_stopped_after_a_checkpoint_resumes_to_identical_results(tmp_path, uninterrupted):
+    output = crash_then_resume(tmp_path, "checkpoint_started:irnn:30")
+    assert "np (1/2): resumed at step 40" in output and "irnn (2/2): resumed at step 30" in output
     assert read_results(tmp_path) == read_results(uninterrupted[0])
 
 
@@ -292,20 +322,15 @@ def test_grouped_inits_give_each_init_exactly_its_own_records(tmp_path, uninterr
 
 
 def test_grouped_run_killed_resumes_to_identical_results(tmp_path, uninterrupted):
-    first = run_child(tmp_path, CRASH="checkpoint_started:np:20", GROUP="on")
-    assert first.returncode == 17, first.stderr[-2000:]
     # np saved step 20, irnn did not: the resumed inits start apart, in sub-groups of equal step.
-    second = run_child(tmp_path, GROUP="on")
-    assert second.returncode == 0, second.stderr[-2000:]
-    assert "np (1/2): resumed at step 20" in second.stderr and "irnn (2/2): resumed at step 10" in second.stderr
+    output = crash_then_resume(tmp_path, "checkpoint_started:np:20", group="on", resume_group="on")
+    assert "np (1/2): resumed at step 20" in output and "irnn (2/2): resumed at step 10" in output
     assert read_results(tmp_path) == read_results(uninterrupted[0])
 
 
 def test_workdir_of_separate_inits_resumes_grouped(tmp_path, uninterrupted):
-    first = run_child(tmp_path, CRASH="segment_done:irnn:30")  # np finished, irnn at step 20
-    assert first.returncode == 17, first.stderr[-2000:]
-    second = run_child(tmp_path, GROUP="on")
-    assert second.returncode == 0, second.stderr[-2000:]
+    output = crash_then_resume(tmp_path, "segment_done:irnn:30", resume_group="on")  # np finished, irnn at 20
+    assert "np (1/2): resumed at step 40" in output and "irnn (2/2): resumed at step 20" in output
     assert read_results(tmp_path) == read_results(uninterrupted[0])
 
 
