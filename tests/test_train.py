@@ -256,17 +256,18 @@ def test_run_stopped_after_a_checkpoint_resumes_to_identical_results(tmp_path, u
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("group", ["off", "on"])
-def test_four_host_devices_give_the_same_results(tmp_path, group):
+def test_four_host_devices_give_the_same_results(tmp_path):
     # 20 steps, so that float32 rounding differences between a 4-seed batch on one
-    # device and 1-seed batches on four stay below the tolerance. group="on": the two
-    # inits are one program on the four devices, against each init alone on one device.
-    four, one = tmp_path / "four", tmp_path / "one"
-    result = run_child(four, SEEDS="4", STEPS="20", GROUP=group,
-                       XLA_FLAGS="--xla_force_host_platform_device_count=4")
-    assert result.returncode == 0, result.stderr[-2000:]
-    assert "DEVICES 4" in result.stdout
-    assert ("np+irnn (1-2/2)" in result.stderr) == (group == "on"), result.stderr[-2000:]
+    # device and 1-seed batches on four stay below the tolerance. And the two inits as one
+    # program on the four devices give each init exactly its records on the same plan.
+    four, grouped, one = tmp_path / "four", tmp_path / "grouped", tmp_path / "one"
+    for workdir, group in ((four, "off"), (grouped, "on")):
+        result = run_child(workdir, SEEDS="4", STEPS="20", GROUP=group,
+                           XLA_FLAGS="--xla_force_host_platform_device_count=4")
+        assert result.returncode == 0, result.stderr[-2000:]
+        assert "DEVICES 4" in result.stdout
+        assert ("np+irnn (1-2/2)" in result.stderr) == (group == "on"), result.stderr[-2000:]
+    assert read_results(grouped) == read_results(four)
     result = run_child(one, SEEDS="4", STEPS="20")
     assert result.returncode == 0, result.stderr[-2000:]
     assert "DEVICES 1" in result.stdout
