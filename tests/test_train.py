@@ -534,7 +534,12 @@ def test_layout_kind_for_device_counts():
 
 def test_execution_plan_resolves_every_speed_setting_once():
     plan = parallel.execution_plan(num_seeds=4, batch_size=16, seq_lens=(784, 784))
-    assert plan == {"backend": "cpu", "devices": 1, "layout": None, "execution": "map", "bptt_chunk": 98}
+    assert plan == {"backend": "cpu", "devices": 1, "layout": None, "execution": "map", "bptt_chunk": 98,
+                    "group_inits": False}  # auto: off on a CPU
+    assert parallel.execution_plan(num_seeds=4, batch_size=16, seq_lens=(784,), group_inits="on")["group_inits"]
+    with pytest.raises(ValueError, match="unknown group_inits 'yes'; valid: auto, on, off"):
+        parallel.execution_plan(num_seeds=4, batch_size=16, seq_lens=(784,), group_inits="yes")
+    assert parallel.resolve_group_inits("auto", "gpu") and not parallel.resolve_group_inits("auto", "cpu")
     # chunks divide train and test lengths; none in [25, 200] -> off; autodiff -> off
     assert parallel.execution_plan(num_seeds=1, batch_size=1, seq_lens=(400, 300))["bptt_chunk"] == 100
     assert parallel.execution_plan(num_seeds=1, batch_size=1, seq_lens=(361, 324))["bptt_chunk"] == 0
@@ -542,7 +547,7 @@ def test_execution_plan_resolves_every_speed_setting_once():
                                    backward="autodiff")["bptt_chunk"] == 0
     assert parallel.execution_plan(num_seeds=1, batch_size=1, seq_lens=(50, 50), bptt_chunk=10,
                                    execution="vmap") == {"backend": "cpu", "devices": 1, "layout": None,
-                                                         "execution": "vmap", "bptt_chunk": 10}
+                                                         "execution": "vmap", "bptt_chunk": 10, "group_inits": False}
     with pytest.raises(ValueError, match="bptt_chunk=7 must divide the sequence length 324"):
         parallel.execution_plan(num_seeds=1, batch_size=1, seq_lens=(14, 324), bptt_chunk=7)
 
