@@ -131,6 +131,23 @@ def check_memory(config, task, devices: int = 1, available: Optional[int] = None
                f" (with sequences of {max(task.seq_lens())} steps; or shorten them)"))
 
 
+def check_open_files(config, grouped: bool = False, limit: Optional[int] = None):
+    """`ConfigError` when TensorBoard's event files (one open file per run of the grid being
+    trained) would exceed this process's open-file limit, before anything is written."""
+    if not config.tensorboard:
+        return
+    import resource
+    limit = limit or resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    per_init = [len(config_lib.init_settings(config, i)["learning_rates"]) * len(config.dropout_rates)
+                * config.num_seeds for i in config.inits]
+    runs = sum(per_init) if grouped else max(per_init)
+    if runs > limit - 256:  # a margin for the data, checkpoints and JAX's own files
+        raise config_lib.ConfigError(
+            f"tensorboard=True keeps one event file open per run, and this grid trains {runs} runs at once "
+            f"(num_seeds={config.num_seeds}): more than this process's open-file limit ({limit}) allows; set "
+            "--config.tensorboard=false, or split the seeds into jobs (--config.seed_offset)")
+
+
 def plan_for(config, task) -> dict:
     """The execution plan of ``config`` on the visible devices (`parallel.execution_plan`)."""
     for length in task.seq_lens():
@@ -140,6 +157,7 @@ def plan_for(config, task) -> dict:
                                    bptt_chunk=config.bptt_chunk, backward=config.backward,
                                    group_inits=config.group_inits)
     check_memory(config, task, plan["devices"] if plan["layout"] == "seeds" else 1, grouped=plan["group_inits"])
+    check_open_files(config, grouped=plan["group_inits"])
     return plan
 
 

@@ -365,6 +365,8 @@ def _train_group(task, members, start, workdir, test_set, validation_set, progre
     progress.close()
     for manager in managers:
         manager.wait_until_finished()
+    for run in runs:
+        writer.finish(run.init)
     if test_metrics is None:  # resumed from the final checkpoint: nothing was evaluated yet
         test_metrics = lead.evaluate(state.params, test_set)
     validation_metrics = None if validation_set is None else lead.evaluate(state.params, validation_set)

@@ -13,7 +13,7 @@ and never touches a file; `create` builds the writer of a workdir:
 
 A row is a dict of `nprnn_jax.workdir.rows`: ``init``, ``learning_rate``, ``dropout``,
 ``seed``, ``step``, ``train_loss``, the test metrics and ``diverged``. In the spirit
-of clu's ``metric_writers``, smaller: a new output is one class with the three methods.
+of clu's ``metric_writers``, smaller: a new output is one class with these four methods.
 """
 
 from __future__ import annotations
@@ -34,6 +34,9 @@ class MetricWriter:
     def write(self, init: str, rows: list, loss_rows: Optional[list] = None) -> None:
         """The rows of one evaluation of ``init``'s runs; ``loss_rows``: the training loss of
         each ``log_every`` block of the segment it ends (None at step 0)."""
+
+    def finish(self, init: str) -> None:
+        """``init``'s runs are done (a writer may close what it holds for them)."""
 
     def close(self) -> None:
         """Flushes and closes everything (the writer may not be used after)."""
@@ -76,6 +79,11 @@ class TensorBoardWriter(MetricWriter):
             board.write(loss_rows)
             board.write(rows, skip=("train_loss",))  # the segment's mean: the blocks above
 
+    def finish(self, init):
+        board = self.boards.pop(init, None)
+        if board is not None:
+            board.close()  # one open event file per run: released before the next init's
+
     def close(self):
         for board in self.boards.values():
             board.close()
@@ -95,6 +103,10 @@ class MultiWriter(MetricWriter):
     def write(self, init, rows, loss_rows=None):
         for writer in self.writers:
             writer.write(init, rows, loss_rows)
+
+    def finish(self, init):
+        for writer in self.writers:
+            writer.finish(init)
 
     def close(self):
         for writer in self.writers:

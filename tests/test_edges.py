@@ -59,6 +59,20 @@ def test_the_memory_check_counts_parameters_and_names_what_drives_them():
         experiment.check_memory(config, task, available=24 * 2**30)
 
 
+def test_a_grid_with_more_event_files_than_open_files_is_refused_before_any_write(tmp_path):
+    result = binary("addition", "--config=experiments/configs/addition.py:smoke", "--config.inits=np",
+                    "--config.learning_rates=0.01", "--config.num_seeds=100000", f"--workdir={tmp_path / 'w'}")
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr[-2000:]
+    assert "error: tensorboard=True keeps one event file open per run, and this grid trains 100000 runs" \
+        in result.stderr
+    assert not (tmp_path / "w").exists()
+    config = config_lib.validate(smoke(num_seeds=300))
+    experiment.check_open_files(config, limit=1024)  # 300 runs fit under 1024 - 256
+    config.inits = ("np", "irnn", "nrnn")
+    with pytest.raises(config_lib.ConfigError, match="trains 900 runs at once"):  # grouped: all inits at once
+        experiment.check_open_files(config, grouped=True, limit=1024)
+
+
 class Stop(Exception):
     pass
 
