@@ -131,6 +131,10 @@ def _keep_records(workdir: pathlib.Path, to: pathlib.Path) -> None:
     for name in RECORD_FILES:
         if (workdir / name).is_file():
             shutil.copyfile(workdir / name, to / name)
+    # what a snapshot of the unfinished job kept there is not needed once it has finished
+    for name in ("checkpoints", "checkpoint_hashes"):
+        shutil.rmtree(to / name, ignore_errors=True)
+    (to / "train_loss.jsonl").unlink(missing_ok=True)
 
 
 def _costs(root: pathlib.Path) -> dict:

@@ -46,6 +46,10 @@ def test_a_snapshot_of_an_unfinished_job_resumes_elsewhere_to_the_uninterrupted_
     experiment.train_and_evaluate(config, machine_b / "job")
     for name in ("summary.json", "metrics.jsonl"):
         assert (machine_b / "job" / name).read_text() == (whole / name).read_text(), name
+    # once finished, its kept records replace the snapshot: no checkpoints of a finished job
+    study_report._keep_records(machine_b / "job", snapshots / "job")
+    assert sorted(p.name for p in (snapshots / "job").iterdir()) == [
+        "config.json", "metrics.jsonl", "results.md", "summary.json", "validation.json"]
 
 
 def test_a_killed_invocation_is_recorded_from_its_heartbeat(tmp_path):
