@@ -52,7 +52,8 @@ setup(
         "tfds": ["tensorflow-datasets>=4.9.10"],
         # `tensorboard --logdir <workdir>/tensorboard` to look at the event files.
         "tensorboard": ["tensorboard>=2.16"],
-        "test": EXPERIMENTS + ["tensorflow-datasets>=4.9.10", "pytest>=8.0"],
+        # pytest-xdist: the suite runs on every core (pytest.ini: -n auto)
+        "test": EXPERIMENTS + ["tensorflow-datasets>=4.9.10", "pytest>=8.0", "pytest-xdist>=3.5"],
         # The speed comparison against PyTorch; not needed for the tests.
         "bench": EXPERIMENTS + ["torch>=2.9"],
     },
