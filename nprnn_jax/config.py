@@ -24,16 +24,16 @@ import difflib
 import math
 from typing import TYPE_CHECKING, Any, Callable, Optional
 
-from nprnn_jax import rnn
+from nprnn_jax import checks, rnn, train
 from nprnn_jax.parallel import EXECUTIONS, GROUP_INITS, SHARDS  # each vocabulary where it is used
 from nprnn_jax.tasks import MARKER_PLACEMENTS
+from nprnn_jax.train import OPTIMIZERS
 
 if TYPE_CHECKING:  # the engine (train.py) reads the settings' checks without ml_collections
     import ml_collections
 
 TASKS = ("addition", "multiplication", "mnist", "action_recognition")
 MARKED_PAIR = ("addition", "multiplication")
-OPTIMIZERS = ("sgd", "momentum", "rmsprop", "adam")
 LR_SCHEDULES = ("constant", "step")
 CONFIG_VERSION = 2
 
@@ -42,56 +42,13 @@ class ConfigError(ValueError):
     """A setting with a value that is not allowed (the message names the setting)."""
 
 
-# --- checks: each returns None when the value is fine, else what is allowed ---------------
+# --- checks: the rules of `nprnn_jax.checks` (each returns None or what is allowed) -------
 
-# Steps, seeds and sizes live in int32 on device (and PRNG seeds in 32 bits): a larger
-# value would wrap around silently.
-INT_MAX = 2**31 - 1
-
-
-def _int(low, high=INT_MAX):
-    return lambda v: None if isinstance(v, int) and not isinstance(v, bool) and low <= v <= high else \
-        f"must be an int >= {low} and <= {high}"
-
-
-def _float(low=None, high=None, low_open=False, high_open=False):
-    def check(v):
-        ok = isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-        ok = ok and (low is None or (v > low if low_open else v >= low))
-        ok = ok and (high is None or (v < high if high_open else v <= high))
-        if ok:
-            return None
-        lo = "" if low is None else f"{'>' if low_open else '>='} {low:g}"
-        hi = "" if high is None else f"{'<' if high_open else '<='} {high:g}"
-        return "must be a finite number" + (" " + " and ".join(x for x in (lo, hi) if x) if lo or hi else "")
-    return check
-
-
-def _one_of(options):
-    return lambda v: None if v in options else f"unknown value; allowed: {', '.join(map(str, options))}"
-
-
-def _bool(v):
-    return None if isinstance(v, bool) else "must be true or false"
-
-
-def _str(v):
-    return None if isinstance(v, str) else "must be a string"
-
-
-def _tuple(item_check, nonempty=True, unique=False):
-    def check(v):
-        if not isinstance(v, tuple) or (nonempty and not v):
-            return "must be a non-empty list" if nonempty else "must be a list"
-        for item in v:
-            problem = item_check(item)
-            if problem:
-                return f"item {item!r} {problem}"
-        if unique and len(set(v)) != len(v):
-            twice = next(x for i, x in enumerate(v) if x in v[:i])
-            return f"has {twice!r} twice (equal values would run, and be counted, twice)"
-        return None
-    return check
+INT_MAX = checks.INT_MAX
+_int, _float, _one_of, _bool, _str, _tuple = (checks.integer, checks.number, checks.one_of, checks.boolean,
+                                               checks.string, checks.sequence)
+_ENGINE = train.RULES  # the engine's own values: their rules and defaults are declared in train.py
+_DEFAULT = train.DEFAULTS
 
 
 @dataclasses.dataclass(frozen=True)
@@ -116,26 +73,26 @@ SETTINGS = (
     # What is compared.
     _S("inits", ("np", "irnn", "irnn_scaled"), "variants compared (rnn.PRESETS); each is one compiled grid",
        _tuple(_one_of(tuple(rnn.PRESETS)), unique=True)),
-    _S("num_seeds", 4, "seeds per (init, learning rate, dropout); the grid's seed axis", _int(1)),
-    _S("seed_offset", 0, "the first seed: seeds are seed_offset .. seed_offset + num_seeds - 1 (split a "
-       "sweep into jobs)", _int(0)),
-    _S("learning_rates", (0.01,), "base learning rates; a grid axis of one compiled program",
-       _tuple(_float(0, low_open=True), unique=True), per_init=True),
-    _S("dropout_rates", (0.0,), "dropout rates between hidden and output layer (training only); a grid axis",
-       _tuple(_float(0, 1, high_open=True), unique=True)),
+    _S("num_seeds", _DEFAULT["num_seeds"], "seeds per (init, learning rate, dropout); the grid's seed axis", _ENGINE["num_seeds"]),
+    _S("seed_offset", _DEFAULT["seed_offset"], "the first seed: seeds are seed_offset .. seed_offset + num_seeds - 1 (split a "
+       "sweep into jobs)", _ENGINE["seed_offset"]),
+    _S("learning_rates", _DEFAULT["learning_rates"], "base learning rates; a grid axis of one compiled program",
+       _ENGINE["learning_rates"], per_init=True),
+    _S("dropout_rates", _DEFAULT["dropout_rates"], "dropout rates between hidden and output layer (training only); a grid axis",
+       _ENGINE["dropout_rates"]),
     # The model.
-    _S("hidden_size", 100, "hidden units N (the paper: 100)", _int(1)),
-    _S("input_init_n", "hidden", "the N of W_hx's std alpha/sqrt(N): hidden (size) or input (size)",
-       _one_of(rnn.INPUT_INIT_NS)),
+    _S("hidden_size", _DEFAULT["hidden_size"], "hidden units N (the paper: 100)", _ENGINE["hidden_size"]),
+    _S("input_init_n", _DEFAULT["input_init_n"], "the N of W_hx's std alpha/sqrt(N): hidden (size) or input (size)",
+       _ENGINE["input_init_n"]),
     # The optimizer and its schedule.
-    _S("optimizer", "sgd", "sgd, momentum (SGD with momentum), rmsprop or adam", _one_of(OPTIMIZERS),
+    _S("optimizer", _DEFAULT["optimizer"], "sgd, momentum (SGD with momentum), rmsprop or adam", _ENGINE["optimizer"],
        per_init=True),
-    _S("momentum", 0.9, "momentum of optimizer=momentum", _float(0, 1, high_open=True), per_init=True),
-    _S("clip_norm", 10.0, "gradient clipping by global norm", _float(0, low_open=True), per_init=True),
+    _S("momentum", _DEFAULT["momentum"], "momentum of optimizer=momentum", _ENGINE["momentum"], per_init=True),
+    _S("clip_norm", _DEFAULT["clip_norm"], "gradient clipping by global norm", _ENGINE["clip_norm"], per_init=True),
     _S("lr_schedule", "constant", "constant, or step: the rate times lr_cut_factor at each cut",
        _one_of(LR_SCHEDULES), per_init=True),
-    _S("lr_cut_factor", 0.1, "factor applied to the learning rate at each cut (schedule step)",
-       _float(0, 1, low_open=True), per_init=True),
+    _S("lr_cut_factor", _DEFAULT["lr_cut_factor"], "factor applied to the learning rate at each cut (schedule step)",
+       _ENGINE["lr_cut_factor"], per_init=True),
     _S("lr_num_cuts", 2, "cuts at equal intervals of num_steps (schedule step, no lr_cut_steps)", _int(1),
        per_init=True),
     _S("lr_cut_steps", (), "explicit steps of the cuts (schedule step); overrides lr_num_cuts",
@@ -145,9 +102,9 @@ SETTINGS = (
                                                                                    high_open=True), nonempty=False),
        per_init=True),
     # The run.
-    _S("batch_size", 16, "training minibatch size", _int(1)),
-    _S("num_steps", 10_000, "training steps per run (a multiple of eval_every)", _int(1)),
-    _S("eval_every", 2_000, "steps between evaluations, checkpoints and progress lines", _int(1)),
+    _S("batch_size", _DEFAULT["batch_size"], "training minibatch size", _ENGINE["batch_size"]),
+    _S("num_steps", _DEFAULT["num_steps"], "training steps per run (a multiple of eval_every)", _ENGINE["num_steps"]),
+    _S("eval_every", _DEFAULT["eval_every"], "steps between evaluations, checkpoints and progress lines", _ENGINE["eval_every"]),
     _S("log_every", 0, "steps per logged training loss (train_loss.jsonl, TensorBoard); a divisor of eval_every "
        "(0: eval_every)", _int(0)),
     _S("tensorboard", True, "write TensorBoard event files (workdir/tensorboard/<init>/<run>)", _bool),
@@ -182,14 +139,14 @@ SETTINGS = (
     _S("normalize", True, "standardize each channel with training-set statistics", _bool,
        tasks=("action_recognition",)),
     # Execution: speed only, resolved into the plan recorded in config.json.
-    _S("unroll", 1, "scan unroll factor of the recurrence", _int(1), execution=True),
-    _S("backward", "custom", "custom (hand-written BPTT VJP) or autodiff", _one_of(rnn.BACKWARDS),
+    _S("unroll", _DEFAULT["unroll"], "scan unroll factor of the recurrence", _ENGINE["unroll"], execution=True),
+    _S("backward", _DEFAULT["backward"], "custom (hand-written BPTT VJP) or autodiff", _ENGINE["backward"],
        execution=True),
-    _S("remat_every", 0, "keep every k-th state for BPTT and recompute the rest (0: off)", _int(0),
+    _S("remat_every", _DEFAULT["remat_every"], "keep every k-th state for BPTT and recompute the rest (0: off)", _ENGINE["remat_every"],
        execution=True),
     _S("bptt_chunk", -1, "BPTT in chunks of k steps (-1: auto, the divisor of T nearest 100 on CPU; 0: off)",
        _int(-1), execution=True),
-    _S("eval_batch_size", 1000, "test examples run through the network at a time (memory)", _int(1),
+    _S("eval_batch_size", _DEFAULT["eval_batch_size"], "test examples run through the network at a time (memory)", _ENGINE["eval_batch_size"],
        execution=True),
     _S("execution", "auto", "runs of one device: vmap, map (one after another) or auto (map on CPU)",
        _one_of(EXECUTIONS), execution=True),
@@ -358,11 +315,8 @@ def cut_steps(settings: dict, num_steps: int, where: str = "") -> tuple:
 
 
 def check_cut_steps(steps: tuple, num_steps: int, where: str = "") -> tuple:
-    """``steps`` if they are increasing steps in [1, num_steps), else `ConfigError`."""
-    steps = tuple(steps)
-    if steps and (list(steps) != sorted(set(steps)) or steps[0] < 1 or steps[-1] >= num_steps):
-        raise ConfigError(f"{where}lr_cut_steps={steps}: must be increasing steps in [1, num_steps={num_steps})")
-    return steps
+    """``steps`` if they are increasing steps in [1, num_steps), else `ConfigError` (`train.check_cut_steps`)."""
+    return train.check_cut_steps(steps, num_steps, where, error=ConfigError)
 
 
 def to_json(config) -> dict:

@@ -27,11 +27,10 @@ import numpy as np
 import orbax.checkpoint as ocp
 from absl import logging
 
-from nprnn_jax import config as config_lib
-from nprnn_jax import parallel, writers, workdir as workdir_lib
+from nprnn_jax import checks, parallel, writers, workdir as workdir_lib
 from nprnn_jax.progress import Progress
 from nprnn_jax.tasks import Task
-from nprnn_jax.train import TrainConfig, TrainState, hparams, make_train
+from nprnn_jax.train import DEFAULTS, RULES, TrainConfig, TrainState, hparams, make_train
 from nprnn_jax.workdir import WorkdirConfigError  # noqa: F401  (re-exported for callers)
 
 # Counts traces of the jitted grid functions; tests read it to check "compiles once".
@@ -42,15 +41,15 @@ TRACE_COUNTS: dict = {}
 class Grid:
     """One init's grid: learning rates x dropout rates x seeds (``seed_offset`` onwards), the clip norm."""
 
-    learning_rates: Sequence[float] = (0.01,)
-    num_seeds: int = 4
-    clip_norm: float = 10.0
-    dropout_rates: Sequence[float] = (0.0,)
-    seed_offset: int = 0
+    learning_rates: Sequence[float] = DEFAULTS["learning_rates"]
+    num_seeds: int = DEFAULTS["num_seeds"]
+    clip_norm: float = DEFAULTS["clip_norm"]
+    dropout_rates: Sequence[float] = DEFAULTS["dropout_rates"]
+    seed_offset: int = DEFAULTS["seed_offset"]
 
     def __post_init__(self):
         for name in ("learning_rates", "num_seeds", "clip_norm", "dropout_rates", "seed_offset"):
-            object.__setattr__(self, name, config_lib.check_value(name, getattr(self, name)))
+            object.__setattr__(self, name, checks.checked(name, getattr(self, name), RULES[name]))
 
     @property
     def seeds(self) -> list:
@@ -167,7 +166,7 @@ def default_record(task: Task, runs: Sequence[InitRun], plan: Optional[dict] = N
                                     for k, v in dataclasses.asdict(r.train_config).items()},
                           "grid": {k: list(v) if isinstance(v, tuple) else v
                                    for k, v in dataclasses.asdict(r.grid).items()}}
-    return {"version": config_lib.CONFIG_VERSION, "task": task.describe(), "config": config,
+    return {"version": workdir_lib.CONFIG_VERSION, "task": task.describe(), "config": config,
             "plan": plan or {}}
 
 

@@ -47,21 +47,46 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from nprnn_jax import config as config_lib
-from nprnn_jax import parallel, rnn, tasks
+from nprnn_jax import checks, parallel, rnn, tasks
 from nprnn_jax.tasks import TRAIN_STREAM, Task
 
-OPTIMIZERS = config_lib.OPTIMIZERS
+OPTIMIZERS = ("sgd", "momentum", "rmsprop", "adam")
 DROPOUT_STREAM = 5  # the dropout mask of a step: fold_in(the step's batch key, DROPOUT_STREAM)
-_SETTING_DEFAULT = {s.name: s.default for s in config_lib.SETTINGS}
+
+# The engine's values: their defaults and rules, declared here and read by `nprnn_jax.config`
+# (the command line's settings of the same names). The grid's (learning rates, clip norm,
+# dropout rates, seeds) are the per-run `hparams` and the seed axis of `runner.Grid`.
+DEFAULTS = {"hidden_size": 100, "input_init_n": "hidden", "batch_size": 16, "num_steps": 10_000,
+            "eval_every": 2_000, "optimizer": "sgd", "momentum": 0.9, "lr_cut_factor": 0.1, "unroll": 1,
+            "backward": "custom", "remat_every": 0, "eval_batch_size": 1000,
+            "learning_rates": (0.01,), "num_seeds": 4, "clip_norm": 10.0, "dropout_rates": (0.0,), "seed_offset": 0}
+RULES = {"hidden_size": checks.integer(1), "input_init_n": checks.one_of(rnn.INPUT_INIT_NS),
+         "batch_size": checks.integer(1), "num_steps": checks.integer(1), "eval_every": checks.integer(1),
+         "optimizer": checks.one_of(OPTIMIZERS), "momentum": checks.number(0, 1, high_open=True),
+         "lr_cut_factor": checks.number(0, 1, low_open=True), "unroll": checks.integer(1),
+         "backward": checks.one_of(rnn.BACKWARDS), "remat_every": checks.integer(0),
+         "eval_batch_size": checks.integer(1),
+         "learning_rates": checks.sequence(checks.number(0, low_open=True), unique=True),
+         "num_seeds": checks.integer(1), "clip_norm": checks.number(0, low_open=True),
+         "dropout_rates": checks.sequence(checks.number(0, 1, high_open=True), unique=True),
+         "seed_offset": checks.integer(0)}
+_SETTING_DEFAULT = DEFAULTS
+
+
+def check_cut_steps(steps: tuple, num_steps: int, where: str = "", error=ValueError) -> tuple:
+    """``steps`` if they are increasing steps in [1, num_steps), else ``error`` naming them."""
+    steps = tuple(steps)
+    if steps and (list(steps) != sorted(set(steps)) or steps[0] < 1 or steps[-1] >= num_steps):
+        raise error(f"{where}lr_cut_steps={steps}: must be increasing steps in [1, num_steps={num_steps})")
+    return steps
 
 
 @dataclasses.dataclass(frozen=True)
 class TrainConfig:
     """Static settings of one init's runs (the grid's varying ones live in `hparams`).
 
-    The fields are settings of `nprnn_jax.config` (same names, meanings and
-    checks), resolved for one init: ``preset`` is the init, ``lr_cut_steps`` the
+    The fields are the engine's values (`DEFAULTS`, checked by `RULES`; the command line's
+    settings of the same names), resolved for one init: ``preset`` is the init, ``lr_cut_steps`` the
     explicit steps of the cuts (empty: constant rate), ``dropout`` whether the
     grid has dropout rates, and ``bptt_chunk`` the plan's chunk length (0: off).
     """
@@ -96,13 +121,13 @@ class TrainConfig:
                                      "factory fn(learning_rate) -> optax.GradientTransformation, or an "
                                      "optax.GradientTransformation")
                 continue
-            object.__setattr__(self, name, config_lib.check_value(name, getattr(self, name)))
+            object.__setattr__(self, name, checks.checked(name, getattr(self, name), RULES[name]))
         rnn.check_backward_settings(self.backward, self.remat_every, self.bptt_chunk)
         if self.num_steps % self.eval_every:
             raise ValueError(f"num_steps={self.num_steps} must be a multiple of "
                              f"eval_every={self.eval_every} (every segment has the same length, "
                              "so the grid compiles once)")
-        object.__setattr__(self, "lr_cut_steps", config_lib.check_cut_steps(self.lr_cut_steps, self.num_steps))
+        object.__setattr__(self, "lr_cut_steps", check_cut_steps(self.lr_cut_steps, self.num_steps))
 
 
 class TrainState(NamedTuple):

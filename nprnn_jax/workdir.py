@@ -26,6 +26,8 @@ import numpy as np
 
 from nprnn_jax import config as config_lib
 
+CONFIG_VERSION = config_lib.CONFIG_VERSION  # the version of config.json's record schema
+
 
 class WorkdirConfigError(ValueError):
     """The workdir holds a run of a different configuration."""
