@@ -21,13 +21,12 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
-import math
 from typing import TYPE_CHECKING, Any, Callable, Optional
 
 from nprnn_jax import checks, rnn, train
 from nprnn_jax.parallel import EXECUTIONS, GROUP_INITS, SHARDS  # each vocabulary where it is used
 from nprnn_jax.tasks import MARKER_PLACEMENTS
-from nprnn_jax.train import OPTIMIZERS
+from nprnn_jax.train import OPTIMIZERS  # noqa: F401  (the vocabulary of the optimizer setting)
 
 if TYPE_CHECKING:  # the engine (train.py) reads the settings' checks without ml_collections
     import ml_collections

@@ -7,7 +7,6 @@ Nothing here downloads. Every reader validates what it reads and raises
 from __future__ import annotations
 
 import dataclasses
-import gzip
 import math
 import pathlib
 import struct

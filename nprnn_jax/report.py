@@ -188,8 +188,6 @@ def merge_workdirs(workdirs, out, metric: str, higher_is_better: bool, title: st
     in anything that changes results (other than their seeds), when a seed of an init
     appears twice, or when a workdir is unfinished.
     """
-    from nprnn_jax import config as config_lib
-
     workdirs = [pathlib.Path(w) for w in workdirs]
     out = pathlib.Path(out)
     if any(out.resolve() == w.resolve() for w in workdirs):

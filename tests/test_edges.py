@@ -2,14 +2,11 @@
 the first write, one error line at the command line."""
 
 import json
-import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 
-from conftest import run_binary, REPO, shared_data_dir
+from conftest import run_binary, shared_data_dir
 from experiments.configs import addition
 from nprnn_jax import config as config_lib
 from nprnn_jax import datasets, experiment, report
