@@ -194,17 +194,6 @@ def mesh_sharding(kind: Optional[str]):
     return jax.sharding.NamedSharding(mesh, SEED_SPEC if kind == "seeds" else REPLICATED)
 
 
-def layout(num_seeds: int, batch_size: int, shard: str = "auto"):
-    """How a grid is spread over the visible devices: ``(kind, NamedSharding or None)``.
-
-    ``kind`` (see `layout_kind`) is "seeds" (the seed axis split over a "seeds"
-    mesh), "batch" (the grid replicated, each minibatch split over a "batch" mesh)
-    or None (one device).
-    """
-    kind = layout_kind(num_seeds, batch_size, jax.device_count(), shard)
-    return kind, mesh_sharding(kind)
-
-
 def auto_bptt_chunk(seq_lens: Sequence[int], backend: str) -> int:
     """The BPTT chunk length for sequences of the given lengths on ``backend``.
 

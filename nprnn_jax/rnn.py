@@ -55,11 +55,6 @@ class Preset:
     input_init: Optional[inits.Initializer] = None
     output_init: Optional[inits.Initializer] = None
 
-    @property
-    def paper_weights(self) -> bool:
-        """Whether W_hx and W_hy are the paper's shared ones (Talathi & Vartak, Sec. 4)."""
-        return self.input_init is None and self.output_init is None
-
 
 # W_hy of the paper's variants: Glorot normal, N(0, 2 / (fan_in + fan_out)), not
 # truncated (METHOD.md); jax's own variance_scaling builder gives it.

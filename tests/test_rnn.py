@@ -221,4 +221,6 @@ def test_le_baselines_keep_their_small_weights():
         np.testing.assert_allclose(p["W_hh"], gain * np.eye(100), atol=1e-8)
         assert p["W_hx"].std() == pytest.approx(0.001, rel=0.05)
         assert p["W_hy"].std() == pytest.approx(0.001, rel=0.05)
-    assert not rnn.get_preset("irnn_le").paper_weights and rnn.get_preset("irnn").paper_weights
+    # their own W_hx and W_hy; the paper's variants share the paper's (no override)
+    assert rnn.get_preset("irnn_le").input_init is not None and rnn.get_preset("irnn_le").output_init is not None
+    assert rnn.get_preset("irnn").input_init is None and rnn.get_preset("irnn").output_init is None

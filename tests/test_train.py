@@ -515,10 +515,11 @@ def test_batch_split_needs_an_even_split():
 
 
 def test_layout_choices_on_one_device_and_bad_values():
-    assert parallel.layout(4, 16) == (None, None)  # one CPU device in this process
-    assert parallel.layout(3, 16, "batch") == (None, None)
+    devices = jax.device_count()  # one CPU device in this process
+    assert parallel.layout_kind(4, 16, devices) is None and parallel.mesh_sharding(None) is None
+    assert parallel.layout_kind(3, 16, devices, "batch") is None
     with pytest.raises(ValueError, match="unknown shard 'model'; valid: auto, seeds, batch, none"):
-        parallel.layout(4, 16, "model")
+        parallel.layout_kind(4, 16, devices, "model")
 
 
 def test_layout_kind_for_device_counts():
@@ -559,9 +560,10 @@ def test_two_host_devices_split_one_seed_batch_and_match_one_device(tmp_path):
         task = tasks.AdditionTask(seq_len=20, test_size=64)
         config = train.TrainConfig(hidden_size=16, batch_size=8, num_steps=20, eval_every=10)
         grid = runner.Grid(learning_rates=(0.01, 0.05), num_seeds=1, clip_norm=1.0)
-        print("AUTO", parallel.layout(1, 8)[0], parallel.layout(2, 8)[0], parallel.layout(3, 5)[0])
+        n = jax.device_count()
+        print("AUTO", parallel.layout_kind(1, 8, n), parallel.layout_kind(2, 8, n), parallel.layout_kind(3, 5, n))
         try:
-            parallel.layout(1, 8, "seeds")
+            parallel.layout_kind(1, 8, n, "seeds")
         except ValueError as error:
             print("ERROR", error)
         out = {}
