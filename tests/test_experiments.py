@@ -428,13 +428,14 @@ def test_ctrl_c_stops_with_one_line_and_the_run_resumes(tmp_path):
     import signal
     import time
     env = {**os.environ, "JAX_PLATFORMS": "cpu", "NPRNN_DATA_DIR": str(shared_data_dir())}
-    args = [sys.executable, "-m", "experiments.addition", smoke("addition"), "--config.num_steps=2000",
-            "--config.eval_every=10", "--config.host_devices=1", f"--workdir={tmp_path}"]
-    # A pytest-xdist worker ignores SIGINT, and an ignored signal stays ignored across exec: the
-    # binary gets the default disposition back, as when it is started from a terminal.
-    default_sigint = lambda: signal.signal(signal.SIGINT, signal.SIG_DFL)  # noqa: E731
-    process = subprocess.Popen(args, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                               preexec_fn=default_sigint)
+    # A process started in the background (or under some test runners) ignores SIGINT, and an
+    # ignored signal stays ignored across exec: a small launcher gives the binary the default
+    # disposition back, as when it is started from a terminal (no preexec_fn: no fork of this
+    # multithreaded process).
+    launcher = "import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); os.execv(sys.argv[1], sys.argv[1:])"
+    args = [sys.executable, "-c", launcher, sys.executable, "-m", "experiments.addition", smoke("addition"),
+            "--config.num_steps=2000", "--config.eval_every=10", "--config.host_devices=1", f"--workdir={tmp_path}"]
+    process = subprocess.Popen(args, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 300
     hashes = tmp_path / "checkpoint_hashes" / "np"  # written once a checkpoint is complete (not orbax's tmp folder)
     while not hashes.is_dir() or not any(hashes.glob("*.json")):
@@ -445,8 +446,7 @@ def test_ctrl_c_stops_with_one_line_and_the_run_resumes(tmp_path):
     assert process.returncode == 130, err[-3000:]
     assert "Traceback" not in err and "interrupted: run the same command to resume" in err
     # the same command resumes from the last checkpoint (interrupted again as soon as it says so)
-    again = subprocess.Popen(args, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                             preexec_fn=default_sigint)
+    again = subprocess.Popen(args, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     for line in again.stderr:
         if "resumed at step" in line:
             again.send_signal(signal.SIGINT)
