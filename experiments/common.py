@@ -355,7 +355,7 @@ def main(task: str, argv) -> int:
 
 
 def call_tool(module: str, argv) -> int:
-    """A tool (``experiments.<module>``: dynamics, merge, reproduce, study_report; absl flags
+    """A tool (``experiments.<module>``: dynamics, merge, reproduce; absl flags
     defined at its import, run by its ``main``) inside this process, as `main` runs a binary:
     the same flags, outputs and exit status, returned. Each call starts from the flags'
     defaults."""

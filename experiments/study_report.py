@@ -252,6 +252,15 @@ def _fmt_setting(value) -> str:
     return str(value)
 
 
+def _save(fig, path):
+    """Writes a figure of the report (tight layout, 110 dpi) and frees it."""
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
 def _plot_bars(labels, paper, ours, low, high, path, title, ylabel):
     """Grouped bars: the paper's number and ours (mean at the best setting, range over seeds)."""
     import matplotlib
@@ -272,9 +281,7 @@ def _plot_bars(labels, paper, ours, low, high, path, title, ylabel):
     ax.grid(axis="y", alpha=0.3)
     ax.legend(fontsize=7)
     ax.set_title(title, fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    _save(fig, path)
 
 
 def _plot_heatmap(matrix, row_labels, col_labels, path, title, cbar="mean over seeds"):
@@ -296,9 +303,7 @@ def _plot_heatmap(matrix, row_labels, col_labels, path, title, cbar="mean over s
     ax.set_xlabel("learning rate", fontsize=8)
     ax.set_title(title, fontsize=9)
     fig.colorbar(image, ax=ax, label=cbar, fraction=0.05)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    _save(fig, path)
 
 
 def _plot_curves(curves: dict, path, title, threshold, chance: Optional[float]):
@@ -319,9 +324,7 @@ def _plot_curves(curves: dict, path, title, threshold, chance: Optional[float]):
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, ncol=2)
     ax.set_title(title, fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    _save(fig, path)
 
 
 CHANCE = {"addition": 0.078, "multiplication": None, "mnist": 0.1}
@@ -666,9 +669,7 @@ def _plot_figure_cells(variants, columns, paper, ours, path, title):
     axes[0][0].set_ylabel("%", fontsize=8)
     axes[0][0].legend(fontsize=7)
     fig.suptitle(title, fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    _save(fig, path)
 
 
 FRONTIER_GROUPS = (("addition", "addition_T", "Addition, the frontier protocol"),
@@ -724,9 +725,7 @@ def _plot_frontier(cells: dict, path, title: str):
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, ncol=3)
     ax.set_title(title, fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    _save(fig, path)
 
 
 HORIZON_FRACTION = 1e-3  # the memory horizon: the lag where ||dh_T/dx_{T-k}|| < 1e-3 of its lag-0 value

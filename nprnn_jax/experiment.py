@@ -85,6 +85,14 @@ def available_memory() -> int:
     return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
 
 
+def runs_at_once(config, grouped: bool = False) -> int:
+    """The runs trained at once: the largest init's grid, or with ``grouped`` (the inits as one
+    program, `parallel.resolve_group_inits`) every init's."""
+    per_init = [len(config_lib.init_settings(config, i)["learning_rates"]) * len(config.dropout_rates)
+                * config.num_seeds for i in config.inits]
+    return sum(per_init) if grouped else max(per_init)
+
+
 def memory_estimate(config, task, devices: int = 1, grouped: bool = False) -> dict:
     """Bytes a run of ``config`` needs at its peak, by the setting that drives each part
     (float32 everywhere): the test set and the training pool (whole, on every device), one
@@ -95,9 +103,7 @@ def memory_estimate(config, task, devices: int = 1, grouped: bool = False) -> di
     train_len, test_len = task.seq_lens()
     inputs, hidden = task.input_size, config.hidden_size
     width = 4 * hidden if "lstm" in config.inits else hidden
-    per_init = [len(config_lib.init_settings(config, i)["learning_rates"]) for i in config.inits]
-    runs = (sum(per_init) if grouped else max(per_init)) \
-        * len(config.dropout_rates) * config.num_seeds
+    runs = runs_at_once(config, grouped)
     runs_per_device = max(1, runs // devices)
     test_examples = config.test_size or getattr(task, "num_test", config.test_size)
     pool = getattr(task, "num_train", 0) or (config.train_size if config.task in config_lib.MARKED_PAIR else 0)
@@ -138,9 +144,7 @@ def check_open_files(config, grouped: bool = False, limit: Optional[int] = None)
         return
     import resource
     limit = limit or resource.getrlimit(resource.RLIMIT_NOFILE)[0]
-    per_init = [len(config_lib.init_settings(config, i)["learning_rates"]) * len(config.dropout_rates)
-                * config.num_seeds for i in config.inits]
-    runs = sum(per_init) if grouped else max(per_init)
+    runs = runs_at_once(config, grouped)
     if runs > limit - 256:  # a margin for the data, checkpoints and JAX's own files
         raise config_lib.ConfigError(
             f"tensorboard=True keeps one event file open per run, and this grid trains {runs} runs at once "

@@ -19,7 +19,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import pathlib
-from typing import Callable, Optional, Sequence
+from typing import Callable, NamedTuple, Optional, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -250,7 +250,7 @@ def _run_experiment(task, runs, workdir, record, plan, on_event, progress_stream
     groups = init_groups(runs) if (plan or {}).get("group_inits") else [[run] for run in runs]
     summary, validation = {}, {}
     for group in groups:
-        members = []  # (run, its GridRun, its checkpoint manager, its state, its start step)
+        members = []
         for run in group:
             grid_run = GridRun(task, run, plan)
             template = grid_run.initial_state()
@@ -259,11 +259,11 @@ def _run_experiment(task, runs, workdir, record, plan, on_event, progress_stream
             state, start = _restore_newest_intact(manager, template, workdir, run.init, main)
             if manager.latest_step() is None:
                 start = 0
-            members.append((run, grid_run, manager, state, start))
+            members.append(_Member(run, grid_run, manager, state, start))
         # Inits restored at different steps (a workdir of runs trained one after another) are
         # trained in sub-groups of equal start, so every member's records equal its own grid's.
-        for start in dict.fromkeys(m[4] for m in members):
-            part = [m for m in members if m[4] == start]
+        for start in dict.fromkeys(m.start for m in members):
+            part = [m for m in members if m.start == start]
             for run, grid_run, state, test_metrics, validation_metrics in _train_group(
                     task, part, start, workdir, test_set, validation_set, progress, on_event, writer, main):
                 summary[run.init] = workdir_lib.summary_records(grid_run.rows(None, None, state, test_metrics),
@@ -272,7 +272,7 @@ def _run_experiment(task, runs, workdir, record, plan, on_event, progress_stream
                     validation[run.init] = workdir_lib.summary_records(
                         grid_run.rows(None, None, state, validation_metrics), host(state.diverged_step))
         for member in members:
-            member[2].close()
+            member.manager.close()
     writer.close()
     summary = [record for run in runs for record in summary[run.init]]
     if main:
@@ -280,6 +280,16 @@ def _run_experiment(task, runs, workdir, record, plan, on_event, progress_stream
             workdir_lib.write_summary(workdir, [r for run in runs for r in validation[run.init]], "validation.json")
         workdir_lib.write_summary(workdir, summary)
     return summary
+
+
+class _Member(NamedTuple):
+    """One init of a group, restored: its run, compiled grid, checkpoint manager, state and step."""
+
+    run: InitRun
+    grid_run: "GridRun"
+    manager: ocp.CheckpointManager
+    state: TrainState
+    start: int
 
 
 class _Stack:
@@ -312,13 +322,13 @@ def _train_group(task, members, start, workdir, test_set, validation_set, progre
     init's metrics rows and save its own checkpoint (``checkpoints/<init>/``, as when it is
     trained alone). Yields ``(run, grid_run, final state, its test metrics, its validation
     metrics or None)`` per member."""
-    runs = [m[0] for m in members]
-    grid_runs = [m[1] for m in members]
-    managers = [m[2] for m in members]
+    runs = [m.run for m in members]
+    grid_runs = [m.grid_run for m in members]
+    managers = [m.manager for m in members]
     lead = grid_runs[0]
     config = runs[0].train_config
     stack = _Stack(grid_runs)
-    state = stack.join([m[3] for m in members], lead.sharding)
+    state = stack.join([m.state for m in members], lead.sharding)
     hp = stack.join([g.hp for g in grid_runs], None)
     for run in runs:
         writer.resume(run.init, start)
@@ -327,14 +337,15 @@ def _train_group(task, members, start, workdir, test_set, validation_set, progre
     def record(step, losses, state, test_metrics, blocks=None):
         """Each member's rows of this evaluation, written; its loss rows too (``blocks``)."""
         rows_all = []
-        for i, (grid_run, part_state, part_metrics) in enumerate(zip(grid_runs, stack.split(state),
-                                                                     stack.split(test_metrics))):
-            part_losses = None if losses is None else stack.split(losses)[i]
+        none = [None] * len(runs)
+        parts = zip(runs, grid_runs, stack.split(state), stack.split(test_metrics),
+                    none if losses is None else stack.split(losses), none if blocks is None else stack.split(blocks))
+        for run, grid_run, part_state, part_metrics, part_losses, part_blocks in parts:
             rows = grid_run.rows(step, part_losses, part_state, part_metrics)
             rows_all.extend(rows)
-            loss_rows = None if blocks is None else [row for b in range(blocks.shape[-1]) for row in grid_run.rows(
-                step - config.eval_every + (b + 1) * log_every, stack.split(blocks)[i][..., b], part_state, {})]
-            writer.write(runs[i].init, rows, loss_rows)
+            loss_rows = None if part_blocks is None else [row for b in range(part_blocks.shape[-1]) for row in grid_run.rows(
+                step - config.eval_every + (b + 1) * log_every, part_blocks[..., b], part_state, {})]
+            writer.write(run.init, rows, loss_rows)
         return rows_all
 
     test_metrics = None  # of the current state, once evaluated

@@ -225,13 +225,16 @@ class _MarkedPairTask(Task):
         xs, ys = jax.vmap(self._one)(jax.random.split(key, batch_size))
         return {"xs": xs, "ys": ys}
 
-    def test_set(self):
-        key = jax.random.fold_in(jax.random.PRNGKey(self.test_seed), TEST_STREAM)
+    def _fixed_set(self, stream: int):
+        """``test_size`` sequences drawn from ``fold_in(PRNGKey(test_seed), stream)``."""
+        key = jax.random.fold_in(jax.random.PRNGKey(self.test_seed), stream)
         return jax.jit(self.sample, static_argnums=1)(key, self.test_size)
 
+    def test_set(self):
+        return self._fixed_set(TEST_STREAM)
+
     def validation_set(self):
-        key = jax.random.fold_in(jax.random.PRNGKey(self.test_seed), VALIDATION_STREAM)
-        return jax.jit(self.sample, static_argnums=1)(key, self.test_size)
+        return self._fixed_set(VALIDATION_STREAM)
 
     def train_data(self):
         if not self.train_size:
@@ -446,26 +449,19 @@ def sequence_task(name: str, train, test, test_size: Optional[int] = None, norma
 
     kept, held = hold_out({"xs": train.features.astype(np.float32), "ys": train.labels, "lengths": train.lengths},
                           validation_size, stratified=True)
-    train_xs, test_xs = kept["xs"], test.features.astype(np.float32)
-    train = dataclasses.replace(train, features=kept["xs"], labels=kept["ys"], lengths=kept["lengths"]) \
-        if held is not None else train
-    validation = None
+    test_set = {"xs": test.features.astype(np.float32), "ys": test.labels, "lengths": test.lengths}
     if normalize:
-        valid = np.arange(train_xs.shape[1])[None, :] < train.lengths[:, None]
-        steps = train_xs[valid]
-        steps = steps.astype(np.float64)  # no overflow in the squares (values are <= 1e30)
+        def valid(part):
+            return np.arange(part["xs"].shape[1])[None, :] < part["lengths"][:, None]
+
+        steps = kept["xs"][valid(kept)].astype(np.float64)  # no overflow in the squares (values are <= 1e30)
         mean, std = steps.mean(0).astype(np.float32), (steps.std(0) + 1e-6).astype(np.float32)
-        train_xs = np.where(valid[..., None], (train_xs - mean) / std, 0.0).astype(np.float32)
-        test_valid = np.arange(test_xs.shape[1])[None, :] < test.lengths[:, None]
-        test_xs = np.where(test_valid[..., None], (test_xs - mean) / std, 0.0).astype(np.float32)
-        if held is not None:
-            held_valid = np.arange(held["xs"].shape[1])[None, :] < held["lengths"][:, None]
-            held = dict(held, xs=np.where(held_valid[..., None], (held["xs"] - mean) / std, 0.0).astype(np.float32))
-    if held is not None:
-        validation = {"xs": held["xs"], "ys": held["ys"], "lengths": held["lengths"]}
+
+        def standardize(part):
+            return dict(part, xs=np.where(valid(part)[..., None], (part["xs"] - mean) / std, 0.0).astype(np.float32))
+
+        kept, test_set = standardize(kept), standardize(test_set)
+        held = None if held is None else standardize(held)
     return ClassificationTask(
-        name,
-        {"xs": train_xs, "ys": train.labels, "lengths": train.lengths},
-        {"xs": test_xs, "ys": test.labels, "lengths": test.lengths},
-        num_classes=len(train.class_names), test_size=test_size,
-        info={"normalize": bool(normalize), "class_names": ",".join(train.class_names)}, validation=validation)
+        name, kept, test_set, num_classes=len(train.class_names), test_size=test_size,
+        info={"normalize": bool(normalize), "class_names": ",".join(train.class_names)}, validation=held)
