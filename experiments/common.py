@@ -40,7 +40,7 @@ def define_flags(task: str, argv=None):
     names = ", ".join(s.name for s in config_lib.settings_of(task))
     config_flags.DEFINE_config_file(
         "config", str(path),
-        f"A config file and optional variant, path.py[:variant] (default: {path.name}'s default; variants: "
+        f"A config file and optional named config, path.py[:name] (default: {path.name}'s default; names: "
         f"see its docstring). Override any setting with --config.<name>=value; settings: {names}. "
         "--show_config lists them with their values and meanings.", lock_config=True, flag_values=FLAGS,
         sys_argv=argv)
@@ -110,16 +110,16 @@ def _flag_error(error: Exception, argv):
         from nprnn_jax import config as config_lib
         bad = [a.split("=", 1)[0][len("--config."):] for a in argv[1:] if a.startswith("--config.")]
         task = TASK["name"]
-        known = [s.name for s in (config_lib.settings_of(task) if task else config_lib.SETTINGS)] + ["per_init"]
+        known = [s.name for s in (config_lib.settings_of(task) if task else config_lib.settings_by_name().values())] + ["per_init"]
         unknown = [b for b in bad if b.split(".")[0] not in known] or bad
         if not unknown:
             _error(f"{_config_path(argv)}: this config file does not define get_config() returning a "
                    "config (see experiments/configs/*.py)" if _config_path(argv) else str(error) or
                    type(error).__name__)
-        others = [s.tasks for s in config_lib.SETTINGS if s.name == unknown[0].split(".")[0]]
+        others = config_lib.tasks_having(unknown[0].split(".")[0])
         if others and task:
             _error(f"--config.{unknown[0]}: the {task} binary has no such setting (it is a setting of "
-                   f"{', '.join(t for t in others[0] if t != task)}); list this binary's settings with "
+                   f"{', '.join(t for t in others if t != task)}); list this binary's settings with "
                    "--show_config")
         if unknown[0].startswith("per_init."):
             _error(f"--config.{unknown[0]}: this config has no such per_init entry; per_init entries are "

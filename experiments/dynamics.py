@@ -64,9 +64,10 @@ def run():
         raise ValueError("--workdir is empty: give the folder for the figures")
     if FLAGS.trained_workdir:
         config, _ = experiment.read_config(FLAGS.trained_workdir)
-        if config.task not in ("addition", "multiplication"):
-            raise ValueError(f"--trained_workdir holds a {config.task!r} run; dynamics reads addition or "
-                             "multiplication workdirs")
+        marked = [t for t in tasks.names() if isinstance(tasks.get(t).build, tasks.MarkedPairBuild)]
+        if config.task not in marked:
+            raise ValueError(f"--trained_workdir holds a {config.task!r} run; dynamics reads the marked-pair "
+                             f"tasks' workdirs ({', '.join(marked)})")
         task, _ = experiment.build_task(config)
         inits = list(config.inits)
     else:

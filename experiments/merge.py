@@ -23,12 +23,13 @@ def main(argv):
     if len(argv) > 1 or not FLAGS.workdirs or not FLAGS.out:
         print("error: give --workdirs=a,b,... and --out=folder (and nothing else)", file=sys.stderr)
         sys.exit(2)
+    from nprnn_jax import config as config_lib
     from nprnn_jax import report
     try:
         first = json.loads((pathlib.Path(FLAGS.workdirs[0]) / "config.json").read_text())
         task = first["config"]["task"]
         table = report.merge_workdirs(FLAGS.workdirs, FLAGS.out, "test_accuracy", True,
-                                      f"{task} (merged: {len(FLAGS.workdirs)} workdirs)")
+                                      f"{task} (merged: {len(FLAGS.workdirs)} workdirs)", schema=config_lib.SCHEMA)
     except (OSError, ValueError, KeyError) as error:
         print(f"error: {str(error).splitlines()[0]}", file=sys.stderr)
         sys.exit(2)

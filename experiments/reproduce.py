@@ -61,8 +61,8 @@ HEARTBEAT_S = 60
 
 
 def command(job: tuple, workdir: pathlib.Path) -> list:
-    binary, variant, extra = job
-    return [sys.executable, "-m", f"experiments.{binary}", f"--config={CONFIGS}/{binary}.py:{variant}",
+    binary, name, extra = job
+    return [sys.executable, "-m", f"experiments.{binary}", f"--config={CONFIGS}/{binary}.py:{name}",
             *extra, f"--workdir={workdir}"]
 
 
@@ -91,7 +91,7 @@ def run_job(name: str, job: tuple, root: pathlib.Path) -> dict:
     workdir.parent.mkdir(parents=True, exist_ok=True)
     _record_killed(root, name)
     start = time.time()
-    record = {"job": name, "binary": job[0], "variant": job[1], "overrides": job[2]}
+    record = {"job": name, "binary": job[0], "config": job[1], "overrides": job[2]}
     beat = root / f"{name}.running.json"
     with open(root / f"{name}.log", "a") as log:
         log.write(f"\n=== {time.strftime('%Y-%m-%d %H:%M:%S')} {' '.join(command(job, workdir))}\n")

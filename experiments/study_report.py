@@ -13,17 +13,14 @@ from typing import Optional
 
 import numpy as np
 
-from nprnn_jax import study
+from nprnn_jax import study, tasks
 
-# How each job is read: its experiment, the paper's numbers, the success threshold of a run.
-SUCCESS = {"addition": 0.5, "multiplication": 0.5, "mnist": 0.5, "action_recognition": 0.6}
-SUCCESS_TEXT = {"addition": "share within 0.04 >= 50%", "multiplication": "share within 0.04 >= 50%",
-                "mnist": "test accuracy >= 50%",
-                "action_recognition": "test accuracy >= 60% (the threshold of the paper's Figure 6)"}
+# How each job is read (its experiment's success rule, chance level, the paper's numbers) is
+# what its task declares: `tasks.get(task)`, a `nprnn_jax.tasks.TaskSpec`.
 
 
 def jobs(budget: str) -> dict:
-    """Job name -> (binary, config variant, extra overrides), in the order they run."""
+    """Job name -> (binary, named config, extra overrides), in the order they run."""
     if budget == "cpu":
         out = {
             "addition_T150": ("addition", "cpu_T150", []),
@@ -82,11 +79,8 @@ def jobs(budget: str) -> dict:
 
 SEEDS_12 = ["--config.seed_offset=1", "--config.num_seeds=2"]
 # The paper's figures, their cells and the jobs holding each cell's runs.
-PAPER_FIGURES = (
-    ("Figure 3", "addition", (150, 200, 300, 400, 500), "share of test sequences within 0.04"),
-    ("Figure 4", "multiplication", (50, 100, 200), "share of test sequences within 0.04"),
-    ("Table 2", "mnist", (None,), "test accuracy"),
-)
+PAPER_FIGURES = tuple(sorted((spec.paper_figure[0], name, spec.paper_figure[1], spec.paper_figure[2])
+                            for name, spec in ((n, tasks.get(n)) for n in tasks.names()) if spec.paper_figure))
 
 
 class JobRecordsError(ValueError):
@@ -149,49 +143,38 @@ def _costs(root: pathlib.Path) -> dict:
 
 
 def _paper(task: str, config: dict) -> dict:
-    if task == "addition":
-        return study.PAPER_ADDITION.get(config["seq_len"], {})
-    if task == "multiplication":
-        return study.PAPER_MULTIPLICATION.get(config["seq_len"], {})
-    if task == "mnist":
-        return study.PAPER_MNIST
-    return {k: v[1] for k, v in study.PAPER_ACTION.items()}  # test accuracy (UCF101)
+    return tasks.get(task).paper_results(config)
 
 
 def _budget_text(job: dict) -> str:
-    c, task = job["config"], job["config"]["task"]
+    c, spec = job["config"], tasks.get(job["config"]["task"])
     seen = c["num_steps"] * c["batch_size"]
-    paper = study.PAPER_SEQUENCES[task]
-    if task == "action_recognition":
+    updates = (f"{c['num_steps']:,} updates, {100 * c['num_steps'] / spec.paper_updates:.1f}% of the paper's "
+               f"{spec.paper_updates:,}")
+    if spec.paper_budget:
         epochs = seen / max(job["task"]["num_train"], 1)
         return (f"{c['num_steps']:,} steps of batch {c['batch_size']} = {seen:,} training sequences, "
-                f"{epochs:.0f} epochs of {job['task']['num_train']} (the paper: 70 epochs of UCF101's 9,537 "
-                f"videos; other data); {c['num_steps']:,} updates, "
-                f"{100 * c['num_steps'] / study.PAPER_UPDATES[task]:.1f}% of the paper's "
-                f"{study.PAPER_UPDATES[task]:,}")
+                f"{epochs:.0f} epochs of {job['task']['num_train']} (the paper: {spec.paper_budget}"
+                f"{'; other data' if spec.paper_data else ''}); {updates}")
     return (f"{c['num_steps']:,} steps of batch {c['batch_size']} = {seen:,} training sequences, "
-            f"{100 * seen / paper:.1f}% of the paper's {paper:,}; {c['num_steps']:,} updates, "
-            f"{100 * c['num_steps'] / study.PAPER_UPDATES[task]:.1f}% of the paper's "
-            f"{study.PAPER_UPDATES[task]:,}")
+            f"{100 * seen / spec.paper_sequences:.1f}% of the paper's {spec.paper_sequences:,}; {updates}")
 
 
 # The named config holding the paper's protocol for each job's experiment.
-def _paper_variant(binary: str, config: dict) -> str:
-    if binary in ("addition", "multiplication"):
-        return f"paper_T{config['seq_len']}"
-    return "paper"
+def _paper_config(binary: str, config: dict) -> str:
+    return tasks.get(binary).paper_config(config)
 
 
 # Settings that describe logging or files, not the protocol: left out of the comparison.
 _NOT_PROTOCOL = ("log_every", "tensorboard", "data_dir", "tfds_data_dir", "eval_every", "eval_batch_size")
 
 
-def named_config(binary: str, variant: str):
-    """The validated config ``experiments/configs/<binary>.py:<variant>``."""
+def named_config(binary: str, name: str):
+    """The validated config ``experiments/configs/<binary>.py:<name>``."""
     from nprnn_jax import config as config_lib
 
     module = __import__(f"experiments.configs.{binary}", fromlist=["get_config"])
-    return config_lib.validate(module.get_config(variant))
+    return config_lib.validate(module.get_config(name))
 
 
 def differences_from_paper(binary: str, config: dict) -> list:
@@ -200,7 +183,7 @@ def differences_from_paper(binary: str, config: dict) -> list:
     logging left out)."""
     from nprnn_jax import config as config_lib
 
-    paper = config_lib.result_settings(config_lib.to_json(named_config(binary, _paper_variant(binary, config))))
+    paper = config_lib.result_settings(config_lib.to_json(named_config(binary, _paper_config(binary, config))))
     ours = config_lib.result_settings(config_lib.with_defaults(config))
     return [(k, ours.get(k), paper.get(k)) for k in sorted(set(ours) | set(paper))
             if k not in _NOT_PROTOCOL and ours.get(k) != paper.get(k)]
@@ -216,29 +199,17 @@ def unstated_choices(task: str, c: dict) -> list:
     optimizers = sorted({(per_init.get(i) or {}).get("optimizer", c.get("optimizer")) for i in c["inits"]})
     clips = sorted({(per_init.get(i) or {}).get("clip_norm", c.get("clip_norm")) for i in c["inits"]})
     out = [("gradient clipping", f"by global norm (optax.clip_by_global_norm) at {', '.join(f'{x:g}' for x in clips)}",
-            "the paper says 'clip' without the kind" + (" or, here, the value" if task in ("multiplication", "mnist")
-                                                        else "; the value 10 is its addition setting")),
+            "the paper says 'clip' without the kind" + tasks.get(task).clip_note),
            ("W_hx's N in alpha/sqrt(N)", f"{c.get('input_init_n', 'hidden')} size",
             "ambiguous in the paper (its Section 2 and Eq. 9 use N differently)"),
            ("W_hy", "Glorot normal, untruncated; biases 0", "the paper names Glorot without the variant"),
            ("gRNN's scale", "N(0, 1/N)", "not stated; the natural reading"),
            ("test set", f"{c.get('test_size') or 'the whole'} examples, from a key apart from training",
             "the paper gives the size only for addition")]
-    if task in ("addition", "multiplication"):
-        out.append(("marker placement", c.get("marker_placement", "halves") + (
-            ": one marker in each half" if c.get("marker_placement", "halves") == "halves" else ": anywhere"),
-                    "not stated"))
-    if c.get("batch_size") != 1 and task == "addition":
-        out.append(("learning rate at batch 16", ", ".join(f"{x:g}" for x in c["learning_rates"]),
-                    "the paper's 0.001 is for batch 1; 0.004 (square root) and 0.016 (linear scaling of the "
-                    "summed gradient) are the usual equivalents, and the grid brackets them"))
+    out += tasks.get(task).unstated(c)
     if "rmsprop" in optimizers:
         out.append(("RMSprop", "optax.rmsprop: decay 0.9, eps 1e-8, no momentum, not centered",
                     "the paper names RMSprop without its constants"))
-    if task == "action_recognition":
-        out.append(("dropout values", "drop probabilities (0.5 drops half of the units)",
-                    "the paper's {0.5, 0.7, 0.9} could be keep probabilities"))
-        out.append(("success bar", "test accuracy >= 60%", "the paper's Figure 6 threshold, on its validation group"))
     return out
 
 
@@ -327,30 +298,16 @@ def _plot_curves(curves: dict, path, title, threshold, chance: Optional[float]):
     _save(fig, path)
 
 
-CHANCE = {"addition": 0.078, "multiplication": None, "mnist": 0.1}
-
-
-MARKED = ("addition", "multiplication")
-_CHANCE_CACHE: dict = {}
-
-
 def chance_level(job: dict) -> Optional[float]:
-    """The headline metric of the best constant prediction on the job's test set: for the
-    marked-pair tasks recomputed from the test set its config generates (the best constant,
-    not the mean: 28% for multiplication against the mean's 11%), for classification the
-    most frequent class's share that the run recorded in results.md; None when unknown."""
+    """The headline metric of the best constant prediction on the job's test set: computed from
+    the config where the task declares how (`TaskSpec.chance`; the marked-pair tasks: the best
+    constant, not the mean: 28% for multiplication against the mean's 11%), else the most
+    frequent class's share that the run recorded in results.md; None when unknown."""
     from nprnn_jax import config as config_lib
 
-    c, task = config_lib.with_defaults(job["config"]), job["config"]["task"]
-    if task in MARKED:
-        key = (task, c.get("seq_len"), c.get("test_size"), c.get("test_seed", 0), c.get("marker_placement", "halves"),
-               c.get("accuracy_tolerance", 0.04))
-        if key not in _CHANCE_CACHE:
-            from nprnn_jax import tasks
-            kind = tasks.AdditionTask if task == "addition" else tasks.MultiplicationTask
-            generated = kind(seq_len=key[1], test_size=key[2], test_seed=key[3], marker_placement=key[4])
-            _CHANCE_CACHE[key] = study.best_constant_share(np.asarray(generated.test_set()["ys"]), key[5])
-        return _CHANCE_CACHE[key]
+    spec = tasks.get(job["config"]["task"])
+    if spec.chance is not None:
+        return spec.chance(config_lib.with_defaults(job["config"]))
     folder = job.get("folder")
     if folder is not None and (folder / "results.md").is_file():
         import re
@@ -367,7 +324,7 @@ def _selection_text(job: dict, ours: dict) -> str:
     if settings == 1:
         return "Setting: one per variant (the paper's), so nothing is chosen."
     if all(s["best"]["selected_on"] == "validation" for s in ours.values()):
-        where = (f"{job['task'].get('test_size', 0):,} sequences of their own stream" if job["config"]["task"] in MARKED
+        where = (f"{job['task'].get('test_size', 0):,} sequences of their own stream" if "num_validation" not in job["task"]
                  else f"{job['task'].get('num_validation', '?')} held-out training examples")
         return (f"Best setting: chosen per variant on the validation set ({where}, apart from training and "
                 "test); the table shows the test set at that setting.")
@@ -378,7 +335,8 @@ def _selection_text(job: dict, ours: dict) -> str:
 
 def job_section(name: str, job: dict, figures: pathlib.Path, rel: str, results: list, prefix: str = "") -> list:
     c, task = job["config"], job["config"]["task"]
-    metric, threshold = "test_accuracy", SUCCESS[task]
+    spec = tasks.get(task)
+    metric, threshold = "test_accuracy", spec.success_threshold
     paper = _paper(task, c)
     inits = c["inits"]
     initial = study.initial_losses(job["rows"])
@@ -392,20 +350,21 @@ def job_section(name: str, job: dict, figures: pathlib.Path, rel: str, results: 
     per_init = c.get("per_init") or {}
     lines = [f"### {name}", "", f"Budget: {_budget_text(job)}.", "", _selection_text(job, ours), ""]
     if relative is not None:
-        lines += [f"Chance level: {100 * chance:.1f}% ({'the best constant prediction' if task in MARKED else 'the most frequent test class'}); "
+        lines += [f"Chance level: {100 * chance:.1f}% ({spec.chance_text}); "
                   f"the chance-relative bar, halfway from it to 100%, is {100 * relative:.1f}% (next to the paper's "
                   f"absolute {100 * threshold:.0f}%).", ""]
-    header = ["variant", "paper" if task != "action_recognition" else "paper (UCF101 test)",
+    header = ["variant", f"paper ({spec.paper_data} test)" if spec.paper_data else "paper",
               "ours: best setting", "mean at best (range over seeds)", "whole grid: mean (range)",
-              f"runs succeeding ({SUCCESS_TEXT[task]}), 95% Wilson",
+              f"runs succeeding ({spec.success_text}), 95% Wilson",
               "runs succeeding at the chance-relative bar", "diverged / blew up", "median steps to success"]
     lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    optimizers = {(per_init.get(i) or {}).get("optimizer", c["optimizer"]) for i in inits}
     for init in inits:
         s = ours[init]
         b = s["best"]
         setting = f"lr {b['learning_rate']:g}" + (f", dropout {b['dropout']:g}" if len(c["dropout_rates"]) > 1 else "")
         optimizer = (per_init.get(init) or {}).get("optimizer", c["optimizer"])
-        if task == "mnist":
+        if len(optimizers) > 1:  # the variants differ in optimizer (the paper's MNIST protocol)
             setting += f" ({optimizer})"
         steps = study.steps_to_success(job["rows"], init, b["learning_rate"], b["dropout"], metric, threshold)
         reached = sorted(v for v in steps.values() if v is not None)
@@ -420,7 +379,7 @@ def job_section(name: str, job: dict, figures: pathlib.Path, rel: str, results: 
             "-" if init not in ours_relative else f"{ours_relative[init]['successes']}/{s['runs']}",
             f"{s['diverged']} / {s['blew_up']} of {s['runs']}",
             median_steps]) + " |")
-        results.append({"job": name, "task": task, "variant": init, "paper_percent": paper_value,
+        results.append({"job": name, "task": task, "init": init, "paper_percent": paper_value,
                         "best_learning_rate": b["learning_rate"], "best_dropout": b["dropout"],
                         "best_selected_on": b["selected_on"],
                         "best_mean": b["mean"], "best_min": b["min"], "best_max": b["max"],
@@ -435,8 +394,7 @@ def job_section(name: str, job: dict, figures: pathlib.Path, rel: str, results: 
     _plot_bars(inits, [paper.get(i) for i in inits], [100 * ours[i]["best"]["mean"] for i in inits],
                [100 * ours[i]["best"]["min"] for i in inits], [100 * ours[i]["best"]["max"] for i in inits],
                figures / file, f"{name}: the paper's number and ours",
-               {"addition": "share within 0.04 (%)", "multiplication": "share within 0.04 (%)"}.get(
-                   task, "test accuracy (%)") + (" (paper: UCF101)" if task == "action_recognition" else ""))
+               f"{spec.metric_text} (%)" + (f" (paper: {spec.paper_data})" if spec.paper_data else ""))
     lines += [f"![paper vs ours]({rel}/{file})", ""]
     # Heat maps: learning rate x variant (and learning rate x dropout per variant for actions).
     if len(c["dropout_rates"]) > 1:
@@ -448,7 +406,7 @@ def job_section(name: str, job: dict, figures: pathlib.Path, rel: str, results: 
             _plot_heatmap(matrix, [f"dropout {d:g}" for d in c["dropout_rates"]], [f"{lr:g}" for lr in lrs],
                           figures / file, f"{name}: {init}, test accuracy (%)")
             cells = sum(1 for row in matrix for v in row if v is not None and v >= 0.6)
-            paper_cells = study.PAPER_ACTION.get(init, (None,) * 4)[3]
+            paper_cells = (spec.paper_grid_cells or {}).get(init)
             lines.append(f"- {init}: {cells} of {len(lrs) * len(c['dropout_rates'])} (learning rate, dropout) "
                          f"cells at a mean test accuracy >= 60%"
                          + (f" (the paper's Figure 6 on UCF101 validation: about {paper_cells} of 18)"
@@ -460,14 +418,14 @@ def job_section(name: str, job: dict, figures: pathlib.Path, rel: str, results: 
                   for init in inits]
         file = f"{prefix}{name}_lr_variant.png"
         _plot_heatmap(matrix, inits, [f"{lr:g}" for lr in lrs], figures / file,
-                      f"{name}: {'share within 0.04' if task in ('addition', 'multiplication') else 'test accuracy'} (%)")
+                      f"{name}: {spec.metric_text} (%)")
         lines += [f"![learning rate x variant]({rel}/{file})", ""]
     curves = {f"{init} (lr {ours[init]['best']['learning_rate']:g})":
               study.curve(job["rows"], init, ours[init]["best"]["learning_rate"], ours[init]["best"]["dropout"], metric)
               for init in inits}
     file = f"{prefix}{name}_curves.png"
     _plot_curves(curves, figures / file, f"{name}: {metric} at each variant's best setting", threshold,
-                 CHANCE.get(task))
+                 chance)
     lines += [f"![learning curves]({rel}/{file})", ""]
     return lines, ours
 
@@ -497,14 +455,16 @@ def paper_budget_lines(measured: dict) -> list:
              "sequence a step.", "",
              "| job | runs (inits x settings x seeds) | steps | T | this CPU (h, estimate) | one H100 (h, estimate) |",
              "|---|---|---|---|---|---|"]
-    for name, (binary, variant, _) in jobs("paper").items():
-        c = named_config(binary, variant)
-        seq = c.seq_len if binary in config_lib.MARKED_PAIR else {"mnist": 784}.get(binary, 100)
+    for name, (binary, named, _) in jobs("paper").items():
+        c = named_config(binary, named)
+        seq = tasks.get(binary).steps_per_sequence(c)
+        assumed = seq is None
+        seq = 100 if assumed else seq
         settings = sum(len(config_lib.init_settings(c, i)["learning_rates"]) for i in c.inits) * len(c.dropout_rates)
         runs = settings * c.num_seeds
         cpu = "-" if cpu_us is None else f"{runs * c.num_steps * seq * cpu_us * 1e-6 / 3600:,.0f}"
         gpu = len(c.inits) * c.num_steps * seq * H100_US_PER_TIMESTEP * 1e-6 / 3600
-        lines.append(f"| {name} | {runs} | {c.num_steps:,} | {seq}{'' if binary != 'action_recognition' else ' (UCF101: assumed)'} "
+        lines.append(f"| {name} | {runs} | {c.num_steps:,} | {seq}{f' ({tasks.get(binary).paper_data}: assumed)' if assumed else ''} "
                      f"| {cpu} | {gpu:,.1f} |")
     return lines + [""]
 
@@ -522,30 +482,26 @@ def _summary_row(name: str, job: dict, ours: dict, verdict_text: str) -> str:
 
     np_value, np_runs = cell("np")
     irnn_value, irnn_runs = cell("irnn")
-    updates = f"{c['num_steps']:,} ({100 * c['num_steps'] / study.PAPER_UPDATES[task]:.1f}%)"
+    updates = f"{c['num_steps']:,} ({100 * c['num_steps'] / tasks.get(task).paper_updates:.1f}%)"
     return f"| {name} | {updates} | {np_value} | {irnn_value} | {np_runs} | {irnn_runs} | {verdict_text.split(':')[0]} |"
 
 
 def verdict_for(task: str, ours: dict, job: Optional[dict] = None) -> str:
     """The verdict on the paper's claim for np-RNN, qualified by the job's budget and data."""
-    if task in ("addition", "multiplication"):
-        text = study.verdict(ours, "np", ["irnn", "irnn_scaled"], "np-RNN succeeds at least as often")
-    elif task == "mnist":
-        text = study.verdict(ours, "np", ["irnn"], "np-RNN reaches a higher accuracy")
-    else:
-        text = study.verdict(ours, "np", ["irnn", "irnn_scaled"], "np-RNN does well over more of the grid")
+    baselines, claim = tasks.get(task).claim
+    text = study.verdict(ours, "np", list(baselines), claim)
     return text + ("" if job is None else f" [{_qualifier(job)}]")
 
 
 def _qualifier(job: dict) -> str:
     """Where a verdict holds: the share of the paper's updates, and the data set if not the paper's."""
-    c, task = job["config"], job["config"]["task"]
-    share = c["num_steps"] / study.PAPER_UPDATES[task]
+    c, spec = job["config"], tasks.get(job["config"]["task"])
+    share = c["num_steps"] / spec.paper_updates
     text = ("at the paper's number of updates" if abs(share - 1) < 1e-9 else
             f"at {100 * share:.1f}% of the paper's updates")
-    if task == "action_recognition" and c.get("dataset") != "npz":
-        text += (f", on UEA {c.get('dataset')} ({job['task'].get('num_train')} training cases, "
-                 f"{job['task'].get('num_classes')} classes, batch {c['batch_size']}), not UCF101")
+    note = spec.data_note(c, job["task"])
+    if note:
+        text += f", {note}"
     return text
 
 
@@ -560,9 +516,11 @@ def baseline_line(task: str, c: dict, ours: dict) -> str:
         value, p = 100 * s["best"]["mean"], paper[init]
         word = "about the same" if abs(value - p) <= 10 else ("higher" if value > p else "lower")
         parts.append(f"{init} paper {p:g}%, ours {value:.1f}% ({word})")
-    if task == "action_recognition":
-        return ("The paper's numbers are UCF101 test accuracies, ours a UEA set's: not comparable as numbers; "
-                "the robustness counts (cells at >= 60%) are compared above.") if parts else ""
+    spec = tasks.get(task)
+    if spec.paper_data:
+        return (f"The paper's numbers are {spec.paper_data} test accuracies, ours on other data: not comparable "
+                f"as numbers; the robustness counts (cells at >= {100 * spec.success_threshold:.0f}%) are compared "
+                "above.") if parts else ""
     return ("Baselines against the paper (ours: mean over seeds at each variant's best setting): "
             + "; ".join(parts) + ".") if parts else ""
 
@@ -598,16 +556,18 @@ def paper_figures(finished: dict, figures: pathlib.Path, rel: str, prefix: str, 
     """The paper's Figures 3 and 4 and Table 2 beside ours, cell by cell, with a verdict per figure."""
     lines = []
     for label, task, seq_lens, what in PAPER_FIGURES:
-        threshold = SUCCESS[task]
+        spec = tasks.get(task)
+        threshold = spec.success_threshold
+        one_cell = tuple(seq_lens) == (None,)
         cells = {t: _cell_runs(finished, task, t) for t in seq_lens}
         if not any(cells[t][0] for t in seq_lens):
             continue
         variants = list(dict.fromkeys(r["init"] for t in seq_lens for r in cells[t][0]))
         paper = {t: _paper(task, {"seq_len": t}) for t in seq_lens}
         columns = [t for t in seq_lens if cells[t][0]]
-        lines += [f"### {label}: {task}" + ("" if task == "mnist" else f", T = {', '.join(map(str, seq_lens))}"), "",
+        lines += [f"### {label}: {task}" + ("" if one_cell else f", T = {', '.join(map(str, seq_lens))}"), "",
                   f"{what} (%), the paper's / ours; ours is one run where the paper ran one, and the mean "
-                  f"(range) with the runs succeeding ({SUCCESS_TEXT[task]}) where seeds 1 and 2 were run too. "
+                  f"(range) with the runs succeeding ({spec.success_text}) where seeds 1 and 2 were run too. "
                   "Cells not finished are not shown.", "",
                   "| variant | " + " | ".join("paper protocol" if t is None else f"T = {t}" for t in columns) + " |",
                   "|---|" + "---|" * len(columns)]
@@ -632,7 +592,7 @@ def paper_figures(finished: dict, figures: pathlib.Path, rel: str, prefix: str, 
         updates = sorted({j["config"]["num_steps"] for t in columns for j in cells[t][1]})
         spent = sum(r["seconds"] for t in columns for n in cells[t][2] for r in costs.get(n, []))
         lines += ["", f"Updates per run: {', '.join(f'{u:,}' for u in updates)} (the paper's "
-                      f"{study.PAPER_UPDATES[task]:,}); cost of these cells on this machine: {spent / 3600:.1f} h "
+                      f"{spec.paper_updates:,}); cost of these cells on this machine: {spent / 3600:.1f} h "
                       "wall clock (jobs.jsonl).", ""]
         file = f"{prefix}{task}_figure.png"
         _plot_figure_cells(variants, columns, paper, ours, figures / file, f"{label} ({task}): the paper's and ours")
@@ -642,9 +602,9 @@ def paper_figures(finished: dict, figures: pathlib.Path, rel: str, prefix: str, 
         top = [t for t in columns if ("np", t) in ours and ours[("np", t)] >= max(
             v for (i, tt), v in ours.items() if tt == t)]
         paper_top = [t for t in columns if paper[t] and paper[t].get("np", 0) >= max(paper[t].values())]
-        where = "" if task == "mnist" else " sequence lengths"
+        where = "" if one_cell else " sequence lengths"
         lines += [f"**Verdict ({label}, the paper's protocol and {', '.join(f'{u:,}' for u in updates)} updates"
-                  f"{'' if task != 'mnist' else ', MNIST'})**: np-RNN reaches the success bar "
+                  f"{f', {task}' if one_cell else ''})**: np-RNN reaches the success bar "
                   f"({100 * threshold:.0f}%) at {len(ok)} of {len(columns)}{where} run (the paper: "
                   f"{sum(1 for t in columns if paper[t].get('np', 0) >= 100 * threshold)}), and is the best "
                   f"variant at {len(top)} of {len(columns)} (the paper: {len(paper_top)}).", ""]
@@ -734,8 +694,7 @@ HORIZON_BATCH = 8
 
 
 def _sequences(task: str, seq_len: int, placement: str, count: int):
-    from nprnn_jax import tasks
-    task_type = tasks.AdditionTask if task == "addition" else tasks.MultiplicationTask
+    task_type = tasks.get(task).build.task_type  # a marked-pair task (`tasks.MarkedPairBuild`)
     return task_type(seq_len=seq_len, marker_placement=placement, test_size=count).validation_set()["xs"]
 
 
@@ -901,7 +860,7 @@ def frontier_part(root: pathlib.Path, figures: pathlib.Path, rel: str,
                            + ("" if cell["selected_on"] == "validation" else ", chosen on test") + ")")
                 if cell is not None:
                     results.append({"budget": "frontier", "protocol": prefix.rstrip("_T"), "task": task,
-                                    "variant": init, "seq_len": t, **{k: v for k, v in cell.items() if k != "wilson"},
+                                    "init": init, "seq_len": t, **{k: v for k, v in cell.items() if k != "wilson"},
                                     "wilson_low": cell["wilson"][0], "wilson_high": cell["wilson"][1]})
             longest = longest_solved(by_t)
             row.append("none" if longest is None else f"{longest}")
@@ -950,8 +909,8 @@ def budget_part(root: pathlib.Path, jobs: dict, figures: pathlib.Path, rel: str,
         spent = costs.get(name, [])
         cost = sum(r["seconds"] for r in spent)
         c = job["config"]
-        if cost and c["task"] in ("addition", "multiplication", "mnist"):
-            seq = c.get("seq_len", 784)
+        seq = tasks.get(c["task"]).steps_per_sequence(c) if cost and c["task"] in tasks.names() else None
+        if seq is not None:
             measured[name] = {"us": cost * 1e6 / (len(job["summary"]) * c["num_steps"] * seq)}
         section.insert(3, f"Cost on this machine: {cost / 60:.0f} min wall clock over {len(spent)} "
                           f"invocation(s) (`{name}.log`, `jobs.jsonl`). Plan: {job['record'].get('plan')}.")
@@ -960,7 +919,7 @@ def budget_part(root: pathlib.Path, jobs: dict, figures: pathlib.Path, rel: str,
         section.insert(4, "")
         section.insert(5, f"Command: `python -m experiments.{binary} --config=experiments/configs/{binary}.py:"
                           f"{variant}{''.join(' ' + o for o in overrides)} --workdir=...`. Settings that differ "
-                          f"from the paper's protocol (`{_paper_variant(binary, c)}`): "
+                          f"from the paper's protocol (`{_paper_config(binary, c)}`): "
                           + ("; ".join(f"{k} {_fmt_setting(a)} (paper {_fmt_setting(b)})" for k, a, b in diffs)
                              or "none") + ".")
         section.insert(6, "")

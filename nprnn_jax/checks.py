@@ -8,8 +8,9 @@ command line, so each rule is written once, where the value is used.
 
 from __future__ import annotations
 
+import dataclasses
 import math
-from typing import Callable, Optional
+from typing import Any, Callable, Optional
 
 Rule = Callable[[object], Optional[str]]
 
@@ -71,3 +72,26 @@ def checked(name: str, value, rule: Rule, error=ValueError):
     if problem:
         raise error(f"{name}={value!r}: {problem}")
     return value
+
+
+class ConfigError(ValueError):
+    """A setting with a value that is not allowed (the message names the setting)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Setting:
+    """One setting of the command line: its name, default, one-line meaning and rule.
+
+    Declared where the value is used: the engine's in `nprnn_jax.train`'s rules, each task's
+    in its module (`nprnn_jax.tasks`), the rest in `nprnn_jax.config`. ``execution``: changes
+    speed only; ``per_init``: may be overridden per init; ``location``: where data are read
+    from (the data themselves are compared by their fingerprint, so a resume elsewhere works).
+    """
+
+    name: str
+    default: Any
+    meaning: str
+    check: Rule
+    execution: bool = False
+    per_init: bool = False
+    location: bool = False

@@ -19,26 +19,21 @@ IRNN with RMSprop 1e-6, in one experiment).
 
 from __future__ import annotations
 
-import dataclasses
 import difflib
-from typing import TYPE_CHECKING, Any, Callable, Optional
+from typing import TYPE_CHECKING, Any
 
-from nprnn_jax import checks, rnn, train
+from nprnn_jax import checks, rnn, tasks, train
+from nprnn_jax import workdir as workdir_lib
 from nprnn_jax.parallel import EXECUTIONS, GROUP_INITS, SHARDS  # each vocabulary where it is used
-from nprnn_jax.tasks import MARKER_PLACEMENTS
-from nprnn_jax.train import OPTIMIZERS  # noqa: F401  (the vocabulary of the optimizer setting)
+from nprnn_jax.train import OPTIMIZERS  # noqa: F401  (the vocabulary of the optimizer setting, re-exported)
 
 if TYPE_CHECKING:  # the engine (train.py) reads the settings' checks without ml_collections
     import ml_collections
 
-TASKS = ("addition", "multiplication", "mnist", "action_recognition")
-MARKED_PAIR = ("addition", "multiplication")
 LR_SCHEDULES = ("constant", "step")
-CONFIG_VERSION = 2
 
 
-class ConfigError(ValueError):
-    """A setting with a value that is not allowed (the message names the setting)."""
+ConfigError = checks.ConfigError  # a setting with a value that is not allowed (the message names it)
 
 
 # --- checks: the rules of `nprnn_jax.checks` (each returns None or what is allowed) -------
@@ -50,23 +45,7 @@ _ENGINE = train.RULES  # the engine's own values: their rules and defaults are d
 _DEFAULT = train.DEFAULTS
 
 
-@dataclasses.dataclass(frozen=True)
-class Setting:
-    """One setting: its name, default, one-line meaning and check.
-
-    ``tasks``: the binaries that have it; ``execution``: changes speed only;
-    ``per_init``: may be overridden per init.
-    """
-
-    name: str
-    default: Any
-    meaning: str
-    check: Callable[[Any], Optional[str]]
-    tasks: tuple = TASKS
-    execution: bool = False
-    per_init: bool = False
-
-
+Setting = checks.Setting  # name, default, meaning, rule (declared where the value is used)
 _S = Setting
 SETTINGS = (
     # What is compared.
@@ -107,36 +86,8 @@ SETTINGS = (
     _S("log_every", 0, "steps per logged training loss (train_loss.jsonl, TensorBoard); a divisor of eval_every "
        "(0: eval_every)", _int(0)),
     _S("tensorboard", True, "write TensorBoard event files (workdir/tensorboard/<init>/<run>)", _bool),
-    # Marked-pair tasks.
-    _S("seq_len", 50, "sequence length T", _int(2), tasks=MARKED_PAIR),
-    _S("marker_placement", "halves", "halves (one marker per half), uniform, or first10 (Hochreiter & Schmidhuber: the first in the "
-       "first 10 steps, the second in the first half)", _one_of(MARKER_PLACEMENTS),
-       tasks=MARKED_PAIR),
-    _S("train_size", 0, "fixed pool of training sequences read in epochs (0: fresh sequences every step)",
-       _int(0), tasks=MARKED_PAIR),
-    _S("data_seed", 0, "seed of the training pool (train_size > 0)", _int(0), tasks=MARKED_PAIR),
-    _S("test_seed", 0, "seed of the fixed test set (a stream apart from training)", _int(0), tasks=MARKED_PAIR),
-    _S("accuracy_tolerance", 0.04, "a test sequence is correct when |error| < this (the paper: 0.04)",
-       _float(0, low_open=True), tasks=MARKED_PAIR),
-    _S("success_share", 0.5, "a run succeeds when its share of correct test sequences is >= this",
-       _float(0, 1), tasks=MARKED_PAIR),
-    # Data sets.
+    # Data: the test set (each task's own settings are declared by its module in nprnn_jax.tasks).
     _S("test_size", 10_000, "test examples evaluated (data sets: 0 = the whole test set)", _int(0)),
-    _S("validation_size", 0, "training examples held out to choose the best setting on, not trained on "
-       "(MNIST: the last ones, 5000 usual; action recognition: stratified by class); the marked-pair tasks "
-       "always have a validation set (test_size sequences of their own stream)", _int(0),
-       tasks=("mnist", "action_recognition")),
-    _S("data_dir", "", "data folder (empty: $NPRNN_DATA_DIR, else ../shared/data)", _str,
-       tasks=("mnist", "action_recognition")),
-    _S("permute", False, "permuted pixel MNIST (a fixed permutation of the 784 positions)", _bool,
-       tasks=("mnist",)),
-    _S("permutation_seed", 0, "seed of the permutation", _int(0), tasks=("mnist",)),
-    _S("tfds_data_dir", "", "a TFDS data dir holding a prepared MNIST (never downloaded)", _str,
-       tasks=("mnist",)),
-    _S("dataset", "BasicMotions", "a UEA set name in data_dir/uea, or npz (train.npz/test.npz features)",
-       _str, tasks=("action_recognition",)),
-    _S("normalize", True, "standardize each channel with training-set statistics", _bool,
-       tasks=("action_recognition",)),
     # Execution: speed only, resolved into the plan recorded in config.json.
     _S("unroll", _DEFAULT["unroll"], "scan unroll factor of the recurrence", _ENGINE["unroll"], execution=True),
     _S("backward", _DEFAULT["backward"], "custom (hand-written BPTT VJP) or autodiff", _ENGINE["backward"],
@@ -156,15 +107,27 @@ SETTINGS = (
     _S("host_devices", 0, "CPU: split into this many XLA devices (0: one per core when it divides; 1: off)",
        _int(0), execution=True),
 )
-SETTINGS_BY_NAME = {s.name: s for s in SETTINGS}
 PER_INIT = tuple(s.name for s in SETTINGS if s.per_init)
 
 
 def settings_of(task: str) -> tuple:
-    """The settings of the binary for ``task``."""
-    if task not in TASKS:
-        raise ConfigError(f"task={task!r}: unknown value; allowed: {', '.join(TASKS)}")
-    return tuple(s for s in SETTINGS if task in s.tasks)
+    """The settings of the binary for ``task``: the common ones (`SETTINGS`) and the task's own."""
+    return SETTINGS + tasks.get(task).settings
+
+
+def settings_by_name() -> dict:
+    """Every setting of every registered task, by name."""
+    out = {s.name: s for s in SETTINGS}
+    for task in tasks.names():
+        for setting in tasks.get(task).settings:
+            if out.setdefault(setting.name, setting) != setting:
+                raise ValueError(f"setting {setting.name!r} is declared twice, differently (task {task!r})")
+    return out
+
+
+def tasks_having(name: str) -> tuple:
+    """The tasks whose binaries have setting ``name``."""
+    return tuple(t for t in tasks.names() if any(s.name == name for s in settings_of(t)))
 
 
 def base_config(task: str) -> ml_collections.ConfigDict:
@@ -218,7 +181,7 @@ def _normalize(setting: Setting, value):
 
 def check_value(name: str, value, where: str = "") -> Any:
     """The normalized value of setting ``name``, or `ConfigError` naming it and what is allowed."""
-    setting = SETTINGS_BY_NAME[name]
+    setting = settings_by_name()[name]
     value = _normalize(setting, value)
     problem = setting.check(value)
     if problem:
@@ -243,8 +206,7 @@ def validate(config) -> ml_collections.ConfigDict:
 
     config = ml_collections.ConfigDict(config.to_dict() if hasattr(config, "to_dict") else dict(config))
     task = config.get("task")
-    if task not in TASKS:
-        raise ConfigError(f"task={task!r}: unknown value; allowed: {', '.join(TASKS)}")
+    tasks.get(task)  # ConfigError naming the known tasks
     names = [s.name for s in settings_of(task)]
     _check_unknown([k for k in config.keys() if k not in ("task", "per_init")], names, "")
     for name in names:
@@ -280,11 +242,9 @@ def validate(config) -> ml_collections.ConfigDict:
                           + (f"; e.g. --config.eval_every={near}" if near else ""))
     for init in config.inits:
         cut_steps(init_settings(config, init), config.num_steps, f"per_init.{init}." if init in per_init else "")
-    if task in MARKED_PAIR and config.test_size < 1:
-        raise ConfigError(f"test_size={config.test_size}: must be >= 1 for {task} (sequences are generated)")
-    if task in MARKED_PAIR and config.train_size and config.train_size < config.batch_size:
-        raise ConfigError(f"train_size={config.train_size} must be 0 (fresh sequences) or at least "
-                          f"batch_size={config.batch_size}")
+    problem = tasks.get(task).check(config)
+    if problem:
+        raise ConfigError(problem)
     config.lock()
     return config
 
@@ -335,22 +295,39 @@ def with_defaults(config_json: dict) -> dict:
     """A config's JSON with every setting it lacks (added in a later version) at its default,
     which is what the version that wrote it ran with."""
     config_json = dict(config_json)
-    if config_json.get("task") in TASKS:
+    if config_json.get("task") in tasks.names():
         for setting in settings_of(config_json["task"]):
             config_json.setdefault(setting.name, to_json({"v": setting.default})["v"])
     return config_json
 
 
-# Where the data are read from: the data themselves are compared by their fingerprint (the
-# task's record), so the same data under another path resume, and other data do not.
-LOCATIONS = ("data_dir", "tfds_data_dir")
-
-
 def result_settings(config_json: dict) -> dict:
-    """The part of a config's JSON that results depend on (execution settings and data
-    locations left out)."""
+    """The part of a config's JSON that results depend on: execution settings and data
+    locations left out (the data themselves are compared by their fingerprint, the task's
+    record, so the same data under another path resume, and other data do not)."""
+    by_name = settings_by_name()
     return {k: v for k, v in config_json.items()
-            if not (k in SETTINGS_BY_NAME and SETTINGS_BY_NAME[k].execution) and k not in LOCATIONS}
+            if not (k in by_name and (by_name[k].execution or by_name[k].location))}
+
+
+def check_settings(config_json: dict):
+    """None when every setting of a config's JSON (a workdir's record) is one the command line
+    would accept, else the first bad one and what is allowed (a record without a known task,
+    a library caller's, has nothing to check)."""
+    if config_json.get("task") not in tasks.names():
+        return None
+    settings = with_defaults(config_json)
+    try:
+        for setting in settings_of(config_json["task"]):
+            value = settings[setting.name]
+            check_value(setting.name, tuple(value) if isinstance(value, list) else value)
+    except ConfigError as error:
+        return str(error)
+    return None
+
+
+# How a workdir reads the settings of its config.json (`workdir.Schema`).
+SCHEMA = workdir_lib.Schema(with_defaults=with_defaults, result_settings=result_settings, check=check_settings)
 
 
 def settings_help(config) -> str:

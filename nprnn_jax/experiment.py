@@ -15,61 +15,15 @@ import pathlib
 from typing import Optional
 
 from nprnn_jax import config as config_lib
-from nprnn_jax import datasets, parallel, report, rnn, runner, tasks
+from nprnn_jax import parallel, report, rnn, runner, tasks
 from nprnn_jax import workdir as workdir_lib
 from nprnn_jax.train import TrainConfig
 
 
-# Where the data are looked for when neither config.data_dir nor $NPRNN_DATA_DIR says:
-# beside a source checkout (this file's ../../shared/data), then ../shared/data from the
-# current directory.
-DEFAULT_DATA_DIRS = (pathlib.Path(__file__).resolve().parents[2] / "shared" / "data",
-                     pathlib.Path("../shared/data"))
-
-
-def data_dir(config) -> pathlib.Path:
-    """``config.data_dir``, else $NPRNN_DATA_DIR, else the first of `DEFAULT_DATA_DIRS` that exists."""
-    given = config.data_dir or os.environ.get("NPRNN_DATA_DIR")
-    candidates = [pathlib.Path(given)] if given else list(DEFAULT_DATA_DIRS)
-    for path in candidates:
-        if path.is_dir():
-            return path
-    raise config_lib.ConfigError(
-        f"data directory {' or '.join(repr(str(p)) for p in candidates)} not found "
-        "(set --config.data_dir or NPRNN_DATA_DIR; README 'Data' says where to get the data)")
-
-
 def build_task(config):
-    """The task of ``config`` and the extra files to write into the workdir."""
-    if config.task in config_lib.MARKED_PAIR:
-        task_type = tasks.AdditionTask if config.task == "addition" else tasks.MultiplicationTask
-        return task_type(seq_len=config.seq_len, marker_placement=config.marker_placement,
-                         test_size=config.test_size, test_seed=config.test_seed, train_size=config.train_size,
-                         data_seed=config.data_seed, accuracy_tolerance=config.accuracy_tolerance,
-                         success_share=config.success_share), {}
-    test_size = config.test_size or None
-    if config.task == "mnist":
-        directory = data_dir(config)
-        train_images, train_labels = datasets.load_mnist(directory, "train", config.tfds_data_dir or None)
-        test_images, test_labels = datasets.load_mnist(directory, "test", config.tfds_data_dir or None)
-        task = tasks.mnist_task(train_images, train_labels, test_images, test_labels, permute=config.permute,
-                                permutation_seed=config.permutation_seed, test_size=test_size,
-                                validation_size=config.validation_size)
-        extra = {}
-        if config.permute:
-            extra["permutation.json"] = json.dumps({"seed": config.permutation_seed,
-                                                    "permutation": task.permutation.tolist()}) + "\n"
-        return task, extra
-    directory = data_dir(config)
-    if config.dataset == "npz":
-        train = datasets.check_training_classes(datasets.load_npz(directory / "train.npz"), directory / "train.npz")
-        test = datasets.load_npz(directory / "test.npz")
-        if train.class_names != test.class_names or train.features.shape[2] != test.features.shape[2]:
-            raise datasets.DataError(f"{directory}: train.npz and test.npz differ in classes or feature size")
-    else:
-        train, test = datasets.load_uea(directory, config.dataset)
-    return tasks.sequence_task(config.dataset, train, test, test_size=test_size, normalize=config.normalize,
-                               validation_size=config.validation_size), {}
+    """The task of ``config`` and the extra files to write into the workdir (the task's
+    module builds it: `nprnn_jax.tasks`)."""
+    return tasks.get(config.task).build(config)
 
 
 def available_memory() -> int:
@@ -106,7 +60,7 @@ def memory_estimate(config, task, devices: int = 1, grouped: bool = False) -> di
     runs = runs_at_once(config, grouped)
     runs_per_device = max(1, runs // devices)
     test_examples = config.test_size or getattr(task, "num_test", config.test_size)
-    pool = getattr(task, "num_train", 0) or (config.train_size if config.task in config_lib.MARKED_PAIR else 0)
+    pool = getattr(task, "num_train", 0) or getattr(task, "train_size", 0)
     outputs = getattr(task, "output_size", 1)
     gates = 4 if "lstm" in config.inits else 1
     weights = gates * (hidden * hidden + inputs * hidden + hidden) + hidden * outputs + outputs
@@ -185,11 +139,8 @@ def init_runs(config, plan: dict) -> list:
 
 
 def title(config) -> str:
-    if config.task in config_lib.MARKED_PAIR:
-        return f"{config.task} (T={config.seq_len})"
-    if config.task == "mnist":
-        return "permuted pixel MNIST" if config.permute else "pixel MNIST"
-    return f"action recognition ({config.dataset})"
+    """The experiment in words (the report's title), as its task declares it."""
+    return tasks.get(config.task).title(config)
 
 
 def train_and_evaluate(config, workdir, *, progress_stream=None, on_event=None) -> list:
@@ -203,11 +154,11 @@ def train_and_evaluate(config, workdir, *, progress_stream=None, on_event=None) 
     task, extra_files = build_task(config)
     plan = plan_for(config, task)
     runs = init_runs(config, plan)
-    record = {"version": config_lib.CONFIG_VERSION, "task": task.describe(),
+    record = {"version": workdir_lib.CONFIG_VERSION, "task": task.describe(),
               "config": config_lib.to_json(config), "plan": plan}
     summary = runner.run_experiment(task, runs, workdir, record=record, plan=plan, on_event=on_event,
                                     progress_stream=progress_stream, extra_files=extra_files,
-                                    tensorboard=config.tensorboard)
+                                    tensorboard=config.tensorboard, schema=config_lib.SCHEMA)
     if runner.is_main_process():
         report.write_report(workdir, task.metric, task.higher_is_better, title(config),
                             reference=task.constant_predictor_metric())
@@ -226,7 +177,7 @@ def read_config(workdir):
     """The validated config of a workdir's config.json (`workdir.WorkdirConfigError` if none)."""
     import ml_collections
 
-    record = workdir_lib.read_config(workdir)
+    record = workdir_lib.read_config(workdir, config_lib.SCHEMA)
     settings = config_lib.with_defaults(record["config"])
     return config_lib.validate(ml_collections.ConfigDict(_tuples(settings))), record
 

@@ -180,13 +180,16 @@ def write_report(workdir, metric: str, higher_is_better: bool, title: str = "", 
 MERGE_MAY_DIFFER = ("seed_offset", "num_seeds")
 
 
-def merge_workdirs(workdirs, out, metric: str, higher_is_better: bool, title: str = "") -> str:
+def merge_workdirs(workdirs, out, metric: str, higher_is_better: bool, title: str = "",
+                   schema=None) -> str:
     """Merges finished workdirs of one study (the same config but their seeds) into ``out``.
 
     Writes ``out``'s summary.json, metrics.jsonl, sources.json and the report (results.md
     and figures); returns the table. Raises ValueError when the workdirs' settings differ
     in anything that changes results (other than their seeds), when a seed of an init
-    appears twice, or when a workdir is unfinished.
+    appears twice, or when a workdir is unfinished. ``schema``: how the workdirs' settings
+    are read (`workdir.Schema`; the binaries' tools pass `nprnn_jax.config.SCHEMA`, which
+    leaves the speed-only settings out of the comparison); default `workdir.PLAIN`.
     """
     workdirs = [pathlib.Path(w) for w in workdirs]
     out = pathlib.Path(out)
@@ -202,18 +205,16 @@ def merge_workdirs(workdirs, out, metric: str, higher_is_better: bool, title: st
             if not workdir.is_dir():
                 raise ValueError(f"{workdir} is not a workdir (no such folder)")
             locks.enter_context(workdir_lib.locked(workdir))
-        return _merge_locked(workdirs, out, metric, higher_is_better, title)
+        return _merge_locked(workdirs, out, metric, higher_is_better, title, schema or workdir_lib.PLAIN)
 
 
-def _merge_locked(workdirs, out, metric, higher_is_better, title):
-    from nprnn_jax import config as config_lib
-
+def _merge_locked(workdirs, out, metric, higher_is_better, title, schema):
     reference, summaries, rows = None, [], []
     for workdir in workdirs:
         if not (workdir / "summary.json").is_file():
             raise ValueError(f"{workdir} has no summary.json (unfinished or not a workdir)")
         record = json.loads((workdir / "config.json").read_text())
-        settings = {k: v for k, v in config_lib.result_settings(record["config"]).items()
+        settings = {k: v for k, v in schema.result_settings(schema.with_defaults(record["config"])).items()
                     if k not in MERGE_MAY_DIFFER}
         if reference is None:
             reference = (workdir, settings, record["task"])

@@ -103,7 +103,7 @@ class GridRun:
         self.sharding = parallel.mesh_sharding(self.layout)
         config, grid = run.train_config, run.grid
         self.trainer = make_train(config, task, "batch" if self.layout == "batch" else None)
-        self.config, self.grid, self.init_name = config, grid, run.init
+        self.config, self.grid, self.init = config, grid, run.init
         combos = grid.combos
         self.keys = jax.vmap(jax.random.PRNGKey)(jnp.asarray(grid.seeds))
         self.hp = hparams(jnp.asarray([lr for lr, _ in combos], jnp.float32),
@@ -139,7 +139,7 @@ class GridRun:
             return grid_map(trainer.evaluate, (0, None), (0, None))(params, test_set)
 
         self.data = task.train_data()
-        self.init = jax.jit(init)
+        self.initialize = jax.jit(init)
         self.segment = jax.jit(segment, donate_argnums=0)
         self.evaluate = jax.jit(evaluate)
 
@@ -147,14 +147,14 @@ class GridRun:
         """The grid's initial state, computed on one device (so that it does not depend on the
         device count) and then placed: each device's shard of the mesh, which may span every
         process's devices in a multi-host run (each process computes the same state)."""
-        state = self.init(self.keys, self.hp)
+        state = self.initialize(self.keys, self.hp)
         if self.sharding is None:
             return state
         place = lambda x: jax.make_array_from_callback(x.shape, self.sharding, lambda index: np.asarray(x[index]))
         return jax.tree.map(place, state)
 
     def rows(self, step, train_loss, state, test_metrics) -> list:
-        return workdir_lib.rows(self.init_name, self.grid.combos, self.grid.seeds, step, host(train_loss),
+        return workdir_lib.rows(self.init, self.grid.combos, self.grid.seeds, step, host(train_loss),
                                 host(state.diverged), host(test_metrics))
 
 
@@ -170,11 +170,11 @@ def default_record(task: Task, runs: Sequence[InitRun], plan: Optional[dict] = N
             "plan": plan or {}}
 
 
-def _manager(workdir: pathlib.Path, init_name: str, **options):
+def _manager(workdir: pathlib.Path, init: str, **options):
     # Synchronous saves: the states are small, and a save that returns is on disk
     # (orbax writes to a temporary folder and renames it: a crash mid-write leaves
     # the previous checkpoint as the latest).
-    return ocp.CheckpointManager((workdir / "checkpoints" / init_name).absolute(),
+    return ocp.CheckpointManager((workdir / "checkpoints" / init).absolute(),
                                  options=ocp.CheckpointManagerOptions(enable_async_checkpointing=False,
                                                                       **options))
 
@@ -182,7 +182,8 @@ def _manager(workdir: pathlib.Path, init_name: str, **options):
 def run_experiment(task: Task, runs: Sequence[InitRun], workdir, *, record: Optional[dict] = None,
                    plan: Optional[dict] = None, on_event: Optional[Callable[[str, str, int], None]] = None,
                    progress_stream=None, extra_files: Optional[dict] = None, tensorboard: bool = False,
-                   writer: Optional[writers.MetricWriter] = None) -> list:
+                   writer: Optional[writers.MetricWriter] = None,
+                   schema: workdir_lib.Schema = workdir_lib.PLAIN) -> list:
     """Trains every init's grid, resuming from checkpoints in ``workdir``.
 
     Args:
@@ -201,6 +202,8 @@ def run_experiment(task: Task, runs: Sequence[InitRun], workdir, *, record: Opti
       tensorboard: also write TensorBoard event files (``tensorboard/<init>/<run>/``).
       writer: a further `writers.MetricWriter` (e.g. to a tracking service) that gets every
         row the workdir's files get (process 0 only).
+      schema: how ``record``'s settings are read and compared on a resume (`workdir.Schema`;
+        `experiment.train_and_evaluate` passes the configuration's).
 
     The training loss of every block of ``InitRun.log_every`` steps goes to
     ``train_loss.jsonl`` (and TensorBoard); metrics.jsonl holds each segment's mean.
@@ -209,12 +212,12 @@ def run_experiment(task: Task, runs: Sequence[InitRun], workdir, *, record: Opti
       The summary records (also written to ``summary.json``).
     """
     workdir = pathlib.Path(workdir)
+    options = dict(record=record, plan=plan, on_event=on_event, progress_stream=progress_stream,
+                   extra_files=extra_files, tensorboard=tensorboard, extra_writer=writer, schema=schema)
     if not is_main_process():
-        return _run_experiment(task, runs, workdir, record, plan, on_event, progress_stream, extra_files,
-                               tensorboard, writer)
+        return _run_experiment(task, runs, workdir, **options)
     with workdir_lib.locked(workdir):  # one writer per workdir
-        return _run_experiment(task, runs, workdir, record, plan, on_event, progress_stream, extra_files,
-                               tensorboard, writer)
+        return _run_experiment(task, runs, workdir, **options)
 
 
 def group_key(run: InitRun):
@@ -235,12 +238,13 @@ def init_groups(runs: Sequence[InitRun]) -> list:
     return list(groups.values())
 
 
-def _run_experiment(task, runs, workdir, record, plan, on_event, progress_stream, extra_files, tensorboard,
-                    extra_writer=None):
+def _run_experiment(task, runs, workdir, *, record, plan, on_event, progress_stream, extra_files, tensorboard,
+                    extra_writer, schema):
     test_set = task.test_set()
     validation_set = task.validation_set()
     main = is_main_process()  # in a multi-host run only process 0 writes files and progress
-    workdir_lib.check_or_write_config(workdir, record or default_record(task, runs, plan), write=main)
+    workdir_lib.check_or_write_config(workdir, record or default_record(task, runs, plan), write=main,
+                                      schema=schema)
     for name, text in (extra_files or {}).items() if main else ():
         workdir_lib.atomic_write(workdir / name, text)
     progress = Progress(len(runs), progress_stream, enabled=main)
@@ -386,7 +390,7 @@ def _train_group(task, members, start, workdir, test_set, validation_set, progre
         yield run, grid_run, part, part_metrics, part_validation
 
 
-def _restore_newest_intact(manager, template, workdir: pathlib.Path, init_name: str, main: bool):
+def _restore_newest_intact(manager, template, workdir: pathlib.Path, init: str, main: bool):
     """(state, step) from the newest checkpoint that restores, or (template, 0) when there is
     none. A damaged newer checkpoint is moved to ``damaged_checkpoints/<init>/<step>`` with a
     warning line; when every checkpoint is damaged, `WorkdirConfigError` names them."""
@@ -398,18 +402,18 @@ def _restore_newest_intact(manager, template, workdir: pathlib.Path, init_name: 
     # A step folder that orbax never finished or that is not a checkpoint at all (no metadata
     # and no recorded hashes, e.g. a stray `mkdir`) is set aside by name, before orbax (whose
     # manager then fails on every step) reads it.
-    stray = [step for step in steps if not workdir_lib.looks_like_checkpoint(workdir, init_name, step)]
+    stray = [step for step in steps if not workdir_lib.looks_like_checkpoint(workdir, init, step)]
     if stray and main:
         for step in stray:
-            target = workdir / "damaged_checkpoints" / init_name / str(step)
+            target = workdir / "damaged_checkpoints" / init / str(step)
             target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.move(str(workdir / "checkpoints" / init_name / str(step)), str(target))
-            print(f"warning: {init_name}: checkpoints/{init_name}/{step} is not a checkpoint (no metadata, no "
+            shutil.move(str(workdir / "checkpoints" / init / str(step)), str(target))
+            print(f"warning: {init}: checkpoints/{init}/{step} is not a checkpoint (no metadata, no "
                   f"recorded hashes); moved to {target}", file=sys.stderr)
         manager.reload()
     steps = [step for step in steps if step not in stray]
     for step in steps:
-        why = workdir_lib.checkpoint_damage(workdir, init_name, step)
+        why = workdir_lib.checkpoint_damage(workdir, init, step)
         if why:  # recognised from the recorded hashes, before orbax reads anything
             damaged.append((step, why))
             continue
@@ -420,19 +424,19 @@ def _restore_newest_intact(manager, template, workdir: pathlib.Path, init_name: 
             continue
         if damaged and main:
             for bad, why in damaged:
-                target = workdir / "damaged_checkpoints" / init_name / str(bad)
+                target = workdir / "damaged_checkpoints" / init / str(bad)
                 target.parent.mkdir(parents=True, exist_ok=True)
-                shutil.move(str(workdir / "checkpoints" / init_name / str(bad)), str(target))
-                print(f"warning: {init_name}: the checkpoint at step {bad} is damaged ({why}); moved to {target}",
+                shutil.move(str(workdir / "checkpoints" / init / str(bad)), str(target))
+                print(f"warning: {init}: the checkpoint at step {bad} is damaged ({why}); moved to {target}",
                       file=sys.stderr)
-            print(f"warning: {init_name}: resuming from step {step}; metrics after it are dropped",
+            print(f"warning: {init}: resuming from step {step}; metrics after it are dropped",
                   file=sys.stderr)
             manager.reload()
-        logging.info("%s: resumed from the checkpoint at step %d", init_name, step)
+        logging.info("%s: resumed from the checkpoint at step %d", init, step)
         return state, step
     if damaged:
         raise WorkdirConfigError(
-            f"{workdir}/checkpoints/{init_name}: no intact checkpoint (step {damaged[0][0]}: {damaged[0][1]}); "
+            f"{workdir}/checkpoints/{init}: no intact checkpoint (step {damaged[0][0]}: {damaged[0][1]}); "
             "use a new workdir")
     return template, 0
 

@@ -26,30 +26,8 @@ from typing import Optional
 
 import numpy as np
 
-# The paper's numbers (METHOD.md, read in its v3 text; bar charts +-2 points), in percent.
-PAPER_ADDITION = {  # Figure 3: share of test sequences with |error| < 0.04
-    150: {"np": 95, "irnn": 85.5, "irnn_scaled": 84, "nrnn": 85.5, "np_tanh": 84, "ornn": 8, "grnn": 8},
-    200: {"np": 94.5, "irnn": 87.5, "irnn_scaled": 79, "nrnn": 67.5, "np_tanh": 73.5, "ornn": 8, "grnn": 8},
-    300: {"np": 88, "irnn": 75, "irnn_scaled": 8, "nrnn": 65.5, "np_tanh": 30, "ornn": 8, "grnn": 8},
-    400: {"np": 83.5, "irnn": 82, "irnn_scaled": 7.5, "nrnn": 16, "np_tanh": 7.5, "ornn": 8, "grnn": 8},
-    500: {"np": 75.5, "irnn": 14.5, "irnn_scaled": 8, "nrnn": 8, "np_tanh": 8, "ornn": 8, "grnn": 8},
-}
-PAPER_MULTIPLICATION = {  # Figure 4
-    50: {"np": 98.5, "irnn": 45, "irnn_scaled": 44.5, "nrnn": 78.5, "np_tanh": 81},
-    100: {"np": 96, "irnn": 45, "irnn_scaled": 11, "nrnn": 80, "np_tanh": 85.5},
-    200: {"np": 92, "irnn": 45, "irnn_scaled": 44.5, "nrnn": 70, "np_tanh": 75},
-}
-PAPER_MNIST = {"np": 92, "irnn": 83}  # Table 2, test accuracy after 100 epochs
-PAPER_ACTION = {  # Table 3: (validation, test, learning rate); Figure 6: cells of 18 at >= 0.6
-    "irnn_scaled": (59, 56.6, 1e-3, 0), "irnn": (71, 67, 1e-2, 1), "np": (78.6, 75.2, 1e-3, 12),
-    "lstm": (80.3, 78.5, 1e-3, 13),
-}
-# Parameter updates of the paper's protocol (METHOD.md; action recognition: 70 epochs of
-# UCF101's 9,537 training videos at batch 256).
-PAPER_UPDATES = {"addition": 1_000_000, "multiplication": 625_000, "mnist": 375_000, "action_recognition": 2_660}
-# Training sequences the paper's protocol sees (METHOD.md).
-PAPER_SEQUENCES = {"addition": 1_000_000, "multiplication": 10_000_000, "mnist": 6_000_000,
-                   "action_recognition": 70 * 9_537}
+# The paper's numbers (METHOD.md, read in its v3 text) are declared by each task's module
+# (`nprnn_jax.tasks`: `TaskSpec.paper_results`, `paper_updates`, `paper_sequences`).
 
 
 # A finite run "blew up" when its final test loss exceeds this multiple of its step-0 loss
@@ -73,18 +51,6 @@ def exact_test(successes_a: int, runs_a: int, successes_b: int, runs_b: int) -> 
     from scipy import stats
     table = [[successes_a, runs_a - successes_a], [successes_b, runs_b - successes_b]]
     return float(stats.fisher_exact(table, alternative="two-sided").pvalue)
-
-
-def best_constant_share(targets, tolerance: float) -> float:
-    """The share of ``targets`` within ``tolerance`` of the best constant prediction: the
-    most targets any window ``[c - tolerance, c + tolerance)`` holds (the chance level of the
-    marked-pair tasks' headline metric; the mean is not the best constant for a skewed
-    target such as the product of two uniforms)."""
-    values = np.sort(np.asarray(targets, np.float64).reshape(-1))
-    if values.size == 0:
-        raise ValueError("no targets")
-    ends = np.searchsorted(values, values + 2 * tolerance, side="left")
-    return float(np.max(ends - np.arange(values.size)) / values.size)
 
 
 def chance_relative_bar(chance: float, fraction: float = 0.5) -> float:

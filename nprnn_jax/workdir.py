@@ -15,18 +15,47 @@ append, so a crash leaves the previous state readable.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import fcntl
 import json
 import math
 import os
 import pathlib
-from typing import Optional
+from typing import Callable, Optional
 
 import numpy as np
 
-from nprnn_jax import config as config_lib
 
-CONFIG_VERSION = config_lib.CONFIG_VERSION  # the version of config.json's record schema
+CONFIG_VERSION = 2  # the version of config.json's record schema
+
+
+def _unchanged(config_json: dict) -> dict:
+    return dict(config_json)
+
+
+def _fine(config_json: dict) -> Optional[str]:
+    return None
+
+
+@dataclasses.dataclass(frozen=True)
+class Schema:
+    """How the settings of a config.json record are read. The configuration gives it
+    (`nprnn_jax.config.SCHEMA`: defaults for settings added later, which of them results depend
+    on, each setting's rule); the workdir never reads the configuration itself. `PLAIN` (the
+    default) compares a library caller's record as it is.
+
+    Attributes:
+      with_defaults: a record's settings with every one it lacks at its default.
+      result_settings: the part of them that results depend on (a resume must match it).
+      check: None when every setting is one the command line would accept, else what is wrong.
+    """
+
+    with_defaults: Callable[[dict], dict] = _unchanged
+    result_settings: Callable[[dict], dict] = _unchanged
+    check: Callable[[dict], Optional[str]] = _fine
+
+
+PLAIN = Schema()
 
 
 class WorkdirConfigError(ValueError):
@@ -78,23 +107,24 @@ def _differences(old, new, prefix=""):
     return [] if old == new else [f"{prefix[:-1]}: {old!r} in workdir vs {new!r} now"]
 
 
-def _comparable(record: dict) -> dict:
+def _comparable(record: dict, schema: Schema) -> dict:
     """What must match to resume: the task and the result-relevant settings (not the plan).
 
     A setting added in a later version and missing from an older record compares
     equal to its default (which is what that older version ran with).
     """
     return {"version": record.get("version"), "task": record.get("task"),
-            "config": config_lib.result_settings(config_lib.with_defaults(record.get("config") or {}))}
+            "config": schema.result_settings(schema.with_defaults(record.get("config") or {}))}
 
 
-def check_or_write_config(workdir: pathlib.Path, record: dict, write: bool = True):
+def check_or_write_config(workdir: pathlib.Path, record: dict, write: bool = True, schema: Schema = PLAIN):
     """Writes config.json, or checks that an existing one describes the same run.
 
     ``record``: ``{"version", "task", "config", "plan"}``. Settings that change
     speed only (the execution settings and the plan) may differ on resume (another
     machine); everything else must match. Never damages a workdir. ``write=False``
-    (the other processes of a multi-host run) checks without writing.
+    (the other processes of a multi-host run) checks without writing. ``schema``: how the
+    records' settings are read (`Schema`).
     """
     path = workdir / "config.json"
     if not path.exists() and any((workdir / name).exists() for name in ("checkpoints", "metrics.jsonl",
@@ -106,12 +136,12 @@ def check_or_write_config(workdir: pathlib.Path, record: dict, write: bool = Tru
             old = json.loads(path.read_text())
         except json.JSONDecodeError as error:
             raise WorkdirConfigError(f"{path} is not valid JSON ({error}); use a new workdir") from None
-        check_record(old, path)
-        diffs = _differences(_comparable(old), _comparable(record))
-        if diffs and _extends(old, record, diffs, workdir):
+        check_record(old, path, schema)
+        diffs = _differences(_comparable(old, schema), _comparable(record, schema))
+        if diffs and _extends(schema.with_defaults(old["config"]), record, diffs, workdir):
             extended = dict(old, config=dict(old["config"], num_steps=record["config"]["num_steps"]))
             extended["extended"] = old.get("extended", []) + [
-                {"from_num_steps": config_lib.with_defaults(old["config"])["num_steps"],
+                {"from_num_steps": schema.with_defaults(old["config"])["num_steps"],
                  "to_num_steps": record["config"]["num_steps"]}]
             if write:
                 # The shorter run's results go first: a kill after this leaves an unfinished
@@ -130,48 +160,44 @@ def check_or_write_config(workdir: pathlib.Path, record: dict, write: bool = Tru
         atomic_write(path, json.dumps(record, indent=2, sort_keys=True) + "\n")
 
 
-def check_record(record, path) -> dict:
+def check_record(record, path, schema: Schema = PLAIN) -> dict:
     """``record`` (a config.json) if it is one this version can resume, else
     `WorkdirConfigError` naming the file and what is wrong: another version, a part missing or
     of the wrong type, or a setting whose value the command line would refuse."""
     if not isinstance(record, dict):
         raise WorkdirConfigError(f"{path} is not a config record (a JSON object); use a new workdir")
-    if record.get("version") != config_lib.CONFIG_VERSION:
+    if record.get("version") != CONFIG_VERSION:
         raise WorkdirConfigError(
             f"{path} was written by another nprnn_jax (config version {record.get('version', 1)!r}, this one "
-            f"reads {config_lib.CONFIG_VERSION}); its checkpoints cannot be resumed: use a new workdir")
+            f"reads {CONFIG_VERSION}); its checkpoints cannot be resumed: use a new workdir")
     for part, kind in (("config", dict), ("task", dict), ("plan", dict)):
         if part in record and not isinstance(record[part], kind) or part == "config" and part not in record:
             raise WorkdirConfigError(f"{path}: its {part!r} is {type(record.get(part)).__name__}, not a "
                                      f"{kind.__name__}; the file was edited or damaged: use a new workdir")
-    config = record["config"]
-    if "task" in config and config["task"] in config_lib.TASKS:
-        try:
-            settings = config_lib.with_defaults(config)
-            for setting in config_lib.settings_of(config["task"]):
-                value = settings[setting.name]
-                config_lib.check_value(setting.name, tuple(value) if isinstance(value, list) else value)
-        except config_lib.ConfigError as error:
-            raise WorkdirConfigError(f"{path}: {error}; the file was edited or damaged: use a new workdir") from None
+    problem = schema.check(record["config"])
+    if problem:
+        raise WorkdirConfigError(f"{path}: {problem}; the file was edited or damaged: use a new workdir")
     return record
 
 
 def _extends(old: dict, new: dict, diffs: list, workdir) -> bool:
-    """Whether ``new`` only extends ``old``'s training (more steps, nothing else changed).
+    """Whether ``new`` (a record) only extends the training of ``old`` (its settings, with
+    defaults) by more steps, nothing else changed.
 
     Raises `WorkdirConfigError` for a shorter run, or for a schedule whose cuts sit at
     equal intervals of num_steps (they would move).
     """
     if len(diffs) != 1 or not diffs[0].startswith("config.num_steps:"):
         return False
-    before = config_lib.with_defaults(old["config"])["num_steps"]
+    before = old["num_steps"]
     after = new["config"]["num_steps"]
     if after < before:
         raise WorkdirConfigError(f"workdir {workdir} holds a run of num_steps={before}; it cannot be shortened "
                                  f"to {after} (use a new workdir)")
     for init in new["config"].get("inits", []):
-        settings = config_lib.init_settings(new["config"], init)
-        if settings["lr_schedule"] == "step" and not settings["lr_cut_steps"]:
+        own = (new["config"].get("per_init") or {}).get(init) or {}  # per-init overrides first
+        schedule, cuts = (own.get(k, new["config"].get(k)) for k in ("lr_schedule", "lr_cut_steps"))
+        if schedule == "step" and not cuts:
             raise WorkdirConfigError(
                 f"workdir {workdir}: num_steps cannot be extended from {before} to {after} because {init}'s "
                 "learning-rate cuts are at equal intervals or fractions of num_steps and would move; give "
@@ -184,7 +210,7 @@ def _to_float(x) -> Optional[float]:
     return x if math.isfinite(x) else None
 
 
-def rows(init_name, combos, seeds, step, train_loss, diverged, test_metrics):
+def rows(init, combos, seeds, step, train_loss, diverged, test_metrics):
     """One dict per run, hyperparameter-combination major then seed (the [combo, seed] axes).
 
     ``combos``: the (learning_rate, dropout) of each index of the first axis; ``seeds``:
@@ -196,7 +222,7 @@ def rows(init_name, combos, seeds, step, train_loss, diverged, test_metrics):
     for ci, (lr, dropout) in enumerate(combos):
         for si, seed in enumerate(seeds):
             is_diverged = bool(diverged[ci, si])
-            row = {"init": init_name, "learning_rate": float(lr), "dropout": float(dropout), "seed": seed,
+            row = {"init": init, "learning_rate": float(lr), "dropout": float(dropout), "seed": seed,
                    "step": step,
                    "train_loss": None if train_loss is None or is_diverged else _to_float(train_loss[ci, si])}
             for name, values in sorted(test_metrics.items()):
@@ -215,7 +241,7 @@ def append_metrics(path: pathlib.Path, new_rows: list):
         os.fsync(f.fileno())
 
 
-def truncate_metrics(path: pathlib.Path, init_name: str, last_step: int):
+def truncate_metrics(path: pathlib.Path, init: str, last_step: int):
     """Drops this init's rows after ``last_step`` (written after the checkpoint we resume from)."""
     if not path.exists():
         return
@@ -231,7 +257,7 @@ def truncate_metrics(path: pathlib.Path, init_name: str, last_step: int):
         if not isinstance(row, dict) or not isinstance(row.get("init"), str) or not isinstance(row.get("step"), int):
             raise WorkdirConfigError(f"{path}: line {number} is not a metrics row (needs init and step); "
                                      "the file is damaged")
-        if row["init"] == init_name and row["step"] > last_step:
+        if row["init"] == init and row["step"] > last_step:
             continue
         kept.append(line)
     atomic_write(path, "".join(line + "\n" for line in kept))
@@ -243,35 +269,35 @@ def _checkpoint_files(folder: pathlib.Path) -> dict:
             for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
-def record_checkpoint(workdir: pathlib.Path, init_name: str, step: int):
+def record_checkpoint(workdir: pathlib.Path, init: str, step: int):
     """Writes the SHA-256 of every file of a saved checkpoint to
     ``checkpoint_hashes/<init>/<step>.json``, so that a damaged checkpoint is recognised
     before orbax reads it."""
-    folder = workdir / "checkpoint_hashes" / init_name
+    folder = workdir / "checkpoint_hashes" / init
     folder.mkdir(parents=True, exist_ok=True)
-    files = _checkpoint_files(workdir / "checkpoints" / init_name / str(step))
+    files = _checkpoint_files(workdir / "checkpoints" / init / str(step))
     atomic_write(folder / f"{step}.json", json.dumps(files, indent=0, sort_keys=True) + "\n")
 
 
-def looks_like_checkpoint(workdir: pathlib.Path, init_name: str, step: int) -> bool:
+def looks_like_checkpoint(workdir: pathlib.Path, init: str, step: int) -> bool:
     """Whether ``checkpoints/<init>/<step>`` is a checkpoint orbax finished writing (its
     metadata file) or one whose hashes were recorded (then `checkpoint_damage` judges it)."""
-    folder = workdir / "checkpoints" / init_name / str(step)
+    folder = workdir / "checkpoints" / init / str(step)
     return (folder / "_CHECKPOINT_METADATA").is_file() or \
-        (workdir / "checkpoint_hashes" / init_name / f"{step}.json").is_file()
+        (workdir / "checkpoint_hashes" / init / f"{step}.json").is_file()
 
 
-def checkpoint_damage(workdir: pathlib.Path, init_name: str, step: int) -> Optional[str]:
+def checkpoint_damage(workdir: pathlib.Path, init: str, step: int) -> Optional[str]:
     """What is wrong with a checkpoint's files against their recorded hashes (None: intact,
     or no record, e.g. a kill between the save and the record: then orbax has to tell)."""
-    path = workdir / "checkpoint_hashes" / init_name / f"{step}.json"
+    path = workdir / "checkpoint_hashes" / init / f"{step}.json"
     if not path.is_file():
         return None
     try:
         expected = json.loads(path.read_text())
     except (OSError, json.JSONDecodeError):
         return None
-    found = _checkpoint_files(workdir / "checkpoints" / init_name / str(step))
+    found = _checkpoint_files(workdir / "checkpoints" / init / str(step))
     for name in sorted(set(expected) | set(found)):
         if name not in found:
             return f"{name} is missing"
@@ -288,9 +314,9 @@ class TensorBoard:
     event-file writer that needs no TensorFlow). Resuming from step ``start`` drops the
     events after it that an interrupted run had written (``purge_step``)."""
 
-    def __init__(self, workdir: pathlib.Path, init_name: str, start: int):
-        self.root = workdir / "tensorboard" / init_name
-        self.start, self.writers, self.init_name = start, {}, init_name
+    def __init__(self, workdir: pathlib.Path, init: str, start: int):
+        self.root = workdir / "tensorboard" / init
+        self.start, self.writers, self.init = start, {}, init
 
     def write(self, rows: list, skip: tuple = ()):
         """Each row's numbers as scalars at its step (tags in ``skip`` left out)."""
@@ -302,7 +328,7 @@ class TensorBoard:
                 writer = SummaryWriter(str(self.root / name), purge_step=self.start + 1 if self.start else None)
                 if not self.start:  # the run's setting, for TensorBoard's HParams dashboard (once per run)
                     from tensorboardX.summary import hparams
-                    for summary in hparams({"init": self.init_name, "learning_rate": key[0], "dropout": key[1],
+                    for summary in hparams({"init": self.init, "learning_rate": key[0], "dropout": key[1],
                                             "seed": key[2]},
                                            {tag: None for tag in row if tag.startswith(("test_", "train_"))}):
                         writer._get_file_writer().add_summary(summary)
@@ -335,18 +361,19 @@ def write_summary(workdir: pathlib.Path, summary: list, name: str = "summary.jso
     atomic_write(workdir / name, json.dumps(summary, indent=2) + "\n")
 
 
-def read_config(workdir) -> dict:
-    """The config.json of ``workdir`` (`WorkdirConfigError` if missing or unreadable)."""
+def read_config(workdir, schema: Schema = PLAIN) -> dict:
+    """The config.json of ``workdir`` (`WorkdirConfigError` if missing or unreadable, or a
+    setting breaks ``schema``'s rules)."""
     workdir = pathlib.Path(workdir)
     try:
         record = json.loads((workdir / "config.json").read_text())
     except (OSError, json.JSONDecodeError) as error:
         raise WorkdirConfigError(f"{workdir}: no readable config.json ({error})") from None
-    return check_record(record, workdir / "config.json")
+    return check_record(record, workdir / "config.json", schema)
 
 
-def restore_params(workdir, init_name: str) -> tuple:
-    """``(params, step)``: the network parameters of every run of ``init_name``'s grid, as
+def restore_params(workdir, init: str) -> tuple:
+    """``(params, step)``: the network parameters of every run of ``init``'s grid, as
     NumPy arrays ``[combination, seed, ...]``, from its newest intact checkpoint.
 
     Reads only the parameters, onto this process's first device, whatever devices or
@@ -357,17 +384,17 @@ def restore_params(workdir, init_name: str) -> tuple:
     import orbax.checkpoint as ocp
 
     workdir = pathlib.Path(workdir)
-    folder = workdir / "checkpoints" / init_name
+    folder = workdir / "checkpoints" / init
     steps = sorted((int(p.name) for p in folder.iterdir() if p.name.isdigit()), reverse=True) \
         if folder.is_dir() else []
     if not steps:
-        raise WorkdirConfigError(f"{workdir}: no checkpoint of {init_name!r} (not started, or not a workdir)")
+        raise WorkdirConfigError(f"{workdir}: no checkpoint of {init!r} (not started, or not a workdir)")
     device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
     checkpointer = ocp.PyTreeCheckpointer()
     problems = []
     quiet = _Quiet("absl")  # orbax warns of the step folder's metadata, which a parameter read does not need
     for step in steps:
-        damage = checkpoint_damage(workdir, init_name, step)
+        damage = checkpoint_damage(workdir, init, step)
         if damage:
             problems.append(f"step {step}: {damage}")
             continue

@@ -11,7 +11,8 @@ import pytest
 
 from conftest import shared_data_dir
 from nprnn_jax import config as config_lib
-from nprnn_jax import experiment, rnn
+from nprnn_jax import experiment, rnn, tasks
+from nprnn_jax import workdir as workdir_lib
 
 CONFIG_FILES = ("addition", "multiplication", "mnist", "action_recognition")
 
@@ -34,7 +35,7 @@ def test_every_named_config_validates_and_is_documented(name):
         config = config_lib.validate(module.get_config(variant))
         assert config.task == name
         assert variant.split("_")[0] in doc, variant
-    with pytest.raises(ValueError, match="unknown config variant 'nope'; valid: default"):
+    with pytest.raises(ValueError, match="unknown named config 'nope'; valid: default"):
         module.get_config("nope")
 
 
@@ -175,7 +176,7 @@ def test_train_and_evaluate_refuses_a_bad_config_before_touching_the_workdir(tmp
 def test_read_config_round_trips_a_config(tmp_path):
     from experiments.configs import mnist
     config = config_lib.validate(mnist.get_config("paper"))
-    record = {"version": config_lib.CONFIG_VERSION, "task": {}, "config": config_lib.to_json(config), "plan": {}}
+    record = {"version": workdir_lib.CONFIG_VERSION, "task": {}, "config": config_lib.to_json(config), "plan": {}}
     (tmp_path / "config.json").write_text(json.dumps(record))
     again, _ = experiment.read_config(tmp_path)
     assert config_lib.to_json(again) == config_lib.to_json(config)
@@ -244,7 +245,7 @@ def test_load_params_reads_no_data_any_topology_and_merged_workdirs(tmp_path):
         assert result.returncode == 0, result.stderr[-2000:]
         assert json.loads((workdir / "config.json").read_text())["plan"]["devices"] == 2
         jobs.append(workdir)
-    report.merge_workdirs([str(j) for j in jobs], tmp_path / "merged", "test_accuracy", True)
+    report.merge_workdirs([str(j) for j in jobs], tmp_path / "merged", "test_accuracy", True, schema=config_lib.SCHEMA)
     start = time.perf_counter()
     params = experiment.load_params(jobs[0], "np", 0.05, seed=1)
     assert time.perf_counter() - start < 30  # generous: the point is no data and no compilation
@@ -269,9 +270,9 @@ def test_the_default_data_directory_does_not_depend_on_the_current_directory(mon
     monkeypatch.delenv("NPRNN_DATA_DIR", raising=False)
     monkeypatch.chdir("/")
     config = config_lib.validate(mnist.get_config("smoke"))
-    found = experiment.data_dir(config)
+    found = tasks.data_dir(config)
     assert found.is_absolute() and (found / "mnist").is_dir()
     assert found.resolve() == shared_data_dir().resolve()
     monkeypatch.setenv("NPRNN_DATA_DIR", str(tmp_path / "absent"))
     with pytest.raises(config_lib.ConfigError, match="data directory '.*absent' not found"):
-        experiment.data_dir(config)
+        tasks.data_dir(config)

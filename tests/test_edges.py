@@ -90,7 +90,7 @@ def test_a_kill_during_an_extension_leaves_an_unfinished_workdir_that_resumes(tm
     assert json.loads((tmp_path / "w" / "config.json").read_text())["config"]["num_steps"] == 40
     assert not (tmp_path / "w" / "summary.json").exists() and not (tmp_path / "w" / "results.md").exists()
     with pytest.raises(ValueError, match="has no summary.json"):
-        report.merge_workdirs([tmp_path / "w"], tmp_path / "m", "test_accuracy", True)
+        report.merge_workdirs([tmp_path / "w"], tmp_path / "m", "test_accuracy", True, schema=config_lib.SCHEMA)
     experiment.train_and_evaluate(longer, tmp_path / "w")
     experiment.train_and_evaluate(longer, tmp_path / "direct")
     for name in ("summary.json",):
@@ -105,18 +105,18 @@ def test_merge_never_writes_over_a_workdir_and_a_stray_step_folder_is_set_aside(
     before = {p.name: p.read_bytes() for p in a.iterdir() if p.is_file()}
     for out, fragment in ((a, "is one of the workdirs to merge"), (b, "is one of the workdirs to merge")):
         with pytest.raises(ValueError, match=fragment):
-            report.merge_workdirs([a, b], out, "test_accuracy", True)
+            report.merge_workdirs([a, b], out, "test_accuracy", True, schema=config_lib.SCHEMA)
     other = tmp_path / "other"
     other.mkdir()
     (other / "summary.json").write_text("[]")
     with pytest.raises(ValueError, match="exists and is not empty"):
-        report.merge_workdirs([a, b], other, "test_accuracy", True)
+        report.merge_workdirs([a, b], other, "test_accuracy", True, schema=config_lib.SCHEMA)
     assert {p.name: p.read_bytes() for p in a.iterdir() if p.is_file() and p.name != ".lock"} == \
         {k: v for k, v in before.items() if k != ".lock"}
     with workdir_lib.locked(b):  # a run still writing b: the merge waits for nobody, it refuses
         with pytest.raises(workdir_lib.WorkdirConfigError, match="in use by"):
-            report.merge_workdirs([a, b], tmp_path / "m", "test_accuracy", True)
-    report.merge_workdirs([a, b], tmp_path / "m", "test_accuracy", True)
+            report.merge_workdirs([a, b], tmp_path / "m", "test_accuracy", True, schema=config_lib.SCHEMA)
+    report.merge_workdirs([a, b], tmp_path / "m", "test_accuracy", True, schema=config_lib.SCHEMA)
     assert len(json.loads((tmp_path / "m" / "summary.json").read_text())) == 2
     assert not (tmp_path / "m.merging").exists()
     # mkdir checkpoints/np/999 in a good workdir: named and set aside, the run resumes from 20
@@ -168,14 +168,14 @@ def test_single_class_training_data_is_refused(tmp_path):
 def test_a_hand_edited_config_json_is_refused_by_name(tmp_path, edit, fragment):
     config = config_lib.validate(smoke())
     task, _ = experiment.build_task(config)
-    record = {"version": config_lib.CONFIG_VERSION, "task": task.describe(), "config": config_lib.to_json(config),
+    record = {"version": workdir_lib.CONFIG_VERSION, "task": task.describe(), "config": config_lib.to_json(config),
               "plan": {}}
-    workdir_lib.check_or_write_config(tmp_path, record)
+    workdir_lib.check_or_write_config(tmp_path, record, schema=config_lib.SCHEMA)
     edited = json.loads((tmp_path / "config.json").read_text())
     edit(edited)
     (tmp_path / "config.json").write_text(json.dumps(edited))
     with pytest.raises(workdir_lib.WorkdirConfigError, match=fragment.replace("(", r"\(")):
-        workdir_lib.check_or_write_config(tmp_path, record)
+        workdir_lib.check_or_write_config(tmp_path, record, schema=config_lib.SCHEMA)
 
 
 def _config_file(tmp_path, name, text):
@@ -186,7 +186,7 @@ def _config_file(tmp_path, name, text):
 
 @pytest.mark.parametrize("args,fragment", [
     (["--config.data_dir=/tmp"], "--config.data_dir: the addition binary has no such setting (it is a setting "
-                                 "of mnist, action_recognition)"),
+                                 "of action_recognition, mnist)"),
     (["--workdir="], "--workdir is empty"),
     (["--config.learning_rates=0.1", "--config.learning_rates=0.2"], "--config.learning_rates is given twice"),
     (["CONFIG:x = 1\n"], "defines no get_config()"),

@@ -158,7 +158,7 @@ def assert_clean_error(result, *fragments):
     (["--config.num_seedz=3"], ["--config.num_seedz: no such setting (did you mean num_seeds?)", "--show_config"]),
     (["--config.bptt_chunk=7"], ["bptt_chunk=7 must divide the sequence length 50"]),
     (["--config.remat_every=7"], ["remat_every=7 must be a positive divisor of the sequence length 50"]),
-    (["--config=experiments/configs/addition.py:paper_T999"], ["unknown config variant 'paper_T999'"]),
+    (["--config=experiments/configs/addition.py:paper_T999"], ["unknown named config 'paper_T999'"]),
     (["stray"], ["unexpected arguments: stray"]),
     (["--config.host_devices=100000"], ["host_devices=100000: at most"]),
     (["--config.host_devices=-1"], ["host_devices=-1: must be an int >= 0"]),

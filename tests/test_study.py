@@ -6,7 +6,7 @@ import numpy as np
 
 import pytest
 
-from nprnn_jax import study
+from nprnn_jax import study, tasks
 
 
 def test_wilson_interval_against_hand_computed_values():
@@ -192,8 +192,8 @@ def test_report_from_tiny_workdirs(tmp_path):
     assert "marker placement: halves: one marker in each half (not stated)" in text
     assert "learning rate at batch 16: 0.01, 0.1 (the paper's 0.001 is for batch 1" in text
     results = json.loads((tmp_path / "docs" / "reproduction" / "results.json").read_text())
-    assert {r["variant"]: r["successes"] for r in results} == {"np": 2, "irnn": 3}
-    assert {r["variant"]: r["blew_up"] for r in results} == {"np": 0, "irnn": 1}
+    assert {r["init"]: r["successes"] for r in results} == {"np": 2, "irnn": 3}
+    assert {r["init"]: r["blew_up"] for r in results} == {"np": 0, "irnn": 1}
     # the records are kept next to the report, and rebuild the same page
     kept = tmp_path / "docs" / "reproduction" / "workdirs" / "cpu"
     assert (kept / "addition_T150" / "summary.json").read_text() == json.dumps(summary)
@@ -213,11 +213,11 @@ def test_report_from_tiny_workdirs(tmp_path):
 
 def test_the_chance_level_is_the_best_constant_and_the_relative_bar_sits_halfway():
     # targets 0.0, 0.01, 0.05, 0.5, 0.52, 0.53: within 0.04 of one constant at most 3 (0.5-0.53)
-    assert study.best_constant_share([0.0, 0.01, 0.05, 0.5, 0.52, 0.53], 0.04) == pytest.approx(0.5)
+    assert tasks.best_constant_share([0.0, 0.01, 0.05, 0.5, 0.52, 0.53], 0.04) == pytest.approx(0.5)
     # the product of two uniforms: the best constant (near 0.04) holds about 28%, the mean 0.25 far less
     rng = np.random.default_rng(0)
     products = rng.uniform(size=100_000) * rng.uniform(size=100_000)
-    assert study.best_constant_share(products, 0.04) == pytest.approx(0.08 * (1 - np.log(0.08)), abs=0.01)
+    assert tasks.best_constant_share(products, 0.04) == pytest.approx(0.08 * (1 - np.log(0.08)), abs=0.01)
     assert np.mean(np.abs(products - 0.25) < 0.04) < 0.15
     assert study.chance_relative_bar(0.5) == pytest.approx(0.75)
     assert study.chance_relative_bar(0.078) == pytest.approx(0.539)

@@ -357,32 +357,32 @@ def _record(seq_len=20, **settings):
     config = config_lib.base_config("addition")
     for name, value in settings.items():
         config[name] = value
-    return {"version": config_lib.CONFIG_VERSION, "task": tasks.AdditionTask(seq_len=seq_len).describe(),
+    return {"version": workdir_lib.CONFIG_VERSION, "task": tasks.AdditionTask(seq_len=seq_len).describe(),
             "config": config_lib.to_json(config_lib.validate(config)), "plan": {"bptt_chunk": 10}}
 
 
 def test_workdir_with_other_config_is_refused(tmp_path):
-    workdir_lib.check_or_write_config(tmp_path, _record())
+    workdir_lib.check_or_write_config(tmp_path, _record(), schema=config_lib.SCHEMA)
     before = (tmp_path / "config.json").read_text()
     with pytest.raises(workdir_lib.WorkdirConfigError, match="task.seq_len: 20 in workdir vs 30 now"):
-        workdir_lib.check_or_write_config(tmp_path, _record(seq_len=30))
+        workdir_lib.check_or_write_config(tmp_path, _record(seq_len=30), schema=config_lib.SCHEMA)
     with pytest.raises(workdir_lib.WorkdirConfigError, match="config.learning_rates: \\[0.01\\] in workdir vs "
                                                              "\\[0.5\\] now"):
-        workdir_lib.check_or_write_config(tmp_path, _record(learning_rates=(0.5,)))
+        workdir_lib.check_or_write_config(tmp_path, _record(learning_rates=(0.5,)), schema=config_lib.SCHEMA)
     assert (tmp_path / "config.json").read_text() == before
     # Speed-only settings and the plan may differ (resuming on another machine).
     other_plan = dict(_record(bptt_chunk=0, execution="vmap", host_devices=1), plan={"bptt_chunk": 0})
-    workdir_lib.check_or_write_config(tmp_path, other_plan)
+    workdir_lib.check_or_write_config(tmp_path, other_plan, schema=config_lib.SCHEMA)
     assert (tmp_path / "config.json").read_text() == before
 
 
 def test_a_setting_added_later_compares_equal_to_its_default(tmp_path):
     older = _record()
     del older["config"]["seed_offset"]  # a record written before the setting existed
-    workdir_lib.check_or_write_config(tmp_path, older)
-    workdir_lib.check_or_write_config(tmp_path, _record())  # the same run: accepted
+    workdir_lib.check_or_write_config(tmp_path, older, schema=config_lib.SCHEMA)
+    workdir_lib.check_or_write_config(tmp_path, _record(), schema=config_lib.SCHEMA)  # the same run: accepted
     with pytest.raises(workdir_lib.WorkdirConfigError, match="config.seed_offset: 0 in workdir vs 4 now"):
-        workdir_lib.check_or_write_config(tmp_path, _record(seed_offset=4))
+        workdir_lib.check_or_write_config(tmp_path, _record(seed_offset=4), schema=config_lib.SCHEMA)
 
 
 def test_workdir_of_an_older_version_is_refused_with_a_clear_message(tmp_path):
@@ -390,7 +390,7 @@ def test_workdir_of_an_older_version_is_refused_with_a_clear_message(tmp_path):
     (tmp_path / "config.json").write_text(json.dumps(old))
     with pytest.raises(workdir_lib.WorkdirConfigError, match="written by another nprnn_jax .config version 1, "
                                                              "this one reads 2.*use a new workdir"):
-        workdir_lib.check_or_write_config(tmp_path, _record())
+        workdir_lib.check_or_write_config(tmp_path, _record(), schema=config_lib.SCHEMA)
     assert json.loads((tmp_path / "config.json").read_text()) == old
 
 
@@ -746,23 +746,23 @@ def test_a_seed_offset_runs_the_same_seeds_as_a_larger_grid():
 
 
 def test_num_steps_may_grow_on_resume_but_not_shrink_or_move_the_cuts(tmp_path):
-    workdir_lib.check_or_write_config(tmp_path, _record(num_steps=1000, eval_every=100))
-    workdir_lib.check_or_write_config(tmp_path, _record(num_steps=2000, eval_every=100))  # extended
+    workdir_lib.check_or_write_config(tmp_path, _record(num_steps=1000, eval_every=100), schema=config_lib.SCHEMA)
+    workdir_lib.check_or_write_config(tmp_path, _record(num_steps=2000, eval_every=100), schema=config_lib.SCHEMA)  # extended
     assert json.loads((tmp_path / "config.json").read_text())["config"]["num_steps"] == 2000
     with pytest.raises(workdir_lib.WorkdirConfigError, match="num_steps=2000; it cannot be shortened to 1000"):
-        workdir_lib.check_or_write_config(tmp_path, _record(num_steps=1000, eval_every=100))
+        workdir_lib.check_or_write_config(tmp_path, _record(num_steps=1000, eval_every=100), schema=config_lib.SCHEMA)
     with pytest.raises(workdir_lib.WorkdirConfigError, match="different config .config.num_steps: 2000 in workdir "
                                                              "vs 3000 now; task.seq_len: 20 in workdir vs 60 now"):
-        workdir_lib.check_or_write_config(tmp_path, _record(num_steps=3000, eval_every=100, seq_len=60))
+        workdir_lib.check_or_write_config(tmp_path, _record(num_steps=3000, eval_every=100, seq_len=60), schema=config_lib.SCHEMA)
     other = tmp_path / "cuts"
-    workdir_lib.check_or_write_config(other, _record(num_steps=1000, eval_every=100, lr_schedule="step"))
+    workdir_lib.check_or_write_config(other, _record(num_steps=1000, eval_every=100, lr_schedule="step"), schema=config_lib.SCHEMA)
     with pytest.raises(workdir_lib.WorkdirConfigError, match="np's learning-rate cuts are at equal intervals"):
-        workdir_lib.check_or_write_config(other, _record(num_steps=2000, eval_every=100, lr_schedule="step"))
+        workdir_lib.check_or_write_config(other, _record(num_steps=2000, eval_every=100, lr_schedule="step"), schema=config_lib.SCHEMA)
     explicit = tmp_path / "explicit"
     workdir_lib.check_or_write_config(explicit, _record(num_steps=1000, eval_every=100, lr_schedule="step",
-                                                        lr_cut_steps=(300, 600)))
+                                                        lr_cut_steps=(300, 600)), schema=config_lib.SCHEMA)
     workdir_lib.check_or_write_config(explicit, _record(num_steps=2000, eval_every=100, lr_schedule="step",
-                                                        lr_cut_steps=(300, 600)))
+                                                        lr_cut_steps=(300, 600)), schema=config_lib.SCHEMA)
 
 
 def test_one_writer_per_workdir(tmp_path):
@@ -789,7 +789,7 @@ def test_one_writer_per_workdir(tmp_path):
 def test_a_config_json_that_is_not_a_record_is_refused(tmp_path):
     (tmp_path / "config.json").write_text("[1, 2]")
     with pytest.raises(workdir_lib.WorkdirConfigError, match="is not a config record"):
-        workdir_lib.check_or_write_config(tmp_path, _record())
+        workdir_lib.check_or_write_config(tmp_path, _record(), schema=config_lib.SCHEMA)
 
 
 def test_a_damaged_metrics_file_is_refused_but_a_cut_last_line_dropped(tmp_path):

@@ -2,7 +2,7 @@ r"""Configs of action recognition (the paper's Sec. 4.3, Table 3 and Figure 6).
 
     python -m experiments.action_recognition --config=experiments/configs/action_recognition.py:cpu_BasicMotions
 
-Variants:
+Named configs:
   default     np, irnn, lstm on BasicMotions, RMSprop 1e-3, 4 seeds: a quick look.
   paper       the paper's protocol on precomputed per-frame features (dataset npz:
               {data_dir}/train.npz, test.npz; UCF101 split 1 has 9,537 training videos):
@@ -80,8 +80,8 @@ def smoke():
     return config
 
 
-def get_config(variant=None):
-    variants = {"default": default, "paper": paper, "smoke": smoke}
-    for name in UEA_TRAIN_SIZES:
-        variants[f"cpu_{name}"] = (lambda name=name: cpu(name))
-    return addition.pick(variants, variant)
+def get_config(name=None):
+    named = {"default": default, "paper": paper, "smoke": smoke}
+    for dataset in UEA_TRAIN_SIZES:
+        named[f"cpu_{dataset}"] = (lambda dataset=dataset: cpu(dataset))
+    return addition.pick(named, name)

@@ -3,7 +3,7 @@ r"""Configs of the addition problem (the paper's Sec. 4.1, Figure 3).
     python -m experiments.addition                                            # default
     python -m experiments.addition --config=experiments/configs/addition.py:cpu_T150
 
-Variants:
+Named configs (``--config=experiments/configs/addition.py:<name>``):
   default     the main job: np, irnn, irnn_scaled at T=50, 3 learning rates x 4 seeds,
               10,000 steps of batch 16 (160,000 sequences), a few minutes on 2 CPU cores.
   paper_T<T>  the paper's protocol exactly (METHOD.md), T in 150, 200, 300, 400, 500:
@@ -128,8 +128,8 @@ def default(task: str = "addition"):
     return config
 
 
-def variants(task: str = "addition") -> dict:
-    """Name -> builder of every variant of this config file."""
+def named_configs(task: str = "addition") -> dict:
+    """Name -> builder of every named config of this config file."""
     out = {"default": lambda: default(task), "smoke": lambda: smoke(task)}
     for t in SEQ_LENS:
         out[f"paper_T{t}"] = (lambda t=t: paper(t, task))
@@ -141,12 +141,13 @@ def variants(task: str = "addition") -> dict:
     return out
 
 
-def pick(variants_: dict, variant):
-    name = variant or "default"
-    if name not in variants_:
-        raise ValueError(f"unknown config variant {name!r}; valid: {', '.join(variants_)}")
-    return variants_[name]()
+def pick(named: dict, name):
+    """The config ``name`` (None: "default") of ``named``, or ValueError naming the valid ones."""
+    name = name or "default"
+    if name not in named:
+        raise ValueError(f"unknown named config {name!r}; valid: {', '.join(named)}")
+    return named[name]()
 
 
-def get_config(variant=None):
-    return pick(variants(), variant)
+def get_config(name=None):
+    return pick(named_configs(), name)

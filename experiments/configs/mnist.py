@@ -59,6 +59,6 @@ def smoke():
     return config
 
 
-def get_config(variant=None):
+def get_config(name=None):
     return addition.pick({"default": lambda: cpu(num_steps=1000), "paper": paper, "cpu": cpu,
-                          "smoke": smoke}, variant)
+                          "smoke": smoke}, name)

@@ -2,7 +2,7 @@ r"""Configs of the multiplication problem (the paper's Sec. 4.1, Figure 4).
 
     python -m experiments.multiplication --config=experiments/configs/multiplication.py:cpu_T50
 
-Variants:
+Named configs:
   default     np, irnn, irnn_scaled at T=50, as the addition main job.
   paper_T<T>  the paper's protocol (METHOD.md), T in 50, 100, 200: np, irnn, irnn_scaled,
               nrnn, np_tanh; SGD, batch 16, lr 2e-4 cut by 10x twice at equal intervals,
@@ -43,12 +43,12 @@ def cpu(seq_len: int):
     return config
 
 
-def get_config(variant=None):
-    variants = {"default": lambda: addition.default("multiplication"),
+def get_config(name=None):
+    named = {"default": lambda: addition.default("multiplication"),
                 "smoke": lambda: addition.smoke("multiplication")}
     for t in SEQ_LENS:
-        variants[f"paper_T{t}"] = (lambda t=t: paper(t))
-        variants[f"cpu_T{t}"] = (lambda t=t: cpu(t))
+        named[f"paper_T{t}"] = (lambda t=t: paper(t))
+        named[f"cpu_T{t}"] = (lambda t=t: cpu(t))
     for t in addition.FRONTIER_SEQ_LENS:
-        variants[f"frontier_T{t}"] = (lambda t=t: addition.frontier(t, "multiplication"))
-    return addition.pick(variants, variant)
+        named[f"frontier_T{t}"] = (lambda t=t: addition.frontier(t, "multiplication"))
+    return addition.pick(named, name)

@@ -1,4 +1,7 @@
-"""Tasks: where a training run's batches and its fixed test set come from.
+"""What every task shares: the `Task` interface, the marked-pair and classification tasks,
+the validation split, and `TaskSpec`, the declaration each task module registers.
+
+Tasks: where a training run's batches and its fixed test set come from.
 
 A task generates (or samples) batches on device from a PRNG key, inside the
 jitted training program, so every seed has its own stream and the host never
@@ -26,13 +29,18 @@ each pool example exactly once (`epoch_indices`).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
-from typing import Mapping, Optional
+import os
+import pathlib
+from typing import Callable, Mapping, Optional
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+
+from nprnn_jax import checks
 
 TRAIN_STREAM = 1
 TEST_STREAM = 2
@@ -143,7 +151,7 @@ MARKER_PLACEMENTS = ("halves", "uniform", "first10")
 
 
 @dataclasses.dataclass(frozen=True)
-class _MarkedPairTask(Task):
+class MarkedPairTask(Task):
     """Addition/multiplication of two marked values (Hochreiter & Schmidhuber; Le et al.).
 
     Each step carries ``[value ~ U[0, 1], marker in {0, 1}]``; exactly two steps
@@ -194,6 +202,11 @@ class _MarkedPairTask(Task):
         if not isinstance(self.train_size, int) or self.train_size < 0:
             raise ValueError(f"train_size must be an int >= 0 (0: fresh sequences every step); "
                              f"got {self.train_size!r}")
+
+    # A subclass sets its name, ``mean_target`` (the mean of its target: the constant
+    # predictor's value) and ``_combine`` (the target of the two marked values).
+    # (class attributes, not fields: `describe`, recorded in config.json, is unchanged)
+    mean_target = 0.0
 
     def _combine(self, a, b):
         raise NotImplementedError
@@ -248,10 +261,14 @@ class _MarkedPairTask(Task):
     def seq_lens(self):
         return (self.seq_len, self.seq_len)
 
+    def best_constant_metric(self) -> float:
+        """The headline metric of the best constant prediction on the test set (`best_constant_share`:
+        28% for multiplication, where the mean predictor scores 11%)."""
+        return best_constant_share(np.asarray(self.test_set()["ys"]), self.accuracy_tolerance)
+
     def constant_predictor_metric(self):
         test = self.test_set()
-        mean_target = 1.0 if self.name == "addition" else 0.25  # E[a + b], E[a b] for a, b ~ U[0, 1]
-        predictions = jnp.full_like(test["ys"], mean_target)
+        predictions = jnp.full_like(test["ys"], self.mean_target)
         return float(self.evaluate(predictions, test)[self.metric])
 
     def evaluate(self, predictions, batch):
@@ -261,24 +278,16 @@ class _MarkedPairTask(Task):
                 "success": share >= self.success_share}
 
 
-@dataclasses.dataclass(frozen=True)
-class AdditionTask(_MarkedPairTask):
-    """The adding problem: target = sum of the two marked values (predicting 1: MSE ~ 0.167)."""
-
-    name = "addition"
-
-    def _combine(self, a, b):
-        return a + b
-
-
-@dataclasses.dataclass(frozen=True)
-class MultiplicationTask(_MarkedPairTask):
-    """The multiplication problem: target = product of the marked values (predicting 0.25: MSE ~ 0.049)."""
-
-    name = "multiplication"
-
-    def _combine(self, a, b):
-        return a * b
+def best_constant_share(targets, tolerance: float) -> float:
+    """The share of ``targets`` within ``tolerance`` of the best constant prediction: the
+    most targets any window ``[c - tolerance, c + tolerance)`` holds (the chance level of the
+    marked-pair tasks' headline metric; the mean is not the best constant for a skewed
+    target such as the product of two uniforms)."""
+    values = np.sort(np.asarray(targets, np.float64).reshape(-1))
+    if values.size == 0:
+        raise ValueError("no targets")
+    ends = np.searchsorted(values, values + 2 * tolerance, side="left")
+    return float(np.max(ends - np.arange(values.size)) / values.size)
 
 
 def data_fingerprint(*splits) -> str:
@@ -404,64 +413,196 @@ def hold_out(train: dict, size: int, stratified: bool) -> tuple:
     return ({k: np.asarray(v)[keep] for k, v in train.items()}, {k: np.asarray(v)[held] for k, v in train.items()})
 
 
-def mnist_task(images, labels, test_images, test_labels, permute: bool = False,
-               permutation_seed: int = 0, test_size: Optional[int] = None, validation_size: int = 0):
-    """Pixel MNIST: one pixel per step (784 steps, row-major), pixels in [0, 1].
+# --- A task declares itself --------------------------------------------------------------
 
-    ``validation_size``: the last that many training images are the validation set and
-    are not trained on (5,000 is the usual split).
+def _no_check(config) -> Optional[str]:
+    return None
 
-    With ``permute`` a fixed random permutation of the 784 positions (drawn from
-    ``permutation_seed``) is applied to every image: permuted pixel MNIST. The
-    permutation is `task.permutation` (recorded in the workdir by the binary).
+
+def _paper_protocol(config: dict) -> str:
+    return "paper"
+
+
+def _nothing_unstated(config: dict) -> list:
+    return []
+
+
+def _no_data_note(config: dict, task: dict) -> str:
+    return ""
+
+
+@dataclasses.dataclass(frozen=True)
+class TaskSpec:
+    """Everything the binaries, the report and the study know of a task, declared by its
+    module (`nprnn_jax.tasks.addition` and the others) and `register`-ed by name.
+
+    Attributes:
+      name: the task's name: its binary (``experiments/<name>.py``), its config file and
+        ``config.task``.
+      settings: its own command-line settings (`checks.Setting`), besides the common ones
+        (`nprnn_jax.config`).
+      build: ``build(config) -> (Task, {file name: text})``, the task of a validated config
+        and the extra files its workdir records.
+      title: ``title(config)``, the task in words (report titles).
+      check: ``check(config)``, a rule between its settings (None when fine, else the
+        message), after every setting's own rule.
+      metric_text: the headline metric (``test_accuracy``) in words.
+      success_threshold, success_text: the paper's bar for a successful run.
+      chance_text: what its chance level is (the report's "Chance level" line).
+      chance: ``chance(config JSON)``, the headline metric of the best constant prediction
+        computed from the config alone (None: read from the run's results).
+      paper_updates, paper_sequences: the paper protocol's parameter updates and training
+        sequences.
+      paper_results: ``paper_results(config JSON) -> {variant: percent}``, the paper's numbers
+        for the job's cell.
+      paper_config: the named config holding the paper's protocol for a job's config.
+      paper_figure: ``(label, cells, what)`` of the paper's figure or table of this task
+        (cells: its sequence lengths, ``(None,)`` for one cell), or None.
+      paper_data: the paper's data set when ours differ ("" when the same).
+      paper_budget: the paper's training in epochs of its data, when it is stated so ("": in
+        sequences, `paper_sequences`).
+      paper_grid_cells: ``{variant: cells}``, the paper's count of grid cells at the success bar
+        (its Figure 6), when it gives one.
+      data_note: ``data_note(config JSON, task record)``, where a verdict's data differ from the
+        paper's ("" when they do not).
+      claim: ``(baselines, claim)``: what the paper says np-RNN does against which variants.
+      clip_note: what the paper says of gradient clipping here.
+      unstated: ``unstated(config JSON) -> [(what, ours, why)]``, this task's choices that the
+        paper does not state.
+      steps_per_sequence: ``steps_per_sequence(config)``, the recurrent steps of one example
+        (the cost estimate; None when they vary or are not known).
     """
-    import numpy as np
 
-    flat = np.asarray(images, np.uint8).reshape(len(images), 784)
-    test_flat = np.asarray(test_images, np.uint8).reshape(len(test_images), 784)
-    permutation = None
-    if permute:
-        permutation = np.random.default_rng(permutation_seed).permutation(784)
-        flat, test_flat = flat[:, permutation], test_flat[:, permutation]
-    train, validation = hold_out({"xs": flat[..., None], "ys": np.asarray(labels)}, validation_size,
-                                 stratified=False)
-    task = ClassificationTask(
-        "pmnist" if permute else "mnist", train,
-        {"xs": test_flat[..., None], "ys": np.asarray(test_labels)},
-        num_classes=10, scale=1.0 / 255.0, test_size=test_size,
-        info={"permute": bool(permute), "permutation_seed": permutation_seed if permute else None},
-        validation=validation)
-    task.permutation = permutation
-    return task
+    name: str
+    settings: tuple
+    build: Callable
+    title: Callable
+    metric_text: str
+    success_threshold: float
+    success_text: str
+    chance_text: str
+    paper_updates: int
+    paper_sequences: int
+    paper_results: Callable
+    claim: tuple
+    steps_per_sequence: Callable
+    check: Callable = _no_check
+    chance: Optional[Callable] = None
+    paper_config: Callable = _paper_protocol
+    paper_figure: Optional[tuple] = None
+    paper_data: str = ""
+    paper_budget: str = ""
+    paper_grid_cells: Optional[dict] = None
+    data_note: Callable = _no_data_note
+    clip_note: str = ""
+    unstated: Callable = _nothing_unstated
 
 
-def sequence_task(name: str, train, test, test_size: Optional[int] = None, normalize: bool = True,
-                  validation_size: int = 0):
-    """Classification of variable-length feature sequences (`datasets.SequenceDataset`).
+_REGISTRY: dict = {}
 
-    With ``normalize`` every feature channel is standardized with the mean and
-    standard deviation of the training set's valid (unpadded) steps; padding
-    stays zero and is masked by the lengths either way. ``validation_size``: that
-    many training cases, stratified by class (`hold_out`), are the validation set,
-    not trained on (the statistics are the training part's).
-    """
-    import numpy as np
 
-    kept, held = hold_out({"xs": train.features.astype(np.float32), "ys": train.labels, "lengths": train.lengths},
-                          validation_size, stratified=True)
-    test_set = {"xs": test.features.astype(np.float32), "ys": test.labels, "lengths": test.lengths}
-    if normalize:
-        def valid(part):
-            return np.arange(part["xs"].shape[1])[None, :] < part["lengths"][:, None]
+def register(spec: TaskSpec) -> TaskSpec:
+    """Adds ``spec`` to the tasks every binary, the config and the report know."""
+    if spec.name in _REGISTRY and _REGISTRY[spec.name] is not spec:
+        raise ValueError(f"task {spec.name!r} is registered twice")
+    _REGISTRY[spec.name] = spec
+    return spec
 
-        steps = kept["xs"][valid(kept)].astype(np.float64)  # no overflow in the squares (values are <= 1e30)
-        mean, std = steps.mean(0).astype(np.float32), (steps.std(0) + 1e-6).astype(np.float32)
 
-        def standardize(part):
-            return dict(part, xs=np.where(valid(part)[..., None], (part["xs"] - mean) / std, 0.0).astype(np.float32))
+def names() -> tuple:
+    """The registered tasks' names."""
+    return tuple(_REGISTRY)
 
-        kept, test_set = standardize(kept), standardize(test_set)
-        held = None if held is None else standardize(held)
-    return ClassificationTask(
-        name, kept, test_set, num_classes=len(train.class_names), test_size=test_size,
-        info={"normalize": bool(normalize), "class_names": ",".join(train.class_names)}, validation=held)
+
+def get(name: str) -> TaskSpec:
+    """The `TaskSpec` of ``name``, or `checks.ConfigError` naming it and the known tasks."""
+    if name not in _REGISTRY:
+        raise checks.ConfigError(f"task={name!r}: unknown value; allowed: {', '.join(_REGISTRY)}")
+    return _REGISTRY[name]
+
+
+# --- Settings shared by several tasks (each task lists the groups it has) ------------------
+
+_S = checks.Setting
+MARKED_PAIR_SETTINGS = (
+    _S("seq_len", 50, "sequence length T", checks.integer(2)),
+    _S("marker_placement", "halves", "halves (one marker per half), uniform, or first10 (Hochreiter & Schmidhuber: "
+       "the first in the first 10 steps, the second in the first half)", checks.one_of(MARKER_PLACEMENTS)),
+    _S("train_size", 0, "fixed pool of training sequences read in epochs (0: fresh sequences every step)",
+       checks.integer(0)),
+    _S("data_seed", 0, "seed of the training pool (train_size > 0)", checks.integer(0)),
+    _S("test_seed", 0, "seed of the fixed test set (a stream apart from training)", checks.integer(0)),
+    _S("accuracy_tolerance", 0.04, "a test sequence is correct when |error| < this (the paper: 0.04)",
+       checks.number(0, low_open=True)),
+    _S("success_share", 0.5, "a run succeeds when its share of correct test sequences is >= this",
+       checks.number(0, 1)),
+)
+DATA_SET_SETTINGS = (
+    _S("validation_size", 0, "training examples held out to choose the best setting on, not trained on "
+       "(MNIST: the last ones, 5000 usual; action recognition: stratified by class); the marked-pair tasks "
+       "always have a validation set (test_size sequences of their own stream)", checks.integer(0)),
+    _S("data_dir", "", "data folder (empty: $NPRNN_DATA_DIR, else ../shared/data)", checks.string, location=True),
+)
+
+
+def check_marked_pair(config) -> Optional[str]:
+    """The marked-pair tasks' rules between settings."""
+    if config.test_size < 1:
+        return f"test_size={config.test_size}: must be >= 1 for {config.task} (sequences are generated)"
+    if config.train_size and config.train_size < config.batch_size:
+        return (f"train_size={config.train_size} must be 0 (fresh sequences) or at least "
+                f"batch_size={config.batch_size}")
+    return None
+
+
+@dataclasses.dataclass(frozen=True)
+class MarkedPairBuild:
+    """The ``build`` of a marked-pair task: ``task_type`` (a `MarkedPairTask`) from the config."""
+
+    task_type: type
+
+    def __call__(self, config):
+        return self.task_type(seq_len=config.seq_len, marker_placement=config.marker_placement,
+                              test_size=config.test_size, test_seed=config.test_seed, train_size=config.train_size,
+                              data_seed=config.data_seed, accuracy_tolerance=config.accuracy_tolerance,
+                              success_share=config.success_share), {}
+
+
+def marked_pair_chance(task_type):
+    """The ``chance`` of a marked-pair task: the best constant's share on the test set its
+    config generates."""
+    @functools.lru_cache(maxsize=None)
+    def share(seq_len, test_size, test_seed, placement, tolerance):
+        return task_type(seq_len=seq_len, test_size=test_size, test_seed=test_seed, marker_placement=placement,
+                         accuracy_tolerance=tolerance).best_constant_metric()
+
+    def chance(config: dict) -> float:
+        return share(config["seq_len"], config["test_size"], config.get("test_seed", 0),
+                     config.get("marker_placement", "halves"), config.get("accuracy_tolerance", 0.04))
+    return chance
+
+
+def marked_pair_unstated(config: dict) -> list:
+    placement = config.get("marker_placement", "halves")
+    return [("marker placement", placement + (": one marker in each half" if placement == "halves" else ": anywhere"),
+             "not stated")]
+
+
+# Where the data are looked for when neither config.data_dir nor $NPRNN_DATA_DIR says:
+# beside a source checkout (this file's ../../../shared/data), then ../shared/data from the
+# current directory.
+DEFAULT_DATA_DIRS = (pathlib.Path(__file__).resolve().parents[3] / "shared" / "data",
+                     pathlib.Path("../shared/data"))
+
+
+def data_dir(config):
+    """``config.data_dir``, else $NPRNN_DATA_DIR, else the first of `DEFAULT_DATA_DIRS` that
+    exists (`checks.ConfigError` when none does)."""
+    given = config.data_dir or os.environ.get("NPRNN_DATA_DIR")
+    candidates = [pathlib.Path(given)] if given else list(DEFAULT_DATA_DIRS)
+    for path in candidates:
+        if path.is_dir():
+            return path
+    raise checks.ConfigError(
+        f"data directory {' or '.join(repr(str(p)) for p in candidates)} not found "
+        "(set --config.data_dir or NPRNN_DATA_DIR; README 'Data' says where to get the data)")

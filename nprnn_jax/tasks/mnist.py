@@ -1,0 +1,86 @@
+"""Pixel MNIST and permuted pixel MNIST (the paper's Table 2): one pixel per step, 784 steps.
+
+Declares the task (`TASK`): its settings, its data (`mnist_task`, read by
+`nprnn_jax.datasets.load_mnist`, never downloaded), its metric and success rule and the
+paper's numbers.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Optional
+
+import numpy as np
+
+from nprnn_jax import checks, datasets
+from nprnn_jax.tasks import base
+
+PAPER_TABLE_2 = {"np": 92, "irnn": 83}  # test accuracy after 100 epochs, in percent
+
+
+def mnist_task(images, labels, test_images, test_labels, permute: bool = False,
+               permutation_seed: int = 0, test_size: Optional[int] = None, validation_size: int = 0):
+    """Pixel MNIST: one pixel per step (784 steps, row-major), pixels in [0, 1].
+
+    ``validation_size``: the last that many training images are the validation set and
+    are not trained on (5,000 is the usual split).
+
+    With ``permute`` a fixed random permutation of the 784 positions (drawn from
+    ``permutation_seed``) is applied to every image: permuted pixel MNIST. The
+    permutation is `task.permutation` (recorded in the workdir by the binary).
+    """
+    flat = np.asarray(images, np.uint8).reshape(len(images), 784)
+    test_flat = np.asarray(test_images, np.uint8).reshape(len(test_images), 784)
+    permutation = None
+    if permute:
+        permutation = np.random.default_rng(permutation_seed).permutation(784)
+        flat, test_flat = flat[:, permutation], test_flat[:, permutation]
+    train, validation = base.hold_out({"xs": flat[..., None], "ys": np.asarray(labels)}, validation_size,
+                                 stratified=False)
+    task = base.ClassificationTask(
+        "pmnist" if permute else "mnist", train,
+        {"xs": test_flat[..., None], "ys": np.asarray(test_labels)},
+        num_classes=10, scale=1.0 / 255.0, test_size=test_size,
+        info={"permute": bool(permute), "permutation_seed": permutation_seed if permute else None},
+        validation=validation)
+    task.permutation = permutation
+    return task
+
+
+def build(config):
+    directory = base.data_dir(config)
+    train_images, train_labels = datasets.load_mnist(directory, "train", config.tfds_data_dir or None)
+    test_images, test_labels = datasets.load_mnist(directory, "test", config.tfds_data_dir or None)
+    task = mnist_task(train_images, train_labels, test_images, test_labels, permute=config.permute,
+                      permutation_seed=config.permutation_seed, test_size=config.test_size or None,
+                      validation_size=config.validation_size)
+    extra = {}
+    if config.permute:
+        extra["permutation.json"] = json.dumps({"seed": config.permutation_seed,
+                                                "permutation": task.permutation.tolist()}) + "\n"
+    return task, extra
+
+
+_S = checks.Setting
+TASK = base.register(base.TaskSpec(
+    name="mnist",
+    settings=base.DATA_SET_SETTINGS + (
+        _S("permute", False, "permuted pixel MNIST (a fixed permutation of the 784 positions)", checks.boolean),
+        _S("permutation_seed", 0, "seed of the permutation", checks.integer(0)),
+        _S("tfds_data_dir", "", "a TFDS data dir holding a prepared MNIST (never downloaded)", checks.string,
+           location=True),
+    ),
+    build=build,
+    title=lambda config: "permuted pixel MNIST" if config.permute else "pixel MNIST",
+    metric_text="test accuracy",
+    success_threshold=0.5,
+    success_text="test accuracy >= 50%",
+    chance_text="the most frequent test class",
+    paper_updates=375_000,
+    paper_sequences=6_000_000,
+    paper_results=lambda config: PAPER_TABLE_2,
+    paper_figure=("Table 2", (None,), "test accuracy"),
+    claim=(("irnn",), "np-RNN reaches a higher accuracy"),
+    clip_note=" or, here, the value",
+    steps_per_sequence=lambda config: 784,
+))
