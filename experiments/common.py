@@ -1,6 +1,7 @@
 """What every benchmark binary shares: the config flag, the device setup, the error contract.
 
-A binary is flags -> config -> one library call (`experiment.train_and_evaluate`)::
+A binary is flags -> config, validated once -> one library call (`experiment.run_validated`, the
+body of `experiment.train_and_evaluate`)::
 
     python -m experiments.addition                                   # its default config
     python -m experiments.addition --config=experiments/configs/addition.py:cpu_T150
@@ -296,7 +297,7 @@ def run_main(argv):
                   + f"; {' '.join(overrides) or 'the default config'} (--show_config lists every setting; "
                   f"{FLAGS.workdir}/config.json records them)", file=sys.stderr)
         start = time.perf_counter()
-        experiment.train_and_evaluate(config, FLAGS.workdir)
+        experiment.run_validated(config, FLAGS.workdir)  # validated once, above
         seconds = time.perf_counter() - start
     except (ValueError, OSError) as error:  # ConfigError, DataError, WorkdirConfigError are ValueErrors
         _error(str(error).splitlines()[0] if str(error) else type(error).__name__)

@@ -150,7 +150,13 @@ def train_and_evaluate(config, workdir, *, progress_stream=None, on_event=None) 
     `config.ConfigError`, bad data `datasets.DataError`, a workdir of another
     config `workdir.WorkdirConfigError`, all before the workdir is touched.
     """
-    config = config_lib.validate(config)
+    return run_validated(config_lib.validate(config), workdir, progress_stream=progress_stream,
+                         on_event=on_event)
+
+
+def run_validated(config, workdir, *, progress_stream=None, on_event=None) -> list:
+    """`train_and_evaluate` of a config that `config.validate` returned (the binaries validate
+    once, at the entry, and call this)."""
     task, extra_files = build_task(config)
     plan = plan_for(config, task)
     runs = init_runs(config, plan)
