@@ -209,7 +209,13 @@ def main(argv):
             (out / "jobs.jsonl").write_text(records)
         return
     if not FLAGS.report:
+        from experiments import study_report
         for name in names:
+            why = study_report.frontier_stop(name, root, pathlib.Path(FLAGS.resume_from) / FLAGS.budget) \
+                if FLAGS.budget == "frontier" else None
+            if why:
+                print(f"{name}: not run: {why}", flush=True)
+                continue
             if seed_from_snapshot(name, root, pathlib.Path(FLAGS.resume_from) / FLAGS.budget):
                 print(f"{name}: started from the snapshot in {FLAGS.resume_from}/{FLAGS.budget}/{name}", flush=True)
             record = run_job(name, all_jobs[name], root)

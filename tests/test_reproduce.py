@@ -215,3 +215,32 @@ def test_the_frontier_measures_trained_horizons_from_a_real_workdir(tmp_path):
     kept = out.parent / "page" / "workdirs" / "frontier" / "addition_T10"
     assert (kept / "horizon.json").read_text() == (job / "horizon.json").read_text()
     assert not (kept / "checkpoints").exists()
+
+
+def test_the_frontier_stops_where_two_lengths_in_a_row_had_no_success(tmp_path, capsys):
+    root = tmp_path / "study" / "frontier"
+    fail, win = {"np": {0.01: [0.1, 0.2]}, "irnn": {0.01: [0.3, 0.1]}}, {"np": {0.01: [0.1, 0.6]}, "irnn": {0.01: [0.1, 0.1]}}
+    _frontier_job(root / "addition_T10", 10, win, win)
+    _frontier_job(root / "addition_T20", 20, fail, fail)
+    assert study_report.frontier_stop("addition_T40", root) is None  # one failing length is not two
+    _frontier_job(root / "addition_T40", 40, fail, fail)
+    why = study_report.frontier_stop("addition_T60", root)
+    assert why.startswith("no run of any variant succeeded at T = 20 and T = 40")
+    assert study_report.frontier_stop("addition_T200", root) == why  # every longer length, run or not
+    assert study_report.frontier_stop("multiplication_T20", root) is None  # another protocol
+    # one success anywhere at T=40 (a run at 50% within 0.04) and longer lengths run again
+    (root / "addition_T40" / "summary.json").write_text(json.dumps(
+        [dict(r, test_accuracy=0.5) if r["seed"] == 1 and r["init"] == "np" else r
+         for r in json.loads((root / "addition_T40" / "summary.json").read_text())]))
+    assert study_report.frontier_stop("addition_T60", root) is None
+    # the driver skips a stopped job (nothing started, said why); a finished report says so too
+    (root / "addition_T40" / "summary.json").write_text(json.dumps(
+        [dict(r, test_accuracy=0.1) for r in json.loads((root / "addition_T40" / "summary.json").read_text())]))
+    from conftest import run_binary
+    result = run_binary("reproduce", "--budget=frontier", f"--root={tmp_path / 'study'}", "--only=addition_T60",
+                        f"--report_path={tmp_path / 'page.md'}")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "addition_T60: not run: no run of any variant succeeded at T = 20 and T = 40" in result.stdout
+    assert not (root / "addition_T60").exists()
+    text = (tmp_path / "page.md").read_text()
+    assert "Not run: addition_T60, addition_T80, addition_T100, addition_T150, addition_T200: no run" in text

@@ -19,7 +19,8 @@ Named configs (``--config=experiments/configs/addition.py:<name>``):
               200): np, irnn, irnn_scaled, nrnn, np_tanh, lstm, the same budget at every T:
               SGD, clip 10, batch 16, fresh sequences, 3,000 steps (48,000 sequences),
               learning rates 0.002, 0.008, 0.032 chosen on the validation set, 5 seeds,
-              2,000 test and 2,000 validation sequences.
+              2,000 test and 2,000 validation sequences. `reproduce --budget=frontier`
+              does not run a longer T once no run succeeded at two lengths in a row.
   hs_T<T>     Hochreiter and Schmidhuber's protocol (T in 20, 40, 60, 80, 100), to hold
               our numbers against benchmarks that use it: np and irnn, hidden 40, Adam lr
               1e-3, batch 500, global-norm clip 3, 40,000 updates, the first marker in the
