@@ -38,7 +38,7 @@ def main(argv):
                                    seq_lens=task.seq_lens(), execution=args.execution, bptt_chunk=args.bptt_chunk)
     config = train.TrainConfig(hidden_size=args.hidden_size, batch_size=args.batch_size,
                                num_steps=args.num_steps, eval_every=args.num_steps,
-                               bptt_chunk=plan["bptt_chunk"])
+                               bptt_chunk=plan.bptt_chunk)
     grid = runner.Grid(learning_rates=lrs, num_seeds=args.num_seeds)
     run = runner.GridRun(task, runner.InitRun(args.preset, config, grid), plan)
     state = run.initial_state()

@@ -114,12 +114,12 @@ def plan_for(config, task) -> dict:
                                    seq_lens=task.seq_lens(), execution=config.execution, shard=config.shard,
                                    bptt_chunk=config.bptt_chunk, backward=config.backward,
                                    group_inits=config.group_inits)
-    check_memory(config, task, plan["devices"] if plan["layout"] == "seeds" else 1, grouped=plan["group_inits"])
-    check_open_files(config, grouped=plan["group_inits"])
+    check_memory(config, task, plan.devices if plan.layout == "seeds" else 1, grouped=plan.group_inits)
+    check_open_files(config, grouped=plan.group_inits)
     return plan
 
 
-def init_runs(config, plan: dict) -> list:
+def init_runs(config, plan: parallel.ExecutionPlan) -> list:
     """One `runner.InitRun` per init of ``config``, its per-init settings resolved."""
     runs = []
     for init in config.inits:
@@ -129,7 +129,7 @@ def init_runs(config, plan: dict) -> list:
             batch_size=config.batch_size, num_steps=config.num_steps, eval_every=config.eval_every,
             optimizer=own["optimizer"], momentum=own["momentum"], lr_cut_factor=own["lr_cut_factor"],
             lr_cut_steps=config_lib.cut_steps(own, config.num_steps), unroll=config.unroll,
-            backward=config.backward, remat_every=config.remat_every, bptt_chunk=plan["bptt_chunk"],
+            backward=config.backward, remat_every=config.remat_every, bptt_chunk=plan.bptt_chunk,
             eval_batch_size=config.eval_batch_size)
         grid = runner.Grid(learning_rates=own["learning_rates"], num_seeds=config.num_seeds,
                            clip_norm=own["clip_norm"], dropout_rates=config.dropout_rates,
@@ -161,7 +161,7 @@ def run_validated(config, workdir, *, progress_stream=None, on_event=None) -> li
     plan = plan_for(config, task)
     runs = init_runs(config, plan)
     record = {"version": workdir_lib.CONFIG_VERSION, "task": task.describe(),
-              "config": config_lib.to_json(config), "plan": plan}
+              "config": config_lib.to_json(config), "plan": plan.to_json()}
     summary = runner.run_experiment(task, runs, workdir, record=record, plan=plan, on_event=on_event,
                                     progress_stream=progress_stream, extra_files=extra_files,
                                     tensorboard=config.tensorboard, schema=config_lib.SCHEMA)
@@ -196,7 +196,7 @@ def load_grid(workdir, init: str):
     if init not in config.inits:
         raise workdir_lib.WorkdirConfigError(f"{workdir} has no init {init!r}; it has {list(config.inits)}")
     task, _ = build_task(config)
-    plan = {"execution": "auto", "layout": None, "bptt_chunk": record.get("plan", {}).get("bptt_chunk", 0)}
+    plan = parallel.ExecutionPlan(bptt_chunk=record.get("plan", {}).get("bptt_chunk", 0))
     run = next(r for r in init_runs(config, plan) if r.init == init)
     initial, final, step = runner.load_grid_states(workdir, task, run)
     return initial, final, step, config, run

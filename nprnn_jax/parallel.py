@@ -21,6 +21,7 @@ host device) runs its own slice of the grid.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from typing import Callable, Optional, Sequence
 
@@ -217,16 +218,39 @@ def resolve_group_inits(group_inits: str, backend: str) -> bool:
     return group_inits == "on" or (group_inits == "auto" and backend != "cpu")
 
 
+@dataclasses.dataclass(frozen=True)
+class ExecutionPlan:
+    """How a grid is laid over the hardware: values the engine uses as they are (speed only;
+    results do not depend on them beyond float rounding). Recorded in config.json
+    (`to_json`).
+
+    Attributes:
+      backend: the JAX backend ("cpu", "gpu", "tpu").
+      devices: the devices of the mesh.
+      layout: "seeds" (the seed axis split over the devices), "batch" (each run's minibatch
+        split) or None (one device).
+      execution: "map" (the runs of a device one after another) or "vmap" (batched); "auto"
+        resolves on the backend.
+      bptt_chunk: BPTT in chunks of this many steps (0: off).
+      group_inits: the inits that share a program train as one grid (`runner.init_groups`).
+    """
+
+    backend: str = "cpu"
+    devices: int = 1
+    layout: Optional[str] = None
+    execution: str = "auto"
+    bptt_chunk: int = 0
+    group_inits: bool = False
+
+    def to_json(self) -> dict:
+        return dataclasses.asdict(self)
+
+
 def execution_plan(*, num_seeds: int, batch_size: int, seq_lens: Sequence[int], execution: str = "auto",
                    shard: str = "auto", bptt_chunk: int = -1, backward: str = "custom",
-                   group_inits: str = "auto") -> dict:
-    """Resolves the speed-only settings for the visible devices into an explicit plan.
-
-    Returns a JSON-able dict: ``backend``, ``devices``, ``layout`` ("seeds",
-    "batch" or None), ``execution`` ("map" or "vmap"), ``bptt_chunk`` (0: off) and
-    ``group_inits`` (whether inits that share a program are trained as one grid,
-    `runner.init_groups`), the values the engine then uses as they are.
-    ``bptt_chunk=-1`` is `auto_bptt_chunk`; an explicit k must divide every
+                   group_inits: str = "auto") -> ExecutionPlan:
+    """Resolves the speed-only settings for the visible devices into an explicit
+    `ExecutionPlan`. ``bptt_chunk=-1`` is `auto_bptt_chunk`; an explicit k must divide every
     sequence length.
     """
     backend = jax.default_backend()
@@ -240,5 +264,5 @@ def execution_plan(*, num_seeds: int, batch_size: int, seq_lens: Sequence[int], 
             if chunk and length % chunk:
                 raise ValueError(f"bptt_chunk={chunk} must divide the sequence length {length} "
                                  "(or use -1 for auto, 0 for off)")
-    return {"backend": backend, "devices": jax.device_count(), "layout": kind,
-            "execution": resolve(execution), "bptt_chunk": chunk, "group_inits": grouped}
+    return ExecutionPlan(backend=backend, devices=jax.device_count(), layout=kind, execution=resolve(execution),
+                         bptt_chunk=chunk, group_inits=grouped)

@@ -94,12 +94,12 @@ def is_main_process() -> bool:
 class GridRun:
     """The compiled functions of one init's grid."""
 
-    def __init__(self, task: Task, run: InitRun, plan: Optional[dict] = None):
+    def __init__(self, task: Task, run: InitRun, plan: Optional[parallel.ExecutionPlan] = None):
         """``plan``: from `parallel.execution_plan` (its ``execution`` and ``layout``);
         None: one device, the backend's default execution."""
-        plan = plan or {"execution": "auto", "layout": None}
-        self.execution = parallel.resolve(plan["execution"])
-        self.layout = plan["layout"]
+        plan = plan or parallel.ExecutionPlan()
+        self.execution = parallel.resolve(plan.execution)
+        self.layout = plan.layout
         self.sharding = parallel.mesh_sharding(self.layout)
         config, grid = run.train_config, run.grid
         self.trainer = make_train(config, task, "batch" if self.layout == "batch" else None)
@@ -158,7 +158,7 @@ class GridRun:
                                 host(state.diverged), host(test_metrics))
 
 
-def default_record(task: Task, runs: Sequence[InitRun], plan: Optional[dict] = None) -> dict:
+def default_record(task: Task, runs: Sequence[InitRun], plan: Optional[parallel.ExecutionPlan] = None) -> dict:
     """A config.json record for library callers that have no `nprnn_jax.config` config."""
     config = {"inits": [r.init for r in runs]}
     for r in runs:
@@ -167,7 +167,7 @@ def default_record(task: Task, runs: Sequence[InitRun], plan: Optional[dict] = N
                           "grid": {k: list(v) if isinstance(v, tuple) else v
                                    for k, v in dataclasses.asdict(r.grid).items()}}
     return {"version": workdir_lib.CONFIG_VERSION, "task": task.describe(), "config": config,
-            "plan": plan or {}}
+            "plan": plan.to_json() if plan is not None else {}}
 
 
 def _manager(workdir: pathlib.Path, init: str, **options):
@@ -180,7 +180,7 @@ def _manager(workdir: pathlib.Path, init: str, **options):
 
 
 def run_experiment(task: Task, runs: Sequence[InitRun], workdir, *, record: Optional[dict] = None,
-                   plan: Optional[dict] = None, on_event: Optional[Callable[[str, str, int], None]] = None,
+                   plan: Optional[parallel.ExecutionPlan] = None, on_event: Optional[Callable[[str, str, int], None]] = None,
                    progress_stream=None, extra_files: Optional[dict] = None, tensorboard: bool = False,
                    writer: Optional[writers.MetricWriter] = None,
                    schema: workdir_lib.Schema = workdir_lib.PLAIN) -> list:
@@ -251,7 +251,7 @@ def _run_experiment(task, runs, workdir, *, record, plan, on_event, progress_str
     writer = writers.create(workdir, tensorboard=tensorboard, main=main)  # metrics.jsonl, train_loss, TensorBoard
     if extra_writer is not None and main:
         writer = writers.MultiWriter([writer, extra_writer])
-    groups = init_groups(runs) if (plan or {}).get("group_inits") else [[run] for run in runs]
+    groups = init_groups(runs) if plan is not None and plan.group_inits else [[run] for run in runs]
     summary, validation = {}, {}
     for group in groups:
         members = []

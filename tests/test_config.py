@@ -11,7 +11,7 @@ import pytest
 
 from conftest import shared_data_dir
 from nprnn_jax import config as config_lib
-from nprnn_jax import experiment, rnn, tasks
+from nprnn_jax import experiment, parallel, rnn, tasks
 from nprnn_jax import workdir as workdir_lib
 
 CONFIG_FILES = ("addition", "multiplication", "mnist", "action_recognition")
@@ -203,7 +203,7 @@ def test_load_params_returns_one_run_that_reproduces_its_recorded_metrics(tmp_pa
     assert all(isinstance(v, np.ndarray) for v in params.values()) and params["W_hh"].shape == (8, 8)
     config, _ = experiment.read_config(tmp_path)
     task, _ = experiment.build_task(config)
-    trainer = train.make_train(experiment.init_runs(config, {"bptt_chunk": 0})[0].train_config, task)
+    trainer = train.make_train(experiment.init_runs(config, parallel.ExecutionPlan())[0].train_config, task)
     metrics = trainer.evaluate(jax.tree.map(jax.numpy.asarray, params), task.test_set())
     record = next(r for r in summary if r["learning_rate"] == 0.05 and r["seed"] == 1)
     assert float(metrics["test_accuracy"]) == pytest.approx(record["test_accuracy"], abs=1e-6)

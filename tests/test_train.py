@@ -283,7 +283,7 @@ def test_four_host_devices_give_the_same_results(tmp_path):
                 assert a[key] == b[key], key
 
 
-# --- inits as an axis of one program (plan["group_inits"]) ---------------------------
+# --- inits as an axis of one program (ExecutionPlan.group_inits) ---------------------------
 
 def test_init_groups_share_cell_and_settings():
     mixed = init_runs(("np", "irnn", "np_tanh", "lstm", "nrnn", "tanh"))
@@ -303,7 +303,7 @@ def test_grouped_inits_give_each_init_exactly_its_own_records(tmp_path, uninterr
     # device with the CPU's "map" execution every record is equal bit for bit.
     runs = RUNS + init_runs(("irnn_scaled",), learning_rates=(0.02, 0.03, 0.04), clip_norm=3.0)
     plan = parallel.execution_plan(num_seeds=2, batch_size=8, seq_lens=(20, 20), bptt_chunk=0, group_inits="on")
-    assert plan["group_inits"] is True and plan["execution"] == "map"
+    assert plan.group_inits is True and plan.execution == "map"
     runner.TRACE_COUNTS.clear()
     summary = runner.run_experiment(TASK, runs, tmp_path, plan=plan)
     assert runner.TRACE_COUNTS["segment"] == 1 and runner.TRACE_COUNTS["evaluate"] == 1
@@ -316,7 +316,7 @@ def test_grouped_inits_give_each_init_exactly_its_own_records(tmp_path, uninterr
     assert [r for r in losses if r["init"] != "irnn_scaled"] == alone_losses
     # irnn_scaled's records equal its own single-init grid's.
     single = tmp_path / "single"
-    runner.run_experiment(TASK, runs[2:], single, plan=dict(plan, group_inits=False))
+    runner.run_experiment(TASK, runs[2:], single, plan=dataclasses.replace(plan, group_inits=False))
     assert grouped[8:] == json.loads((single / "summary.json").read_text())
     # Each init keeps its own checkpoints, so a workdir trained one way resumes the other way.
     assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == ["irnn", "irnn_scaled", "np"]
@@ -461,7 +461,7 @@ def test_pmean_flat_equals_leafwise_pmean_and_keeps_dtypes_and_shapes():
 
 def test_unknown_execution():
     with pytest.raises(ValueError, match="unknown execution 'pmap'; valid: vmap, map, auto"):
-        runner.GridRun(TASK, RUNS[0], {"execution": "pmap", "layout": None})
+        runner.GridRun(TASK, RUNS[0], parallel.ExecutionPlan(execution="pmap"))
 
 
 def test_runner_reports_diverged_runs(tmp_path):
@@ -535,20 +535,20 @@ def test_layout_kind_for_device_counts():
 
 def test_execution_plan_resolves_every_speed_setting_once():
     plan = parallel.execution_plan(num_seeds=4, batch_size=16, seq_lens=(784, 784))
-    assert plan == {"backend": "cpu", "devices": 1, "layout": None, "execution": "map", "bptt_chunk": 98,
-                    "group_inits": False}  # auto: off on a CPU
-    assert parallel.execution_plan(num_seeds=4, batch_size=16, seq_lens=(784,), group_inits="on")["group_inits"]
+    assert plan.to_json() == {"backend": "cpu", "devices": 1, "layout": None, "execution": "map", "bptt_chunk": 98,
+                              "group_inits": False}  # auto: off on a CPU
+    assert parallel.execution_plan(num_seeds=4, batch_size=16, seq_lens=(784,), group_inits="on").group_inits
     with pytest.raises(ValueError, match="unknown group_inits 'yes'; valid: auto, on, off"):
         parallel.execution_plan(num_seeds=4, batch_size=16, seq_lens=(784,), group_inits="yes")
     assert parallel.resolve_group_inits("auto", "gpu") and not parallel.resolve_group_inits("auto", "cpu")
     # chunks divide train and test lengths; none in [25, 200] -> off; autodiff -> off
-    assert parallel.execution_plan(num_seeds=1, batch_size=1, seq_lens=(400, 300))["bptt_chunk"] == 100
-    assert parallel.execution_plan(num_seeds=1, batch_size=1, seq_lens=(361, 324))["bptt_chunk"] == 0
+    assert parallel.execution_plan(num_seeds=1, batch_size=1, seq_lens=(400, 300)).bptt_chunk == 100
+    assert parallel.execution_plan(num_seeds=1, batch_size=1, seq_lens=(361, 324)).bptt_chunk == 0
     assert parallel.execution_plan(num_seeds=1, batch_size=1, seq_lens=(400, 400),
-                                   backward="autodiff")["bptt_chunk"] == 0
+                                   backward="autodiff").bptt_chunk == 0
     assert parallel.execution_plan(num_seeds=1, batch_size=1, seq_lens=(50, 50), bptt_chunk=10,
-                                   execution="vmap") == {"backend": "cpu", "devices": 1, "layout": None,
-                                                         "execution": "vmap", "bptt_chunk": 10, "group_inits": False}
+                                   execution="vmap") == parallel.ExecutionPlan(
+        backend="cpu", devices=1, layout=None, execution="vmap", bptt_chunk=10, group_inits=False)
     with pytest.raises(ValueError, match="bptt_chunk=7 must divide the sequence length 324"):
         parallel.execution_plan(num_seeds=1, batch_size=1, seq_lens=(14, 324), bptt_chunk=7)
 
