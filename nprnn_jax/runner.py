@@ -25,7 +25,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import orbax.checkpoint as ocp
-from absl import logging
 
 from nprnn_jax import checks, parallel, writers, workdir as workdir_lib
 from nprnn_jax.progress import Progress
@@ -170,15 +169,6 @@ def default_record(task: Task, runs: Sequence[InitRun], plan: Optional[parallel.
             "plan": plan.to_json() if plan is not None else {}}
 
 
-def _manager(workdir: pathlib.Path, init: str, **options):
-    # Synchronous saves: the states are small, and a save that returns is on disk
-    # (orbax writes to a temporary folder and renames it: a crash mid-write leaves
-    # the previous checkpoint as the latest).
-    return ocp.CheckpointManager((workdir / "checkpoints" / init).absolute(),
-                                 options=ocp.CheckpointManagerOptions(enable_async_checkpointing=False,
-                                                                      **options))
-
-
 def run_experiment(task: Task, runs: Sequence[InitRun], workdir, *, record: Optional[dict] = None,
                    plan: Optional[parallel.ExecutionPlan] = None, on_event: Optional[Callable[[str, str, int], None]] = None,
                    progress_stream=None, extra_files: Optional[dict] = None, tensorboard: bool = False,
@@ -259,8 +249,8 @@ def _run_experiment(task, runs, workdir, *, record, plan, on_event, progress_str
             grid_run = GridRun(task, run, plan)
             template = grid_run.initial_state()
             parallel.barrier(f"{run.init}:ready")  # before the first collective (orbax's sync)
-            manager = _manager(workdir, run.init, max_to_keep=2, create=True)
-            state, start = _restore_newest_intact(manager, template, workdir, run.init, main)
+            manager = workdir_lib.checkpoint_manager(workdir, run.init, max_to_keep=2, create=True)
+            state, start = workdir_lib.restore_newest_intact(manager, template, workdir, run.init, main)
             if manager.latest_step() is None:
                 start = 0
             members.append(_Member(run, grid_run, manager, state, start))
@@ -390,57 +380,6 @@ def _train_group(task, members, start, workdir, test_set, validation_set, progre
         yield run, grid_run, part, part_metrics, part_validation
 
 
-def _restore_newest_intact(manager, template, workdir: pathlib.Path, init: str, main: bool):
-    """(state, step) from the newest checkpoint that restores, or (template, 0) when there is
-    none. A damaged newer checkpoint is moved to ``damaged_checkpoints/<init>/<step>`` with a
-    warning line; when every checkpoint is damaged, `WorkdirConfigError` names them."""
-    import shutil
-    import sys
-
-    steps = sorted(manager.all_steps(), reverse=True)
-    damaged = []
-    # A step folder that orbax never finished or that is not a checkpoint at all (no metadata
-    # and no recorded hashes, e.g. a stray `mkdir`) is set aside by name, before orbax (whose
-    # manager then fails on every step) reads it.
-    stray = [step for step in steps if not workdir_lib.looks_like_checkpoint(workdir, init, step)]
-    if stray and main:
-        for step in stray:
-            target = workdir / "damaged_checkpoints" / init / str(step)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.move(str(workdir / "checkpoints" / init / str(step)), str(target))
-            print(f"warning: {init}: checkpoints/{init}/{step} is not a checkpoint (no metadata, no "
-                  f"recorded hashes); moved to {target}", file=sys.stderr)
-        manager.reload()
-    steps = [step for step in steps if step not in stray]
-    for step in steps:
-        why = workdir_lib.checkpoint_damage(workdir, init, step)
-        if why:  # recognised from the recorded hashes, before orbax reads anything
-            damaged.append((step, why))
-            continue
-        try:
-            state = manager.restore(step, args=ocp.args.StandardRestore(template))
-        except Exception as error:  # noqa: BLE001  orbax/tensorstore raise many kinds for a damaged file
-            damaged.append((step, f"{type(error).__name__}: {str(error).splitlines()[0][:160] if str(error) else ''}"))
-            continue
-        if damaged and main:
-            for bad, why in damaged:
-                target = workdir / "damaged_checkpoints" / init / str(bad)
-                target.parent.mkdir(parents=True, exist_ok=True)
-                shutil.move(str(workdir / "checkpoints" / init / str(bad)), str(target))
-                print(f"warning: {init}: the checkpoint at step {bad} is damaged ({why}); moved to {target}",
-                      file=sys.stderr)
-            print(f"warning: {init}: resuming from step {step}; metrics after it are dropped",
-                  file=sys.stderr)
-            manager.reload()
-        logging.info("%s: resumed from the checkpoint at step %d", init, step)
-        return state, step
-    if damaged:
-        raise WorkdirConfigError(
-            f"{workdir}/checkpoints/{init}: no intact checkpoint (step {damaged[0][0]}: {damaged[0][1]}); "
-            "use a new workdir")
-    return template, 0
-
-
 def _progress_message(rows, task):
     """The grid's mean headline metric first, then its mean training loss (diverged runs apart)."""
     live = [r for r in rows if not r["diverged"]]
@@ -463,7 +402,7 @@ def load_grid_states(workdir, task: Task, run: InitRun):
     workdir = pathlib.Path(workdir)
     grid_run = GridRun(task, run)
     initial = grid_run.initial_state()
-    manager = _manager(workdir, run.init)
+    manager = workdir_lib.checkpoint_manager(workdir, run.init)
     step = manager.latest_step()
     if step is None:
         raise WorkdirConfigError(f"{workdir}: no checkpoint of {run.init!r}")

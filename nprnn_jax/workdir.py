@@ -8,8 +8,13 @@
                          validation set (marked-pair tasks; data sets with validation_size);
                          the best setting is chosen on these, never on the test set
 
+    checkpoints/<init>/  the grid's states (orbax), with their files' hashes in
+                         checkpoint_hashes/<init>/; `restore_newest_intact` resumes from the newest
+                         one that is whole and sets damaged ones aside in damaged_checkpoints/
+
 Every write is atomic (a temporary file renamed over the old one) or an fsynced
-append, so a crash leaves the previous state readable.
+append, so a crash leaves the previous state readable. How config.json's settings are read
+is given by the configuration (`Schema`); this module never imports it.
 """
 
 from __future__ import annotations
@@ -370,6 +375,74 @@ def read_config(workdir, schema: Schema = PLAIN) -> dict:
     except (OSError, json.JSONDecodeError) as error:
         raise WorkdirConfigError(f"{workdir}: no readable config.json ({error})") from None
     return check_record(record, workdir / "config.json", schema)
+
+
+# --- Checkpoints: the orbax manager, and restoring the newest intact one (repairing the rest) ---
+
+def checkpoint_manager(workdir: pathlib.Path, init: str, **options):
+    """The orbax manager of ``checkpoints/<init>`` (synchronous saves)."""
+    import orbax.checkpoint as ocp
+
+    # Synchronous saves: the states are small, and a save that returns is on disk
+    # (orbax writes to a temporary folder and renames it: a crash mid-write leaves
+    # the previous checkpoint as the latest).
+    return ocp.CheckpointManager((workdir / "checkpoints" / init).absolute(),
+                                 options=ocp.CheckpointManagerOptions(enable_async_checkpointing=False,
+                                                                      **options))
+
+
+def restore_newest_intact(manager, template, workdir: pathlib.Path, init: str, main: bool):
+    """(state, step) from the newest checkpoint that restores, or (template, 0) when there is
+    none. A damaged newer checkpoint is moved to ``damaged_checkpoints/<init>/<step>`` with a
+    warning line; when every checkpoint is damaged, `WorkdirConfigError` names them."""
+    import shutil
+    import sys
+
+    import orbax.checkpoint as ocp
+    from absl import logging
+
+    steps = sorted(manager.all_steps(), reverse=True)
+    damaged = []
+    # A step folder that orbax never finished or that is not a checkpoint at all (no metadata
+    # and no recorded hashes, e.g. a stray `mkdir`) is set aside by name, before orbax (whose
+    # manager then fails on every step) reads it.
+    stray = [step for step in steps if not looks_like_checkpoint(workdir, init, step)]
+    if stray and main:
+        for step in stray:
+            target = workdir / "damaged_checkpoints" / init / str(step)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.move(str(workdir / "checkpoints" / init / str(step)), str(target))
+            print(f"warning: {init}: checkpoints/{init}/{step} is not a checkpoint (no metadata, no "
+                  f"recorded hashes); moved to {target}", file=sys.stderr)
+        manager.reload()
+    steps = [step for step in steps if step not in stray]
+    for step in steps:
+        why = checkpoint_damage(workdir, init, step)
+        if why:  # recognised from the recorded hashes, before orbax reads anything
+            damaged.append((step, why))
+            continue
+        try:
+            state = manager.restore(step, args=ocp.args.StandardRestore(template))
+        except Exception as error:  # noqa: BLE001  orbax/tensorstore raise many kinds for a damaged file
+            damaged.append((step, f"{type(error).__name__}: {str(error).splitlines()[0][:160] if str(error) else ''}"))
+            continue
+        if damaged and main:
+            for bad, why in damaged:
+                target = workdir / "damaged_checkpoints" / init / str(bad)
+                target.parent.mkdir(parents=True, exist_ok=True)
+                shutil.move(str(workdir / "checkpoints" / init / str(bad)), str(target))
+                print(f"warning: {init}: the checkpoint at step {bad} is damaged ({why}); moved to {target}",
+                      file=sys.stderr)
+            print(f"warning: {init}: resuming from step {step}; metrics after it are dropped",
+                  file=sys.stderr)
+            manager.reload()
+        logging.info("%s: resumed from the checkpoint at step %d", init, step)
+        return state, step
+    if damaged:
+        raise WorkdirConfigError(
+            f"{workdir}/checkpoints/{init}: no intact checkpoint (step {damaged[0][0]}: {damaged[0][1]}); "
+            "use a new workdir")
+    return template, 0
 
 
 def restore_params(workdir, init: str) -> tuple:
