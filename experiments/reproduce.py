@@ -216,6 +216,11 @@ def main(argv):
             if why:
                 print(f"{name}: not run: {why}", flush=True)
                 continue
+            kept = pathlib.Path(FLAGS.resume_from) / FLAGS.budget / name
+            if not (root / name).exists() and (kept / "summary.json").is_file():
+                # finished elsewhere: its records (not its checkpoints) are kept, and the report reads them
+                print(f"{name}: finished, its records kept in {kept}; not run again", flush=True)
+                continue
             if seed_from_snapshot(name, root, pathlib.Path(FLAGS.resume_from) / FLAGS.budget):
                 print(f"{name}: started from the snapshot in {FLAGS.resume_from}/{FLAGS.budget}/{name}", flush=True)
             record = run_job(name, all_jobs[name], root)

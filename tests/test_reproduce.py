@@ -244,3 +244,16 @@ def test_the_frontier_stops_where_two_lengths_in_a_row_had_no_success(tmp_path, 
     assert not (root / "addition_T60").exists()
     text = (tmp_path / "page.md").read_text()
     assert "Not run: addition_T60, addition_T80, addition_T100, addition_T150, addition_T200: no run" in text
+
+
+def test_a_job_finished_elsewhere_is_not_run_again_from_its_kept_records(tmp_path):
+    kept = tmp_path / "kept"
+    win = {"np": {0.01: [0.9, 0.6]}, "irnn": {0.01: [0.3, 0.1]}}
+    _frontier_job(kept / "frontier" / "addition_T10", 10, win, win)  # records only, no checkpoints
+    from conftest import run_binary
+    result = run_binary("reproduce", "--budget=frontier", f"--root={tmp_path / 'study'}", "--only=addition_T10",
+                        f"--resume_from={kept}", f"--report_path={tmp_path / 'page.md'}")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert f"addition_T10: finished, its records kept in {kept / 'frontier' / 'addition_T10'}; not run again" \
+        in result.stdout
+    assert not (tmp_path / "study" / "frontier" / "addition_T10").exists()
