@@ -40,24 +40,6 @@ def _unstated(config: dict) -> list:
     return out
 
 
-TASK = base.register(base.TaskSpec(
-    name="addition",
-    settings=base.MARKED_PAIR_SETTINGS,
-    build=base.MarkedPairBuild(AdditionTask),
-    title=lambda config: f"addition (T={config.seq_len})",
-    check=base.check_marked_pair,
-    metric_text="share of test sequences within 0.04",
-    success_threshold=0.5,
-    success_text="share within 0.04 >= 50%",
-    chance_text="the best constant prediction",
-    chance=base.marked_pair_chance(AdditionTask),
-    paper_updates=1_000_000,
-    paper_sequences=1_000_000,
-    paper_results=lambda config: PAPER_FIGURE_3.get(config["seq_len"], {}),
-    paper_config=lambda config: f"paper_T{config['seq_len']}",
-    paper_figure=("Figure 3", tuple(PAPER_FIGURE_3), "share of test sequences within 0.04"),
-    claim=(("irnn", "irnn_scaled"), "np-RNN succeeds at least as often"),
-    clip_note="; the value 10 is its addition setting",
-    unstated=_unstated,
-    steps_per_sequence=lambda config: config["seq_len"],
-))
+TASK = base.register(base.marked_pair_spec(
+    AdditionTask, paper_figure="Figure 3", paper_numbers=PAPER_FIGURE_3, paper_updates=1_000_000, paper_sequences=1_000_000,
+    clip_note="; the value 10 is its addition setting", unstated=_unstated))

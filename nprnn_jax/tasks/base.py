@@ -582,6 +582,24 @@ def marked_pair_chance(task_type):
     return chance
 
 
+def marked_pair_spec(task_type, *, paper_figure: tuple, paper_numbers: dict, paper_updates: int,
+                     paper_sequences: int, clip_note: str, unstated: Callable = None) -> TaskSpec:
+    """The `TaskSpec` of a marked-pair task (``task_type``, a `MarkedPairTask`): what the
+    marked-pair tasks share, and the paper's numbers ``{T: {variant: percent}}`` of its figure."""
+    name = task_type.name
+    return TaskSpec(
+        name=name, settings=MARKED_PAIR_SETTINGS, build=MarkedPairBuild(task_type),
+        title=lambda config: f"{name} (T={config.seq_len})", check=check_marked_pair,
+        metric_text="share of test sequences within 0.04", success_threshold=0.5,
+        success_text="share within 0.04 >= 50%", chance_text="the best constant prediction",
+        chance=marked_pair_chance(task_type), paper_updates=paper_updates, paper_sequences=paper_sequences,
+        paper_results=lambda config: paper_numbers.get(config["seq_len"], {}),
+        paper_config=lambda config: f"paper_T{config['seq_len']}",
+        paper_figure=(paper_figure, tuple(paper_numbers), "share of test sequences within 0.04"),
+        claim=(("irnn", "irnn_scaled"), "np-RNN succeeds at least as often"), clip_note=clip_note,
+        unstated=unstated or marked_pair_unstated, steps_per_sequence=lambda config: config["seq_len"])
+
+
 def marked_pair_unstated(config: dict) -> list:
     placement = config.get("marker_placement", "halves")
     return [("marker placement", placement + (": one marker in each half" if placement == "halves" else ": anywhere"),

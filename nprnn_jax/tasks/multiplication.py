@@ -29,24 +29,6 @@ class MultiplicationTask(base.MarkedPairTask):
         return a * b
 
 
-TASK = base.register(base.TaskSpec(
-    name="multiplication",
-    settings=base.MARKED_PAIR_SETTINGS,
-    build=base.MarkedPairBuild(MultiplicationTask),
-    title=lambda config: f"multiplication (T={config.seq_len})",
-    check=base.check_marked_pair,
-    metric_text="share of test sequences within 0.04",
-    success_threshold=0.5,
-    success_text="share within 0.04 >= 50%",
-    chance_text="the best constant prediction",
-    chance=base.marked_pair_chance(MultiplicationTask),
-    paper_updates=625_000,
-    paper_sequences=10_000_000,
-    paper_results=lambda config: PAPER_FIGURE_4.get(config["seq_len"], {}),
-    paper_config=lambda config: f"paper_T{config['seq_len']}",
-    paper_figure=("Figure 4", tuple(PAPER_FIGURE_4), "share of test sequences within 0.04"),
-    claim=(("irnn", "irnn_scaled"), "np-RNN succeeds at least as often"),
-    clip_note=" or, here, the value",
-    unstated=base.marked_pair_unstated,
-    steps_per_sequence=lambda config: config["seq_len"],
-))
+TASK = base.register(base.marked_pair_spec(
+    MultiplicationTask, paper_figure="Figure 4", paper_numbers=PAPER_FIGURE_4, paper_updates=625_000, paper_sequences=10_000_000,
+    clip_note=" or, here, the value"))
