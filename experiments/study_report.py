@@ -637,11 +637,14 @@ FRONTIER_GROUPS = (("addition", "addition_T", "Addition, the frontier protocol")
                    ("addition", "hs_addition_T", "Addition, Hochreiter and Schmidhuber's protocol"))
 
 
-def frontier_stop(name: str, root: pathlib.Path, kept: Optional[pathlib.Path] = None) -> Optional[str]:
+def frontier_stop(name: str, root: pathlib.Path, kept: Optional[pathlib.Path] = None,
+                  load=None) -> Optional[str]:
     """Why the frontier job ``name`` is not run, or None. The stop rule (ours, declared in the
     report): a protocol's longer lengths are not run once no run of any variant, at any learning
     rate and seed, succeeded at two consecutive lengths that finished, since a longer sequence is
-    no easier at the same budget."""
+    no easier at the same budget. ``load(job name)``: a finished job's records or None (default:
+    read from ``root``, else ``kept``; the report passes the jobs it has already read)."""
+    load = load or (lambda job_name: _find_job(job_name, root, kept)[1])
     for _, prefix, _ in FRONTIER_GROUPS:
         if not (name.startswith(prefix) and name[len(prefix):].isdigit()):
             continue
@@ -649,7 +652,7 @@ def frontier_stop(name: str, root: pathlib.Path, kept: Optional[pathlib.Path] = 
         shorter = sorted(int(n[len(prefix):]) for n in jobs("frontier")
                          if n.startswith(prefix) and n[len(prefix):].isdigit() and int(n[len(prefix):]) < t)
         for pair in zip(shorter, shorter[1:]):
-            found = [_find_job(f"{prefix}{s}", root, kept)[1] for s in pair]
+            found = [load(f"{prefix}{s}") for s in pair]
             if all(job is not None and not any(
                     study.succeeded(r, "test_accuracy", job["config"].get("success_share", 0.5)) for r in job["summary"])
                    for job in found):
@@ -890,7 +893,7 @@ def frontier_part(root: pathlib.Path, figures: pathlib.Path, rel: str,
         file = f"frontier_{prefix.rstrip('_T')}.png"
         _plot_frontier(cells, figures / file, f"{heading}: runs succeeding against T "
                                               f"({c['num_steps']:,} updates at every T)")
-        stopped = {n: frontier_stop(n, root, kept) for n in names if n not in finished}
+        stopped = {n: frontier_stop(n, root, kept, load=finished.get) for n in names if n not in finished}
         not_yet = [n for n, why in stopped.items() if why is None]
         lines += ["", f"![{heading}]({rel}/{file})", ""]
         if any(stopped.values()):
