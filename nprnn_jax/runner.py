@@ -26,7 +26,7 @@ import jax.numpy as jnp
 import numpy as np
 import orbax.checkpoint as ocp
 
-from nprnn_jax import checks, parallel, writers, workdir as workdir_lib
+from nprnn_jax import checks, parallel, train, writers, workdir as workdir_lib
 from nprnn_jax.progress import Progress
 from nprnn_jax.tasks import Task
 from nprnn_jax.train import DEFAULTS, RULES, TrainConfig, TrainState, hparams, make_train
@@ -250,7 +250,8 @@ def _run_experiment(task, runs, workdir, *, record, plan, on_event, progress_str
             template = grid_run.initial_state()
             parallel.barrier(f"{run.init}:ready")  # before the first collective (orbax's sync)
             manager = workdir_lib.checkpoint_manager(workdir, run.init, max_to_keep=2, create=True)
-            state, start = workdir_lib.restore_newest_intact(manager, template, workdir, run.init, main)
+            state, start = workdir_lib.restore_newest_intact(manager, template, workdir, run.init, main,
+                                                             legacy=_legacy(template))
             if manager.latest_step() is None:
                 start = 0
             members.append(_Member(run, grid_run, manager, state, start))
@@ -396,6 +397,11 @@ def _progress_message(rows, task):
     return ", ".join(parts)
 
 
+def _legacy(template: TrainState):
+    """Checkpoints of the layout before the optax schedule (see `train.legacy_layout`) resume."""
+    return train.legacy_layout(template), lambda restored: train.from_legacy_layout(restored, template)
+
+
 def load_grid_states(workdir, task: Task, run: InitRun):
     """(initial state, final state, checkpoint step) of ``run``'s grid in ``workdir``
     (states are [combo, seed, ...], on one device)."""
@@ -406,6 +412,6 @@ def load_grid_states(workdir, task: Task, run: InitRun):
     step = manager.latest_step()
     if step is None:
         raise WorkdirConfigError(f"{workdir}: no checkpoint of {run.init!r}")
-    final = manager.restore(step, args=ocp.args.StandardRestore(grid_run.initial_state()))
+    final = workdir_lib.restore_step(manager, step, initial, _legacy(initial))
     manager.close()
     return initial, final, step

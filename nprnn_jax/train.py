@@ -13,8 +13,9 @@ seed) grid is one compiled program. `nprnn_jax.runner` executes such a grid in
 segments with evaluation, checkpoints and resumption.
 
 Learning-rate schedule: the rate of step s is ``learning_rate * lr_cut_factor **
-(number of lr_cut_steps <= s)``, computed in the step from the run's base rate,
-so every base rate of a grid follows the same schedule in one program.
+(number of lr_cut_steps <= s)``: the run's base rate times an optax schedule
+(`lr_schedule`) that `optax.inject_hyperparams` evaluates at each update, so
+every base rate of a grid follows the same schedule in one program.
 
 Training data: fresh batches from the task's generator, or, for a task with a
 fixed pool (`Task.train_data`), the pool read in epochs (`tasks.epoch_indices`).
@@ -150,12 +151,18 @@ def hparams(learning_rate, clip_norm=1.0, dropout=0.0) -> dict:
     return {k: jnp.broadcast_to(jnp.asarray(v, jnp.float32), shape) for k, v in values.items()}
 
 
+def lr_schedule(config: TrainConfig) -> optax.Schedule:
+    """The learning-rate multiplier of every step as an optax schedule of the update count:
+    1 (constant), or ``lr_cut_factor`` multiplied in at each of ``lr_cut_steps``
+    (`optax.piecewise_constant_schedule`). A run's rate is its base rate times this."""
+    if not config.lr_cut_steps:
+        return optax.constant_schedule(1.0)
+    return optax.piecewise_constant_schedule(1.0, {step: config.lr_cut_factor for step in config.lr_cut_steps})
+
+
 def learning_rate_at(config: TrainConfig, base_rate, step) -> jax.Array:
     """The learning rate of step ``step`` (0-based) for base rate ``base_rate``."""
-    if not config.lr_cut_steps:
-        return jnp.asarray(base_rate, jnp.float32)
-    cuts = jnp.sum(jnp.asarray(step) >= jnp.asarray(config.lr_cut_steps, jnp.int32))
-    return base_rate * jnp.asarray(config.lr_cut_factor, jnp.float32) ** cuts
+    return jnp.asarray(base_rate, jnp.float32) * lr_schedule(config)(jnp.asarray(step, jnp.int32))
 
 
 def _base_optimizer(config: TrainConfig) -> Callable[[Any], optax.GradientTransformation]:
@@ -180,6 +187,23 @@ def make_optimizer(config: TrainConfig) -> optax.GradientTransformation:
         return optax.chain(optax.clip_by_global_norm(clip_norm), base(learning_rate))
 
     return optax.inject_hyperparams(build)
+
+
+def legacy_layout(state: TrainState) -> TrainState:
+    """``state`` in the layout of checkpoints written before the schedule was an optax schedule
+    (up to 7e5892f): the same, without the schedule's own count in ``opt_state``
+    (``hyperparams_states``). A restore template for such checkpoints; see `from_legacy_layout`."""
+    return state._replace(opt_state=state.opt_state._replace(hyperparams_states={}))
+
+
+def from_legacy_layout(restored: TrainState, template: TrainState) -> TrainState:
+    """A state restored with `legacy_layout(template)`, in ``template``'s (today's) layout. The
+    schedule's count is the optimizer's update count (both count every update and stop together
+    when a run diverges), so the resumed run continues exactly as the old engine would have."""
+    count = restored.opt_state.count
+    # A copy each: one buffer in two places of a state would be donated twice to the next segment.
+    wrapped = {name: value._replace(count=jnp.copy(count)) for name, value in template.opt_state.hyperparams_states.items()}
+    return restored._replace(opt_state=restored.opt_state._replace(hyperparams_states=wrapped))
 
 
 def _all_finite(tree) -> jax.Array:
@@ -218,7 +242,12 @@ class Trainer:
                           jnp.zeros((), jnp.int32), jnp.zeros((), bool), jnp.full((), -1, jnp.int32))
 
     def _optimizer(self, hp):
-        return make_optimizer(self.config)(learning_rate=hp["learning_rate"], clip_norm=hp["clip_norm"])
+        # The run's base rate times the schedule, evaluated by optax.inject_hyperparams at its
+        # own update count (the step, for a run that has not diverged; a diverged run is frozen).
+        schedule = lr_schedule(self.config)
+        base = hp["learning_rate"]
+        return make_optimizer(self.config)(learning_rate=lambda count: base * schedule(count),
+                                           clip_norm=hp["clip_norm"])
 
     def loss(self, params, batch) -> jax.Array:
         """Mean training loss; ``batch["keep"]`` (if present) scales the last hidden state (dropout)."""
@@ -256,11 +285,8 @@ class Trainer:
             local = parallel.local_rows(batch, self.batch_axis)
             loss, grads = jax.value_and_grad(self.loss)(state.params, local)
             loss, grads = parallel.pmean_flat((loss, grads), self.batch_axis)  # one all-reduce
-        # optax.inject_hyperparams reads the values from opt_state.hyperparams: this
-        # step's scheduled rate goes there (and stays there, readable, after the update).
-        rate = learning_rate_at(self.config, hp["learning_rate"], state.step)
-        opt_in = state.opt_state._replace(hyperparams={**state.opt_state.hyperparams, "learning_rate": rate})
-        updates, opt_state = self._optimizer(hp).update(grads, opt_in, state.params)
+        # The scheduled rate of this update stays readable in opt_state.hyperparams after it.
+        updates, opt_state = self._optimizer(hp).update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
         finite = jnp.isfinite(loss) & _all_finite(grads) & _all_finite(params)
         bad = state.diverged | ~finite

@@ -391,10 +391,32 @@ def checkpoint_manager(workdir: pathlib.Path, init: str, **options):
                                                                       **options))
 
 
-def restore_newest_intact(manager, template, workdir: pathlib.Path, init: str, main: bool):
+def restore_step(manager, step: int, template, legacy=None):
+    """The checkpoint at ``step`` restored into ``template``'s structure. ``legacy``: an optional
+    ``(legacy_template, upgrade)`` for checkpoints of an older layout; when the checkpoint does
+    not restore into ``template``, it is restored into ``legacy_template`` and returned as
+    ``upgrade(restored)``. Raises what orbax raises when neither fits (a damaged checkpoint)."""
+    import orbax.checkpoint as ocp
+
+    try:
+        return manager.restore(step, args=ocp.args.StandardRestore(template))
+    except Exception as error:  # noqa: BLE001  a tree-structure mismatch, or damage (then the legacy try fails too)
+        if legacy is None:
+            raise
+        first = error
+    legacy_template, upgrade = legacy
+    try:
+        restored = manager.restore(step, args=ocp.args.StandardRestore(legacy_template))
+    except Exception:  # noqa: BLE001
+        raise first from None
+    return upgrade(restored)
+
+
+def restore_newest_intact(manager, template, workdir: pathlib.Path, init: str, main: bool, legacy=None):
     """(state, step) from the newest checkpoint that restores, or (template, 0) when there is
     none. A damaged newer checkpoint is moved to ``damaged_checkpoints/<init>/<step>`` with a
-    warning line; when every checkpoint is damaged, `WorkdirConfigError` names them."""
+    warning line; when every checkpoint is damaged, `WorkdirConfigError` names them.
+    ``legacy``: as in `restore_step` (checkpoints written by an older layout still resume)."""
     import shutil
     import sys
 
@@ -422,7 +444,7 @@ def restore_newest_intact(manager, template, workdir: pathlib.Path, init: str, m
             damaged.append((step, why))
             continue
         try:
-            state = manager.restore(step, args=ocp.args.StandardRestore(template))
+            state = restore_step(manager, step, template, legacy)
         except Exception as error:  # noqa: BLE001  orbax/tensorstore raise many kinds for a damaged file
             damaged.append((step, f"{type(error).__name__}: {str(error).splitlines()[0][:160] if str(error) else ''}"))
             continue

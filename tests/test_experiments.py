@@ -305,9 +305,17 @@ def test_jobs_with_seed_offsets_merge_into_one_study(tmp_path):
     assert again.returncode == 2 and "seed 0 of np is in both" in again.stderr
 
 
+# A workdir written by the engine before its schedule became an optax schedule (7e5892f): the
+# args below, num_steps=20; its checkpoint's optimizer state has no schedule count.
+LEGACY_WORKDIR = REPO / "tests" / "data" / "legacy_workdir_7e5892f"
+
+
 @pytest.mark.slow
 def test_a_finished_run_is_extended_to_more_steps_and_equals_a_longer_run(tmp_path):
-    args = [smoke("addition"), "--config.inits=np", "--config.learning_rates=0.01"]
+    # With a step schedule (cuts at 5 and 15), so that the extension and the legacy workdir
+    # below carry the schedule across the resumption.
+    args = [smoke("addition"), "--config.inits=np", "--config.learning_rates=0.01", "--config.num_seeds=1",
+            "--config.lr_schedule=step", "--config.lr_cut_steps=5,15"]
     first = run("addition", *args, f"--workdir={tmp_path / 'w'}")
     assert first.returncode == 0, first.stderr[-3000:]
     longer = run("addition", *args, "--config.num_steps=40", f"--workdir={tmp_path / 'w'}")
@@ -322,6 +330,18 @@ def test_a_finished_run_is_extended_to_more_steps_and_equals_a_longer_run(tmp_pa
     record = json.loads((tmp_path / "w" / "config.json").read_text())
     assert record["config"]["num_steps"] == 40
     assert record["extended"] == [{"from_num_steps": 20, "to_num_steps": 40}]
+
+    # The legacy workdir resumes (its checkpoint restored into the old layout and upgraded) to
+    # byte-identical records: its 20 steps equal today's, and so do the 20 after them.
+    import orbax.checkpoint as ocp
+    saved = ocp.PyTreeCheckpointer().metadata(LEGACY_WORKDIR / "checkpoints" / "np" / "20" / "default")
+    assert saved.item_metadata.tree["opt_state"]["hyperparams_states"] in ({}, None)  # truly the old layout
+    shutil.copytree(LEGACY_WORKDIR, tmp_path / "legacy")
+    legacy = run("addition", *args, "--config.num_steps=40", f"--workdir={tmp_path / 'legacy'}")
+    assert legacy.returncode == 0, legacy.stderr[-3000:]
+    assert "resumed at step 20" in legacy.stderr and "warning" not in legacy.stderr
+    for name in ("summary.json", "metrics.jsonl", "train_loss.jsonl"):
+        assert (tmp_path / "legacy" / name).read_bytes() == (tmp_path / "w" / name).read_bytes(), name
 
 
 def _free_port() -> int:
