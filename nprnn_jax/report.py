@@ -103,7 +103,7 @@ def _plot_per_init(rows: list, value: str, path, title: str, ylabel: str, log: b
     fig.suptitle((f"{title}: " if title else "") + "lines: mean over seeds; bands: min to max seed "
                  "(diverged runs left out)", fontsize=10)
     fig.tight_layout()
-    fig.savefig(path, dpi=110, bbox_inches="tight")
+    fig.savefig(path, dpi=110)
     plt.close(fig)
 
 
@@ -158,7 +158,7 @@ def plot_sensitivity(summary: list, metric: str, path, title: str = ""):
     ax.set_title((f"{title}\n" if title else "") + "mean over seeds, bars: min to max seed; x: every seed "
                  "diverged", fontsize=9)
     fig.tight_layout()
-    fig.savefig(path, dpi=110, bbox_inches="tight")
+    fig.savefig(path, dpi=110)
     plt.close(fig)
 
 
