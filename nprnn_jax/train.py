@@ -242,12 +242,11 @@ class Trainer:
                           jnp.zeros((), jnp.int32), jnp.zeros((), bool), jnp.full((), -1, jnp.int32))
 
     def _optimizer(self, hp):
-        # The run's base rate times the schedule, evaluated by optax.inject_hyperparams at its
-        # own update count (the step, for a run that has not diverged; a diverged run is frozen).
-        schedule = lr_schedule(self.config)
-        base = hp["learning_rate"]
-        return make_optimizer(self.config)(learning_rate=lambda count: base * schedule(count),
-                                           clip_norm=hp["clip_norm"])
+        # The run's rate at each update, evaluated by optax.inject_hyperparams at its own update
+        # count (the step, for a run that has not diverged; a diverged run is frozen).
+        return make_optimizer(self.config)(
+            learning_rate=lambda count: learning_rate_at(self.config, hp["learning_rate"], count),
+            clip_norm=hp["clip_norm"])
 
     def loss(self, params, batch) -> jax.Array:
         """Mean training loss; ``batch["keep"]`` (if present) scales the last hidden state (dropout)."""
