@@ -66,7 +66,10 @@ def jobs(budget: str) -> dict:
         for t in addition_configs.HS_SEQ_LENS:
             out[f"hs_addition_T{t}"] = ("addition", f"hs_T{t}", [])
         return out
-    out = {f"addition_T{t}": ("addition", f"paper_T{t}", []) for t in (150, 200, 300, 400, 500)}
+    # First in the queue: the paper's open readings at T=150 (issue 33), one seed each.
+    from experiments.configs import addition as addition_configs
+    out = {f"addition_T150_{r}": ("addition", f"paper_T150_{r}", []) for r in addition_configs.READINGS}
+    out.update({f"addition_T{t}": ("addition", f"paper_T{t}", []) for t in (150, 200, 300, 400, 500)})
     out.update({f"multiplication_T{t}": ("multiplication", f"paper_T{t}", []) for t in (50, 100, 200)})
     out["mnist"] = ("mnist", "paper", [])
     # The paper ran one seed per cell; seeds 1 and 2 of two cells give its numbers error bars

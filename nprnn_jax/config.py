@@ -66,7 +66,10 @@ SETTINGS = (
     _S("optimizer", _DEFAULT["optimizer"], "sgd, momentum (SGD with momentum), rmsprop or adam", _ENGINE["optimizer"],
        per_init=True),
     _S("momentum", _DEFAULT["momentum"], "momentum of optimizer=momentum", _ENGINE["momentum"], per_init=True),
-    _S("clip_norm", _DEFAULT["clip_norm"], "gradient clipping by global norm", _ENGINE["clip_norm"], per_init=True),
+    _S("clip_norm", _DEFAULT["clip_norm"], "the gradient clipping threshold (see clip_by)", _ENGINE["clip_norm"],
+       per_init=True),
+    _S("clip_by", _DEFAULT["clip_by"], "global_norm: scale the gradient to global norm <= clip_norm; value: clip "
+       "each entry to [-clip_norm, clip_norm]", _ENGINE["clip_by"]),
     _S("lr_schedule", "constant", "constant, or step: the rate times lr_cut_factor at each cut",
        _one_of(LR_SCHEDULES), per_init=True),
     _S("lr_cut_factor", _DEFAULT["lr_cut_factor"], "factor applied to the learning rate at each cut (schedule step)",

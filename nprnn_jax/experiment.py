@@ -130,7 +130,7 @@ def init_runs(config, plan: parallel.ExecutionPlan) -> list:
             optimizer=own["optimizer"], momentum=own["momentum"], lr_cut_factor=own["lr_cut_factor"],
             lr_cut_steps=config_lib.cut_steps(own, config.num_steps), unroll=config.unroll,
             backward=config.backward, remat_every=config.remat_every, bptt_chunk=plan.bptt_chunk,
-            eval_batch_size=config.eval_batch_size)
+            eval_batch_size=config.eval_batch_size, clip_by=config.clip_by)
         grid = runner.Grid(learning_rates=own["learning_rates"], num_seeds=config.num_seeds,
                            clip_norm=own["clip_norm"], dropout_rates=config.dropout_rates,
                            seed_offset=config.seed_offset)

@@ -52,6 +52,10 @@ from nprnn_jax import checks, parallel, rnn, tasks
 from nprnn_jax.tasks import TRAIN_STREAM, Task
 
 OPTIMIZERS = ("sgd", "momentum", "rmsprop", "adam")
+# How the gradient is clipped at ``clip_norm``: by its global norm (`optax.clip_by_global_norm`),
+# or each entry to [-clip_norm, clip_norm] (`optax.clip`, the common reading of "clip 10" in
+# the RNN code of the paper's time).
+CLIP_BY = ("global_norm", "value")
 DROPOUT_STREAM = 5  # the dropout mask of a step: fold_in(the step's batch key, DROPOUT_STREAM)
 
 # The engine's values: their defaults and rules, declared here and read by `nprnn_jax.config`
@@ -60,7 +64,8 @@ DROPOUT_STREAM = 5  # the dropout mask of a step: fold_in(the step's batch key, 
 DEFAULTS = {"hidden_size": 100, "input_init_n": "hidden", "batch_size": 16, "num_steps": 10_000,
             "eval_every": 2_000, "optimizer": "sgd", "momentum": 0.9, "lr_cut_factor": 0.1, "unroll": 1,
             "backward": "custom", "remat_every": 0, "eval_batch_size": 1000,
-            "learning_rates": (0.01,), "num_seeds": 4, "clip_norm": 10.0, "dropout_rates": (0.0,), "seed_offset": 0}
+            "learning_rates": (0.01,), "num_seeds": 4, "clip_norm": 10.0, "clip_by": "global_norm",
+            "dropout_rates": (0.0,), "seed_offset": 0}
 RULES = {"hidden_size": checks.integer(1), "input_init_n": checks.one_of(rnn.INPUT_INIT_NS),
          "batch_size": checks.integer(1), "num_steps": checks.integer(1), "eval_every": checks.integer(1),
          "optimizer": checks.one_of(OPTIMIZERS), "momentum": checks.number(0, 1, high_open=True),
@@ -69,6 +74,7 @@ RULES = {"hidden_size": checks.integer(1), "input_init_n": checks.one_of(rnn.INP
          "eval_batch_size": checks.integer(1),
          "learning_rates": checks.sequence(checks.number(0, low_open=True), unique=True),
          "num_seeds": checks.integer(1), "clip_norm": checks.number(0, low_open=True),
+         "clip_by": checks.one_of(CLIP_BY),
          "dropout_rates": checks.sequence(checks.number(0, 1, high_open=True), unique=True),
          "seed_offset": checks.integer(0)}
 _SETTING_DEFAULT = DEFAULTS
@@ -111,11 +117,12 @@ class TrainConfig:
     remat_every: int = _SETTING_DEFAULT["remat_every"]
     bptt_chunk: int = 0
     eval_batch_size: int = _SETTING_DEFAULT["eval_batch_size"]
+    clip_by: str = _SETTING_DEFAULT["clip_by"]
 
     def __post_init__(self):
         rnn.get_preset(self.preset)
         for name in ("hidden_size", "input_init_n", "batch_size", "num_steps", "eval_every", "optimizer",
-                     "momentum", "lr_cut_factor", "unroll", "remat_every", "eval_batch_size"):
+                     "momentum", "lr_cut_factor", "unroll", "remat_every", "eval_batch_size", "clip_by"):
             if name == "optimizer" and not isinstance(self.optimizer, str):
                 if not (callable(self.optimizer) or isinstance(self.optimizer, optax.GradientTransformation)):
                     raise ValueError(f"optimizer={self.optimizer!r}: give one of {', '.join(OPTIMIZERS)}, a "
@@ -180,11 +187,13 @@ def _base_optimizer(config: TrainConfig) -> Callable[[Any], optax.GradientTransf
 
 
 def make_optimizer(config: TrainConfig) -> optax.GradientTransformation:
-    """`clip_by_global_norm` then the named optimizer, hyperparameters injected as arrays."""
+    """Clipping (`optax.clip_by_global_norm`, or `optax.clip` per entry with ``clip_by="value"``)
+    then the named optimizer, hyperparameters injected as arrays."""
     base = _base_optimizer(config)
+    clip = optax.clip if config.clip_by == "value" else optax.clip_by_global_norm
 
     def build(learning_rate, clip_norm):
-        return optax.chain(optax.clip_by_global_norm(clip_norm), base(learning_rate))
+        return optax.chain(clip(clip_norm), base(learning_rate))
 
     return optax.inject_hyperparams(build)
 

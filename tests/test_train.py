@@ -84,6 +84,28 @@ def test_learning_rate_is_injected_not_baked_in():
     assert float(state.opt_state.hyperparams["clip_norm"]) == pytest.approx(4.0)
 
 
+@pytest.mark.parametrize("clip_by", train.CLIP_BY)
+def test_clipping_per_entry_touches_the_huge_entry_alone(clip_by):
+    # A gradient with one huge entry: per entry (clip_by="value") only that entry is cut to the
+    # threshold; by global norm the whole gradient is scaled down to norm 10.
+    grads = {"a": jnp.array([0.5, -2.0, 1000.0]), "b": jnp.array([[3.0, -4.0]])}
+    config = train.TrainConfig(hidden_size=8, clip_by=clip_by, optimizer="sgd")
+    optimizer = train.make_optimizer(config)(learning_rate=1.0, clip_norm=10.0)
+    updates, _ = optimizer.update(grads, optimizer.init(grads))
+    if clip_by == "value":
+        np.testing.assert_array_equal(updates["a"], [-0.5, 2.0, -10.0])
+        np.testing.assert_array_equal(updates["b"], [[-3.0, 4.0]])
+    else:
+        norm = np.sqrt(0.25 + 4.0 + 1000.0 ** 2 + 9.0 + 16.0)
+        np.testing.assert_allclose(updates["a"], -np.array([0.5, -2.0, 1000.0]) * 10.0 / norm, rtol=1e-6)
+        np.testing.assert_allclose(updates["b"], -np.array([[3.0, -4.0]]) * 10.0 / norm, rtol=1e-6)
+
+
+def test_clip_by_refuses_an_unknown_mode():
+    with pytest.raises(ValueError, match="clip_by.*'norm'.*global_norm.*value"):
+        train.TrainConfig(clip_by="norm")
+
+
 @pytest.mark.parametrize("eval_batch_size", [10, 37, 1000])
 def test_predict_in_batches_equals_one_pass(eval_batch_size):
     # 37 examples: batches of 10 need padding; 1000 > 37 is one batch.

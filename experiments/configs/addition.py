@@ -10,6 +10,12 @@ Named configs (``--config=experiments/configs/addition.py:<name>``):
               its seven variants, SGD lr 0.001, clip 10, batch 1, a fixed pool of
               100,000 training sequences, 10 epochs (1,000,000 updates), 10,000 test
               sequences; one seed (the paper reports one run per cell).
+  paper_T150_whx_input, paper_T150_first10, paper_T150_clip_value
+              paper_T150 with one choice the paper leaves open read the other way: W_hx's
+              N = the input size (std about 1.40 instead of 0.14); Hochreiter and
+              Schmidhuber's marker placement (first10: the first marker in the first 10
+              steps, the second in the first half); gradients clipped per entry at 10
+              instead of by their global norm.
   cpu_T<T>    the reproduction study's budget on 2 CPU cores: the seven variants plus
               irnn_le, batch 16, 20,000 steps (320,000 sequences: 32% of the paper's
               1,000,000), the same 100,000-sequence pool, learning rates 0.002, 0.008,
@@ -52,6 +58,18 @@ def paper(seq_len: int, task: str = "addition"):
     config.eval_every = 20_000
     config.test_size = 10_000
     config.num_seeds = 1
+    return config
+
+
+# The readings of paper_T150 (issue 33): one open choice of the paper's protocol changed each.
+READINGS = {"whx_input": {"input_init_n": "input"}, "first10": {"marker_placement": "first10"},
+            "clip_value": {"clip_by": "value"}}
+
+
+def paper_reading(reading: str, seq_len: int = 150, task: str = "addition"):
+    config = paper(seq_len, task)
+    for name, value in READINGS[reading].items():
+        config[name] = value
     return config
 
 
@@ -138,6 +156,8 @@ def named_configs(task: str = "addition") -> dict:
     for t in SEQ_LENS:
         out[f"paper_T{t}"] = (lambda t=t: paper(t, task))
         out[f"cpu_T{t}"] = (lambda t=t: cpu(t))
+    for reading in READINGS:
+        out[f"paper_T150_{reading}"] = (lambda r=reading: paper_reading(r, 150, task))
     for t in FRONTIER_SEQ_LENS:
         out[f"frontier_T{t}"] = (lambda t=t: frontier(t, task))
     for t in HS_SEQ_LENS:
