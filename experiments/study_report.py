@@ -65,6 +65,10 @@ def jobs(budget: str) -> dict:
                 out[f"{task}_T{t}"] = (task, f"frontier_T{t}", [])
         for t in addition_configs.HS_SEQ_LENS:
             out[f"hs_addition_T{t}"] = ("addition", f"hs_T{t}", [])
+        # The protocol on a fixed pool (as published benchmarks train it), and with a public
+        # np-RNN code's start (issue 33, item 4).
+        out["hs_pool_T60"] = ("addition", "hs_pool_T60", [])
+        out["hs_pool_plrnn_T60"] = ("addition", "hs_pool_plrnn_T60", [])
         return out
     # First in the queue: the paper's open readings at T=150 (issue 33), one seed each.
     from experiments.configs import addition as addition_configs

@@ -47,6 +47,7 @@ class Preset:
         normal, std ``alpha / sqrt(N)`` with N read as `RNNConfig.input_init_n` says.
       output_init: initializer of ``W_hy`` ([hidden_size, output_size]); None
         means the paper's Glorot normal (not truncated).
+      output_bias_init: initializer of ``b_y``; None means zeros (the paper's).
     """
 
     cell: str
@@ -54,6 +55,7 @@ class Preset:
     description: str
     input_init: Optional[inits.Initializer] = None
     output_init: Optional[inits.Initializer] = None
+    output_bias_init: Optional[inits.Initializer] = None
 
 
 # W_hy of the paper's variants: Glorot normal, N(0, 2 / (fan_in + fan_out)), not
@@ -61,6 +63,20 @@ class Preset:
 glorot_normal_untruncated = jax.nn.initializers.variance_scaling(1.0, "fan_avg", "normal")
 # Le et al. 2015 (IRNN): weights other than W_hh drawn from N(0, 0.001^2).
 _le2015_normal = jax.nn.initializers.normal(0.001)
+
+
+def _uniform_symmetric(limit: float) -> inits.Initializer:
+    """U(-limit, limit)."""
+    def init(key, shape, dtype=jnp.float32, out_sharding=None):
+        del out_sharding
+        return jax.random.uniform(key, shape, dtype, -limit, limit)
+    return init
+
+
+# The np-RNN start of a public benchmark implementation (the reg-PLRNN code of Schmidt et al.,
+# ICLR 2021, hidden 40), as measured from its initial weights: W_hx ~ N(0, 0.0033^2),
+# W_hy ~ N(0, 0.049^2), b_y ~ U(-0.158, 0.158) (1/sqrt(40), a PyTorch Linear's default bias).
+PLRNN_START = {"W_hx_std": 0.0033, "W_hy_std": 0.049, "b_y_limit": 0.158}
 
 PRESETS: Mapping[str, Preset] = {
     # The paper's seven variants (Table 1): the same W_hx, W_hy and zero biases,
@@ -83,6 +99,12 @@ PRESETS: Mapping[str, Preset] = {
     "irnn_scaled_le": Preset("relu", inits.identity(0.01),
                              "iRNN with Le et al.'s weights: W_hh = 0.01 I, other weights N(0, 0.001^2)",
                              _le2015_normal, _le2015_normal),
+    # np-RNN with the other weights of a public np-RNN baseline implementation (PLRNN_START).
+    "np_plrnn": Preset("relu", inits.np_init(add_identity=True),
+                       "np-RNN with a public baseline code's start: W_hx ~ N(0, 0.0033^2), W_hy ~ N(0, 0.049^2), "
+                       "b_y ~ U(-0.158, 0.158)", jax.nn.initializers.normal(PLRNN_START["W_hx_std"]),
+                       jax.nn.initializers.normal(PLRNN_START["W_hy_std"]),
+                       _uniform_symmetric(PLRNN_START["b_y_limit"])),
     # Standard baselines with their libraries' defaults.
     "tanh": Preset("tanh", jax.nn.initializers.orthogonal(),
                    "tanh RNN: orthogonal W_hh, Glorot-uniform W_hx, W_hy (Keras SimpleRNN defaults)",
@@ -211,7 +233,7 @@ def param_specs(config: RNNConfig) -> dict:
                  "W_hh": (preset.recurrent_init, (n, n)),
                  "b_h": (zeros, (n,))}
     specs["W_hy"] = (output_init, (n, o))
-    specs["b_y"] = (zeros, (o,))
+    specs["b_y"] = (preset.output_bias_init or zeros, (o,))
     return specs
 
 

@@ -33,6 +33,12 @@ Named configs (``--config=experiments/configs/addition.py:<name>``):
               first 10 steps and the second in the first half (marker_placement=first10),
               a run succeeding when at least 90% of 10,000 test sequences are within 0.04;
               5 seeds.
+  hs_pool_T60  hs_T60 trained on a fixed pool of 100,000 sequences reshuffled every epoch
+              (train_size=100000: 200 updates an epoch, 200 epochs), as published
+              benchmarks with this protocol do, instead of fresh sequences every update.
+  hs_pool_plrnn_T60  the same with np-RNN started as a public np-RNN baseline code starts
+              it (init np_plrnn: W_hx ~ N(0, 0.0033^2), W_hy ~ N(0, 0.049^2), output bias
+              ~ U(-0.158, 0.158)).
   smoke       a tiny run for the tests.
 """
 
@@ -124,6 +130,14 @@ def hochreiter_schmidhuber(seq_len: int, task: str = "addition"):
     return config
 
 
+def hs_pool(seq_len: int, inits=("np", "irnn"), task: str = "addition"):
+    config = hochreiter_schmidhuber(seq_len, task)
+    config.train_size = 100_000
+    config.inits = inits
+    config.log_every = 100  # the training loss every 100 updates: how the start shapes the first 1,000
+    return config
+
+
 def smoke(task: str = "addition"):
     config = config_lib.base_config(task)
     config.inits = ("np", "irnn")
@@ -156,6 +170,8 @@ def named_configs(task: str = "addition") -> dict:
     for t in SEQ_LENS:
         out[f"paper_T{t}"] = (lambda t=t: paper(t, task))
         out[f"cpu_T{t}"] = (lambda t=t: cpu(t))
+    out["hs_pool_T60"] = lambda: hs_pool(60, task=task)
+    out["hs_pool_plrnn_T60"] = lambda: hs_pool(60, ("np_plrnn",), task)
     for reading in READINGS:
         out[f"paper_T150_{reading}"] = (lambda r=reading: paper_reading(r, 150, task))
     for t in FRONTIER_SEQ_LENS:
