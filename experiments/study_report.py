@@ -1033,6 +1033,8 @@ def write(root: pathlib.Path, jobs: dict, out: pathlib.Path, budget: str) -> str
 
 
 def write_page(root: pathlib.Path, out: pathlib.Path) -> str:
+    from experiments.study import endpoints as study_endpoints
+
     """Writes the study's page ``out``: the paper-budget part, then the cpu-budget part.
 
     Each job is read from ``root/<budget>/<job>`` where it finished there, else from the
@@ -1054,14 +1056,16 @@ def write_page(root: pathlib.Path, out: pathlib.Path) -> str:
         source = root / budget
         if not source.is_dir() and not kept.is_dir():
             continue
+        other = None if kept.resolve() == source.resolve() else kept
         if budget == "frontier":
-            part, found = frontier_part(source, figures, rel, None if kept.resolve() == source.resolve() else kept)
-            lines += [heading, ""] + part
+            part, found = frontier_part(source, figures, rel, other)
+            lines += [heading, ""] + part + study_endpoints.pool_section(source, other)
             results += found
             continue
-        part, found = budget_part(source, jobs(budget), figures, rel, budget,
-                                  None if kept.resolve() == source.resolve() else kept,
+        part, found = budget_part(source, jobs(budget), figures, rel, budget, other,
                                   prefix="paper_" if budget == "paper" else "")
+        if budget == "paper":
+            part += study_endpoints.readings_section(source, other) + study_endpoints.robust_endpoints(source, other)
         lines += [heading, ""] + part
         results += found
     _write_results(figures, results)

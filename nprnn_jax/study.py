@@ -193,3 +193,61 @@ def fmt_interval(interval: tuple) -> str:
 
 def fmt_pct(value: Optional[float]) -> str:
     return "-" if value is None else f"{100 * value:.1f}"
+
+
+# Robust endpoints (issue 33): at batch 1 one final evaluation is a noisy endpoint, so beside
+# it the study reports the mean over a run's last `LAST_EVALS` evaluations.
+LAST_EVALS = 5
+
+
+def run_endpoints(rows: list, metric: str, num_steps: int, k: int = LAST_EVALS) -> dict:
+    """``{(init, lr, dropout, seed): {"final": value at num_steps, "last": mean of the last k
+    evaluations}}`` of every run of metrics.jsonl ``rows`` that reached ``num_steps`` (a run of an
+    unfinished job that has not is left out). A diverged evaluation counts as 0 (`_value`); a run
+    with fewer than k evaluations averages what it has."""
+    by_run = defaultdict(dict)
+    for r in rows:
+        by_run[_run_key(r)][r["step"]] = _value(r, metric)
+    out = {}
+    for key, values in by_run.items():
+        if num_steps not in values:
+            continue
+        steps = sorted(s for s in values if s <= num_steps)[-k:]
+        out[key] = {"final": values[num_steps], "last": float(np.mean([values[s] for s in steps]))}
+    return out
+
+
+def endpoint_summary(endpoints: dict, init: str, threshold: float) -> Optional[dict]:
+    """One variant's runs of `run_endpoints`: ``runs``, the mean of the final values and of the
+    last-k means, and the runs at or above ``threshold`` on each (None: no runs)."""
+    values = [v for key, v in endpoints.items() if key[0] == init]
+    if not values:
+        return None
+    return {"runs": len(values),
+            "final_mean": float(np.mean([v["final"] for v in values])),
+            "last_mean": float(np.mean([v["last"] for v in values])),
+            "final_successes": sum(v["final"] >= threshold for v in values),
+            "last_successes": sum(v["last"] >= threshold for v in values)}
+
+
+def seed_matched(endpoints: dict, a: str, b: str, which: str = "last") -> list:
+    """``[(lr, dropout, seed, a's value, b's value)]`` for every run of init ``a`` whose run of
+    init ``b`` with the same learning rate, dropout and seed exists (the same seed gives both the
+    same data order)."""
+    out = []
+    for (init, lr, dropout, seed), v in sorted(endpoints.items(), key=lambda kv: str(kv[0])):
+        if init == a and (b, lr, dropout, seed) in endpoints:
+            out.append((lr, dropout, seed, v[which], endpoints[(b, lr, dropout, seed)][which]))
+    return out
+
+
+def sign_test(pairs: list) -> dict:
+    """Wins of the first over the second value of ``pairs`` ``[(x, y)]``, losses, ties, and the
+    two-sided exact sign test of "neither is better" (`scipy.stats.binomtest` on wins out of
+    wins + losses, p = 0.5; ties dropped; p = 1 with no untied pair)."""
+    from scipy import stats
+    wins = sum(x > y for x, y in pairs)
+    losses = sum(x < y for x, y in pairs)
+    ties = len(pairs) - wins - losses
+    p = float(stats.binomtest(wins, wins + losses, 0.5).pvalue) if wins + losses else 1.0
+    return {"wins": wins, "losses": losses, "ties": ties, "p": p}

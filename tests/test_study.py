@@ -221,3 +221,81 @@ def test_the_chance_level_is_the_best_constant_and_the_relative_bar_sits_halfway
     assert np.mean(np.abs(products - 0.25) < 0.04) < 0.15
     assert study.chance_relative_bar(0.5) == pytest.approx(0.75)
     assert study.chance_relative_bar(0.078) == pytest.approx(0.539)
+
+
+def _row(init, seed, step, value, lr=0.001):
+    return {"init": init, "learning_rate": lr, "dropout": 0.0, "seed": seed, "step": step,
+            "test_accuracy": value, "diverged": False}
+
+
+def test_last_five_mean_and_its_success_count_by_hand():
+    # np seed 0: evaluations 0.1, 0.2, 0.9, 0.3, 0.95, 0.6, 0.4 at steps 0..6 (num_steps 6):
+    # final 0.4, last five (0.9, 0.3, 0.95, 0.6, 0.4) mean 0.63. np seed 1 stopped at step 4
+    # (an unfinished job): left out. irnn seed 0 diverged at step 5: that evaluation counts 0.
+    values = [0.1, 0.2, 0.9, 0.3, 0.95, 0.6, 0.4]
+    rows = [_row("np", 0, s, v) for s, v in enumerate(values)]
+    rows += [_row("np", 1, s, 0.5) for s in range(5)]
+    irnn = [0.5, 0.6, 0.7, 0.8, 0.9, None, 0.9]
+    rows += [_row("irnn", 0, s, v) for s, v in enumerate(irnn)]
+    rows[-2]["diverged"] = True
+    ends = study.run_endpoints(rows, "test_accuracy", num_steps=6)
+    assert set(ends) == {("np", 0.001, 0.0, 0), ("irnn", 0.001, 0.0, 0)}
+    assert ends[("np", 0.001, 0.0, 0)]["final"] == pytest.approx(0.4)
+    assert ends[("np", 0.001, 0.0, 0)]["last"] == pytest.approx(0.63)
+    assert ends[("irnn", 0.001, 0.0, 0)]["last"] == pytest.approx((0.7 + 0.8 + 0.9 + 0 + 0.9) / 5)
+    summary = study.endpoint_summary(ends, "np", threshold=0.5)
+    assert summary == {"runs": 1, "final_mean": pytest.approx(0.4), "last_mean": pytest.approx(0.63),
+                       "final_successes": 0, "last_successes": 1}
+    assert study.endpoint_summary(ends, "nrnn", 0.5) is None
+
+
+def test_seed_matched_sign_test_by_hand():
+    # np against irnn, seed by seed: seeds 0, 1, 2 at one rate, seed 0 at another; irnn has no
+    # seed 3. np wins 2 (seeds 0, 2), loses 1 (seed 1), ties 1 (rate 0.01 seed 0).
+    ends = {("np", 0.001, 0.0, 0): {"last": 0.9}, ("irnn", 0.001, 0.0, 0): {"last": 0.5},
+            ("np", 0.001, 0.0, 1): {"last": 0.2}, ("irnn", 0.001, 0.0, 1): {"last": 0.8},
+            ("np", 0.001, 0.0, 2): {"last": 0.7}, ("irnn", 0.001, 0.0, 2): {"last": 0.6},
+            ("np", 0.01, 0.0, 0): {"last": 0.3}, ("irnn", 0.01, 0.0, 0): {"last": 0.3},
+            ("np", 0.001, 0.0, 3): {"last": 0.9}}
+    pairs = study.seed_matched(ends, "np", "irnn")
+    assert len(pairs) == 4
+    test = study.sign_test([(x, y) for *_, x, y in pairs])
+    # two-sided exact binomial: P(X <= 1 or X >= 2 | n=3, 1/2) = 1
+    assert (test["wins"], test["losses"], test["ties"]) == (2, 1, 1) and test["p"] == pytest.approx(1.0)
+    # 8 wins of 8: p = 2 / 2^8
+    assert study.sign_test([(1, 0)] * 8)["p"] == pytest.approx(2 / 256)
+    # 7 of 9: p = 2 * (1 + 9 + 36) / 512
+    assert study.sign_test([(1, 0)] * 7 + [(0, 1)] * 2)["p"] == pytest.approx(92 / 512)
+    assert study.sign_test([(0.5, 0.5)])["p"] == 1.0
+
+
+def _fake_job(folder, inits, last_values, num_steps=6, finished=True):
+    """A paper-budget addition job's records: each init's seed-0 run evaluated at steps 0..num_steps,
+    ending on ``last_values[init]`` (every evaluation after step 0 at that value)."""
+    import json
+    folder.mkdir(parents=True)
+    (folder / "config.json").write_text(json.dumps({"config": {"task": "addition", "inits": list(inits),
+                                                               "num_steps": num_steps}}))
+    rows = [_row(init, 0, s, 0.05 if s == 0 else v) for init, v in last_values.items() for s in range(num_steps + 1)]
+    (folder / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    if finished:
+        (folder / "summary.json").write_text("[]")
+
+
+def test_readings_section_answers_from_the_records(tmp_path):
+    from experiments.study import endpoints
+    variants = ("np", "irnn", "irnn_scaled", "nrnn", "ornn", "grnn", "np_tanh")
+    # today's reading: np below IRNN; whx_input: the paper's pattern; first10: only np and irnn
+    # finished (a job still running)
+    _fake_job(tmp_path / "addition_T150", variants, {v: 0.3 for v in variants} | {"irnn": 0.9})
+    _fake_job(tmp_path / "addition_T150_whx_input", variants,
+              {"np": 0.95, "irnn": 0.9, "irnn_scaled": 0.6, "nrnn": 0.7, "ornn": 0.1, "grnn": 0.1, "np_tanh": 0.8})
+    _fake_job(tmp_path / "addition_T150_first10", variants, {"np": 0.5, "irnn": 0.4}, finished=False)
+    text = "\n".join(endpoints.readings_section(tmp_path, None))
+    assert "| irnn_scaled | 84 | 30.0 / 30.0 | 60.0 / 60.0 | ... |" in text
+    assert "- `addition_T150` (finished): does not show the paper's pattern: np 30.0% < IRNN 90.0%" in text
+    assert "- `addition_T150_whx_input` (finished): shows the paper's pattern" in text
+    assert "- `addition_T150_first10` (2 of 7 variants finished): cannot tell yet" in text
+    assert "**Answer**: `addition_T150_whx_input` shows the paper's pattern" in text
+    assert "`addition_T150_first10` still running." in text
+    assert endpoints.readings_section(tmp_path / "none", None) == []
