@@ -363,7 +363,7 @@ def job_section(name: str, job: dict, figures: pathlib.Path, rel: str, results: 
     header = ["variant", f"paper ({spec.paper_data} test)" if spec.paper_data else "paper",
               "ours: best setting", "mean at best (range over seeds)", "whole grid: mean (range)",
               f"runs succeeding ({spec.success_text}), 95% Wilson",
-              "runs succeeding at the chance-relative bar", "diverged / blew up", "median steps to success"]
+              "runs succeeding at the chance-relative bar", "diverged / blew up", "median first crossing of the bar (runs that crossed it, ending anywhere)"]
     lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     optimizers = {(per_init.get(i) or {}).get("optimizer", c["optimizer"]) for i in inits}
     for init in inits:
@@ -375,8 +375,8 @@ def job_section(name: str, job: dict, figures: pathlib.Path, rel: str, results: 
             setting += f" ({optimizer})"
         steps = study.steps_to_success(job["rows"], init, b["learning_rate"], b["dropout"], metric, threshold)
         reached = sorted(v for v in steps.values() if v is not None)
-        median_steps = f"{int(np.median(reached)):,} ({len(reached)}/{len(steps)} seeds)" if reached else \
-            f"not reached (0/{len(steps)})"
+        median_steps = f"{int(np.median(reached)):,} ({len(reached)}/{len(steps)} seeds crossed)" if reached else \
+            f"never crossed (0/{len(steps)})"
         paper_value = paper.get(init)
         lines.append("| " + " | ".join([
             init, "-" if paper_value is None else f"{paper_value:g}%", setting,
@@ -443,33 +443,55 @@ def job_section(name: str, job: dict, figures: pathlib.Path, rel: str, results: 
 H100_US_PER_TIMESTEP = 25.0
 
 
-def paper_budget_lines(measured: dict) -> list:
-    """The paper budget's cost: on this CPU from the cpu jobs' measured cost per
-    (run x step x timestep), on one H100 from `H100_US_PER_TIMESTEP` (estimates)."""
+def _job_runs(c) -> int:
     from nprnn_jax import config as config_lib
+    settings = sum(len(config_lib.init_settings(c, i)["learning_rates"]) for i in c.inits) * len(c.dropout_rates)
+    return settings * c.num_seeds
 
-    rates = [m["us"] for m in measured.values()]
-    cpu_us = float(np.median(rates)) if rates else None
-    lines = ["## The paper budget: what it would cost", "",
+
+def paper_budget_lines(kept_paper: Optional[pathlib.Path]) -> list:
+    """The paper budget's cost: each finished paper job's measured wall clock on this machine
+    (its jobs.jsonl records, all invocations, evaluations included, the other core busy), and for
+    a job not finished an estimate from the finished ones' measured cost per (run x update x
+    timestep) at the same batch size; one H100 from `H100_US_PER_TIMESTEP` (an estimate)."""
+    costs = _costs(kept_paper) if kept_paper is not None and kept_paper.is_dir() else {}
+    measured, rates = {}, {}
+    for name, (binary, named, overrides) in jobs("paper").items():
+        records = [r for r in costs.get(name, []) if "machine" not in r]  # this kind of machine only
+        folder = None if kept_paper is None else kept_paper / name
+        if not records or folder is None or not (folder / "summary.json").is_file():
+            continue
+        c = json.loads((folder / "config.json").read_text())["config"]
+        seq = tasks.get(binary).steps_per_sequence(c)
+        if seq is None:
+            continue
+        seconds = sum(r["seconds"] for r in records)
+        runs = len(json.loads((folder / "summary.json").read_text()))
+        measured[name] = seconds
+        rates.setdefault(c["batch_size"], []).append(seconds * 1e6 / (runs * c["num_steps"] * seq))
+    lines = ["## The paper budget: what it costs", "",
              "`python -m experiments.reproduce --budget=paper` runs the paper's protocols as its `paper_*` "
-             "configs state them. Cost estimates: CPU from the median measured cost per (run x step x "
-             "timestep) of the finished cpu jobs of this report"
-             + (f" ({cpu_us:.1f} us)" if cpu_us else " (none finished yet)")
-             + f"; one H100 from {H100_US_PER_TIMESTEP:g} us per timestep for a whole grid of one init "
-             "(up to 64 vmapped runs cost about one run's time; BENCHMARKS.md). Both are estimates, "
-             "not measurements; the LSTM costs several times more, and the CPU rate was measured at batch 16 "
-             "(the addition, multiplication and MNIST jobs), so it overstates the paper's batch-1 addition, which runs one "
-             "sequence a step.", "",
-             "| job | runs (inits x settings x seeds) | steps | T | this CPU (h, estimate) | one H100 (h, estimate) |",
+             "configs state them. This CPU: the measured wall clock of each finished job (all its invocations, "
+             "`jobs.jsonl`, one core, the other busy with a second job); for a job not finished, an estimate "
+             "from the finished jobs' median measured cost per (run x update x timestep) at the same batch size ("
+             + ("; ".join(f"batch {b}: {float(np.median(v)):.2f} us, {len(v)} jobs" for b, v in sorted(rates.items()))
+                or "none finished yet") + "). One H100: an estimate from "
+             f"{H100_US_PER_TIMESTEP:g} us per timestep for a whole grid of one init (BENCHMARKS.md), not a "
+             "measurement.", "",
+             "| job | runs (inits x settings x seeds) | updates | T | this CPU (h) | one H100 (h, estimate) |",
              "|---|---|---|---|---|---|"]
     for name, (binary, named, _) in jobs("paper").items():
         c = named_config(binary, named)
         seq = tasks.get(binary).steps_per_sequence(c)
         assumed = seq is None
         seq = 100 if assumed else seq
-        settings = sum(len(config_lib.init_settings(c, i)["learning_rates"]) for i in c.inits) * len(c.dropout_rates)
-        runs = settings * c.num_seeds
-        cpu = "-" if cpu_us is None else f"{runs * c.num_steps * seq * cpu_us * 1e-6 / 3600:,.0f}"
+        runs = _job_runs(c)
+        if name in measured:
+            cpu = f"{measured[name] / 3600:,.1f} (measured)"
+        elif c.batch_size in rates:
+            cpu = f"{runs * c.num_steps * seq * float(np.median(rates[c.batch_size])) * 1e-6 / 3600:,.1f} (estimate)"
+        else:
+            cpu = "-"
         gpu = len(c.inits) * c.num_steps * seq * H100_US_PER_TIMESTEP * 1e-6 / 3600
         lines.append(f"| {name} | {runs} | {c.num_steps:,} | {seq}{f' ({tasks.get(binary).paper_data}: assumed)' if assumed else ''} "
                      f"| {cpu} | {gpu:,.1f} |")
@@ -578,7 +600,7 @@ def paper_figures(finished: dict, figures: pathlib.Path, rel: str, prefix: str, 
                   "Cells not finished are not shown.", "",
                   "| variant | " + " | ".join("paper protocol" if t is None else f"T = {t}" for t in columns) + " |",
                   "|---|" + "---|" * len(columns)]
-        ours = {}
+        ours, counts = {}, {}
         for init in variants:
             row = []
             for t in columns:
@@ -590,6 +612,7 @@ def paper_figures(finished: dict, figures: pathlib.Path, rel: str, prefix: str, 
                 wins = sum(study.succeeded(r, "test_accuracy", threshold, initial.get(study._run_key(r)))
                            for r in cells[t][0] if r["init"] == init)
                 ours[(init, t)] = float(np.mean(values))
+                counts[(init, t)] = (wins, len(values))
                 p = paper[t].get(init)
                 text = f"{'-' if p is None else f'{p:g}'} / {100 * np.mean(values):.1f}"
                 if len(values) > 1:
@@ -605,16 +628,20 @@ def paper_figures(finished: dict, figures: pathlib.Path, rel: str, prefix: str, 
         _plot_figure_cells(variants, columns, paper, ours, figures / file, f"{label} ({task}): the paper's and ours")
         lines += [f"![{label}]({rel}/{file})", ""]
         # Verdict: does np succeed at every length, and is it the best variant, as in the paper?
-        ok = [t for t in columns if ours.get(("np", t), 0) >= threshold]
+        np_counts = [counts[("np", t)] for t in columns if ("np", t) in counts]
+        per_length = ", ".join(f"{'' if t is None else f'T={t} '}{counts[('np', t)][0]}/{counts[('np', t)][1]}"
+                               for t in columns if ("np", t) in counts)
         top = [t for t in columns if ("np", t) in ours and ours[("np", t)] >= max(
             v for (i, tt), v in ours.items() if tt == t)]
         paper_top = [t for t in columns if paper[t] and paper[t].get("np", 0) >= max(paper[t].values())]
         where = "" if one_cell else " sequence lengths"
         lines += [f"**Verdict ({label}, the paper's protocol and {', '.join(f'{u:,}' for u in updates)} updates"
-                  f"{f', {task}' if one_cell else ''})**: np-RNN reaches the success bar "
-                  f"({100 * threshold:.0f}%) at {len(ok)} of {len(columns)}{where} run (the paper: "
-                  f"{sum(1 for t in columns if paper[t].get('np', 0) >= 100 * threshold)}), and is the best "
-                  f"variant at {len(top)} of {len(columns)} (the paper: {len(paper_top)}).", ""]
+                  f"{f', {task}' if one_cell else ''})**: {sum(w for w, _ in np_counts)} of "
+                  f"{sum(n for _, n in np_counts)} np-RNN runs reach the success bar ({100 * threshold:.0f}%) "
+                  f"({per_length}; the paper's one run per cell: at "
+                  f"{sum(1 for t in columns if paper[t].get('np', 0) >= 100 * threshold)} of {len(columns)}"
+                  f"{where}), and np-RNN's mean is the best variant's at {len(top)} of {len(columns)}{where} "
+                  f"(the paper: {len(paper_top)}).", ""]
     return lines
 
 
@@ -838,8 +865,16 @@ def why_lines(cells: dict, finished: dict, prefix: str, figures: pathlib.Path, t
     lines.append("")
     if len(pairs) >= 3 and len({p[0] for p in pairs}) > 1 and len({p[1] for p in pairs}) > 1:
         rho, p_value = stats.spearmanr([p[0] for p in pairs], [p[1] for p in pairs])
-        verdict = ("orders the variants as their frontier does" if rho > 0 and p_value < 0.05 else
-                   "does not order the variants as their frontier does, at the 5% level")
+        longest_counts = {}
+        for p in pairs:
+            longest_counts[p[1]] = longest_counts.get(p[1], 0) + 1
+        tied = max(longest_counts.values())
+        if rho > 0 and p_value < 0.05:
+            verdict = "orders the variants as their frontier does"
+        else:
+            verdict = ("shows no ordering at the 5% level: no evidence either way, not evidence against it"
+                       + (f" ({tied} of the {len(pairs)} variants share one longest solved length, so the "
+                          "frontier barely orders them)" if tied > len(pairs) / 2 else ""))
         lines += [f"Does the horizon at init predict the frontier? Over the {len(pairs)} variants the horizon at "
                   f"init {verdict} (Spearman rho = {rho:.2f}, p = {p_value:.2g}; scipy.stats.spearmanr; 'none "
                   f"solved' counted as T = 0). With {len(pairs)} variants only a strong ordering can show.", ""]
@@ -929,7 +964,7 @@ def budget_part(root: pathlib.Path, jobs: dict, figures: pathlib.Path, rel: str,
         folder, job = _find_job(name, root, kept)
         if job is None:
             runs = costs.get(name, [])
-            resume = f"`python -m experiments.reproduce --budget={budget} --root={root.parent} --only={name}`"
+            resume = f"`python -m experiments.reproduce --budget={budget} --root=DIR --only={name}`"
             why = (f"still running or interrupted when this report was made; {resume} resumes it"
                    if runs or (root / name).exists() or (kept is not None and (kept / name).exists())
                    else f"not started yet when this report was made; {resume} runs it")
@@ -985,7 +1020,7 @@ def budget_part(root: pathlib.Path, jobs: dict, figures: pathlib.Path, rel: str,
     if budget == "cpu":
         lines += ["- Addition T = 300, 400, 500 and multiplication T = 200 are not in the cpu budget; the "
                   "paper budget (above, where it has finished) runs them.", ""]
-        lines += paper_budget_lines(measured)
+        lines += paper_budget_lines((kept if kept is not None else root).parent / "paper")
     if kept is not None and costs:
         (figures / "workdirs" / budget).mkdir(parents=True, exist_ok=True)
         source = root / "jobs.jsonl" if (root / "jobs.jsonl").is_file() else kept / "jobs.jsonl"

@@ -171,7 +171,7 @@ def test_report_from_tiny_workdirs(tmp_path):
     # np: paper 95%; best lr 0.01, mean 50.0% (range 0-90); grid mean 35%; 2/6 succeed, Wilson [10, 70]%
     low, high = study.wilson_interval(2, 6)
     assert (f"| np | 95% | lr 0.01 | 50.0% (0.0-90.0) | 35.0% (0.0-90.0) | 2/6 [{100 * low:.0f}, "
-            f"{100 * high:.0f}]% | 2/6 | 1 / 0 of 6 | 100 (2/3 seeds) |") in text
+            f"{100 * high:.0f}]% | 2/6 | 1 / 0 of 6 | 100 (2/3 seeds crossed) |") in text
     # the chance level of addition T=150's test set (best constant about 7.9%) and the bar halfway to 100%
     assert "Chance level: 7.9% (the best constant prediction); the chance-relative bar, halfway from it to " \
         "100%, is 54.0%" in text
