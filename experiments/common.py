@@ -19,6 +19,7 @@ import difflib
 import os
 import pathlib
 import sys
+import threading
 import time
 
 from absl import app, flags, logging
@@ -297,7 +298,17 @@ def run_main(argv):
                   + f"; {' '.join(overrides) or 'the default config'} (--show_config lists every setting; "
                   f"{FLAGS.workdir}/config.json records them)", file=sys.stderr)
         start = time.perf_counter()
-        experiment.run_validated(config, FLAGS.workdir)  # validated once, above
+        from nprnn_jax import runner
+        previous = _stop_on_signals(runner.request_stop)
+        try:
+            experiment.run_validated(config, FLAGS.workdir)  # validated once, above
+        except runner.Stopped as stopped:
+            runner.clear_stop()
+            print(f"{stopped}: its checkpoint is written; run the same command to resume {FLAGS.workdir}",
+                  file=sys.stderr)
+            _exit(STOPPED_EXIT)
+        finally:
+            _restore_signals(previous)
         seconds = time.perf_counter() - start
     except (ValueError, OSError) as error:  # ConfigError, DataError, WorkdirConfigError are ValueErrors
         _error(str(error).splitlines()[0] if str(error) else type(error).__name__)
@@ -316,6 +327,32 @@ def run_main(argv):
 
 
 ARGV = sys.argv  # the command line of the binary being run (`main` sets it)
+
+# The exit status of a binary stopped on request (SIGTERM, SIGUSR1) after writing a checkpoint
+# (EX_TEMPFAIL: "try again"; `experiments.reproduce` reads it as "stopped, resumable").
+STOPPED_EXIT = 75
+
+
+def _stop_on_signals(request_stop):
+    """SIGTERM (what SLURM and `kill` send) and SIGUSR1 (what a VM or SLURM's --signal sends
+    before preemption) stop training at the end of its current segment, with a checkpoint."""
+    import signal
+
+    def handler(signum, frame):
+        del frame
+        print(f"\n{signal.Signals(signum).name}: stopping after the current segment's checkpoint",
+              file=sys.stderr, flush=True)
+        request_stop()
+
+    if threading.current_thread() is not threading.main_thread():
+        return {}
+    return {signum: signal.signal(signum, handler) for signum in (signal.SIGTERM, signal.SIGUSR1)}
+
+
+def _restore_signals(previous: dict):
+    import signal
+    for signum, handler in previous.items():
+        signal.signal(signum, handler)
 
 
 def _define(task: str, argv):

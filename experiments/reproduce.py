@@ -31,15 +31,18 @@ import json
 import os
 import pathlib
 import shutil
+import signal
 import subprocess
 import sys
 import time
 
 from absl import app, flags
 
+from experiments.study import queue as queue_lib
 from experiments.study_report import jobs
 
-flags.DEFINE_enum("budget", "cpu", ["cpu", "paper", "frontier"], "cpu: the study on 2 CPU cores (about 1.5-2 h); "
+flags.DEFINE_enum("budget", "cpu", ["cpu", "paper", "frontier", "smoke"], "smoke: three jobs of seconds each, to "
+                  "try the driver, its deadline and snapshots; cpu: the study on 2 CPU cores (about 1.5-2 h); "
                   "paper: the paper's own budgets (days of one core; see docs/reproduction.md); frontier: "
                   "success against sequence length, T 10-200, and Hochreiter and Schmidhuber's protocol.")
 flags.DEFINE_string("only", "", "Comma list of job names to run (default: all of the budget).")
@@ -48,8 +51,17 @@ flags.DEFINE_bool("list", False, "Print the jobs of the budget and exit.")
 flags.DEFINE_bool("report", False, "Only write the report from the workdirs (after the jobs, it is written anyway).")
 flags.DEFINE_string("report_path", "", "Where the report goes (figures and results files in a folder of the "
                     "same name beside it); default <root>/reproduction.md.")
-flags.DEFINE_string("snapshot", "", "Copy every unfinished job's compact state to <snapshot>/<budget>/<job> "
-                    "and exit (e.g. docs/reproduction/workdirs, to commit at the end of a session).")
+flags.DEFINE_string("snapshot", "", "Keep every unfinished job's compact state in <snapshot>/<budget>/<job> (e.g. "
+                    "docs/reproduction/workdirs, to commit): refreshed atomically every --snapshot_every minutes "
+                    "while jobs run, and when the driver stops (a deadline, SIGTERM, SIGUSR1, Ctrl-C).")
+flags.DEFINE_bool("snapshot_now", False, "Only refresh the --snapshot of every unfinished job of --root, and exit.")
+flags.DEFINE_float("snapshot_every", 30.0, "Minutes between two snapshot refreshes while jobs run.", lower_bound=0.01)
+flags.DEFINE_integer("workers", 0, "Jobs run at once, each pinned to its own core with one XLA host device "
+                     "(0: one per core this process may use).", lower_bound=0)
+flags.DEFINE_string("deadline", "", "Stop in time for this: MINUTES from the start, or HH:MM (local time). Before it "
+                    "(a margin measured from the jobs' segments and the snapshot) every job writes a checkpoint and "
+                    "stops, the snapshot and the report are refreshed, and the driver exits 0. SIGTERM and SIGUSR1 "
+                    "do the same at once.")
 flags.DEFINE_string("resume_from", str(pathlib.Path(__file__).resolve().parents[1] / "docs" / "reproduction"
                                        / "workdirs"),
                     "A job whose workdir is missing under --root starts from the snapshot "
@@ -147,14 +159,28 @@ def snapshot_job(workdir: pathlib.Path, to: pathlib.Path) -> list:
                 break
             shutil.rmtree(target, ignore_errors=True)
             (staging / "checkpoint_hashes" / init_dir.name / hashes.name).unlink(missing_ok=True)
-    shutil.rmtree(to, ignore_errors=True)
+    # Atomic for a reader: the old snapshot is moved aside before the new one takes its name, and
+    # a reader finds it there (`snapshot_folder`) if a kill falls between the two renames.
+    old = to.with_name(to.name + ".old")
+    shutil.rmtree(old, ignore_errors=True)
+    if to.exists():
+        os.replace(to, old)
     os.replace(staging, to)
+    shutil.rmtree(old, ignore_errors=True)
     return kept
+
+
+def snapshot_folder(snapshots: pathlib.Path, name: str) -> pathlib.Path:
+    """The snapshot of job ``name``: ``<name>``, or ``<name>.old`` left by a refresh killed between its
+    two renames."""
+    folder = snapshots / name
+    old = snapshots / (name + ".old")
+    return old if not folder.exists() and old.is_dir() else folder
 
 
 def seed_from_snapshot(name: str, root: pathlib.Path, snapshots: pathlib.Path) -> bool:
     """Starts ``root/<name>`` from a committed snapshot when the workdir does not exist yet."""
-    source = snapshots / name
+    source = snapshot_folder(snapshots, name)
     if (root / name).exists() or not (source / "checkpoints").is_dir() or (source / "summary.json").exists():
         return False
     shutil.copytree(source, root / name)
@@ -162,6 +188,74 @@ def seed_from_snapshot(name: str, root: pathlib.Path, snapshots: pathlib.Path) -
         if (snapshots / extra).is_file() and not (root / extra).exists():
             shutil.copyfile(snapshots / extra, root / extra)
     return True
+
+
+START = time.time()
+
+
+def snapshot_all(root: pathlib.Path, names: list, out: pathlib.Path) -> list:
+    """Refreshes the snapshot of every unfinished job of ``names`` under ``root`` in ``out`` (each
+    atomically) and the cost records; returns a line per job kept."""
+    from nprnn_jax import workdir as workdir_lib
+
+    lines = []
+    for name in names:
+        workdir = root / name
+        if not (workdir / "config.json").is_file() or (workdir / "summary.json").is_file():
+            continue  # not started, or finished (the report keeps a finished job's records)
+        kept = snapshot_job(workdir, out / name)
+        lines.append(f"{name}: snapshot in {out / name}: " + (", ".join(f"{i} at step {s:,}" for i, s in kept)
+                                                            or "its records; no intact checkpoint yet"))
+    if (root / "jobs.jsonl").is_file():
+        records = (root / "jobs.jsonl").read_text()
+        for beat in sorted(root.glob("*.running.json")):  # invocations still running: their cost so far
+            try:
+                state = json.loads(beat.read_text())
+            except (OSError, ValueError):
+                continue
+            records += json.dumps({**state["record"], "exit": "running at snapshot",
+                                   "seconds": round(state["updated"] - state["started"], 1)}) + "\n"
+        out.mkdir(parents=True, exist_ok=True)
+        workdir_lib.atomic_write(out / "jobs.jsonl", records)
+    return lines
+
+
+def run_queue(names: list, all_jobs: dict, root: pathlib.Path, snapshots: pathlib.Path, deadline) -> int:
+    """Runs ``names`` through `queue_lib.Queue`; the exit status (1: a job failed)."""
+    from experiments import study_report
+
+    def before_start(name):
+        why = study_report.frontier_stop(name, root, snapshots) if FLAGS.budget == "frontier" else None
+        if why:
+            return f"{name}: not run: {why}", False
+        kept = snapshots / name
+        if not (root / name).exists() and (kept / "summary.json").is_file():
+            # finished elsewhere: its records (not its checkpoints) are kept, and the report reads them
+            return f"{name}: finished, its records kept in {kept}; not run again", False
+        _record_killed(root, name)
+        if seed_from_snapshot(name, root, snapshots):
+            return f"{name}: continues from the snapshot in {snapshot_folder(snapshots, name)}", True
+        return "", True
+
+    root.mkdir(parents=True, exist_ok=True)
+    out = pathlib.Path(FLAGS.snapshot) / FLAGS.budget if FLAGS.snapshot else None
+    queue = queue_lib.Queue(
+        names, root, workers=FLAGS.workers or len(queue_lib.usable_cores()),
+        command=lambda name, workdir: command(all_jobs[name], workdir), before_start=before_start,
+        snapshot=None if out is None else (lambda: snapshot_all(root, names, out)),
+        snapshot_every_s=60 * FLAGS.snapshot_every, deadline=deadline,
+        record_cost=lambda record: _append_cost(root, record))
+    previous = queue.install_signals()
+    try:
+        status = queue.run()
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+    for line in queue.status_lines(f"python -m experiments.reproduce {' '.join(sys.argv[1:])}"):
+        print(line, flush=True)
+    if queue.stop_reason and queue.stop_reason.startswith("interrupted"):
+        sys.exit(130)
+    return status
 
 
 def main(argv):
@@ -188,43 +282,27 @@ def main(argv):
         for name in names:
             print(f"{name}: {' '.join(command(all_jobs[name], root / name)[1:])}")
         return
-    if FLAGS.snapshot:
+    snapshots = pathlib.Path(FLAGS.snapshot or FLAGS.resume_from) / FLAGS.budget
+    if FLAGS.snapshot_now:
+        if not FLAGS.snapshot:
+            print("error: --snapshot_now needs --snapshot=DIR (where the snapshots go)", file=sys.stderr)
+            sys.exit(2)
         if not root.is_dir():
             print(f"error: --root: {root} does not exist; nothing to snapshot", file=sys.stderr)
             sys.exit(2)
-        out = pathlib.Path(FLAGS.snapshot) / FLAGS.budget
-        for name in names:
-            workdir = root / name
-            if not (workdir / "config.json").is_file() or (workdir / "summary.json").is_file():
-                continue  # not started, or finished (the report keeps a finished job's records)
-            kept = snapshot_job(workdir, out / name)
-            print(f"{name}: snapshot in {out / name}: " + ", ".join(f"{i} at step {s:,}" for i, s in kept))
-        if (root / "jobs.jsonl").is_file():
-            records = (root / "jobs.jsonl").read_text()
-            for beat in sorted(root.glob("*.running.json")):  # invocations still running: their cost so far
-                state = json.loads(beat.read_text())
-                records += json.dumps({**state["record"], "exit": "running at snapshot",
-                                       "seconds": round(state["updated"] - state["started"], 1)}) + "\n"
-            out.mkdir(parents=True, exist_ok=True)
-            (out / "jobs.jsonl").write_text(records)
+        for line in snapshot_all(root, names, snapshots):
+            print(line)
         return
+    try:
+        deadline = queue_lib.parse_deadline(FLAGS.deadline, START)
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(2)
+    status = 0
     if not FLAGS.report:
-        from experiments import study_report
-        for name in names:
-            why = study_report.frontier_stop(name, root, pathlib.Path(FLAGS.resume_from) / FLAGS.budget) \
-                if FLAGS.budget == "frontier" else None
-            if why:
-                print(f"{name}: not run: {why}", flush=True)
-                continue
-            kept = pathlib.Path(FLAGS.resume_from) / FLAGS.budget / name
-            if not (root / name).exists() and (kept / "summary.json").is_file():
-                # finished elsewhere: its records (not its checkpoints) are kept, and the report reads them
-                print(f"{name}: finished, its records kept in {kept}; not run again", flush=True)
-                continue
-            if seed_from_snapshot(name, root, pathlib.Path(FLAGS.resume_from) / FLAGS.budget):
-                print(f"{name}: started from the snapshot in {FLAGS.resume_from}/{FLAGS.budget}/{name}", flush=True)
-            record = run_job(name, all_jobs[name], root)
-            print(f"{name}: exit {record['exit']} after {record['seconds']:.0f} s", flush=True)
+        status = run_queue(names, all_jobs, root, snapshots, deadline)
+    if FLAGS.budget == "smoke":  # not part of the study's page
+        sys.exit(status)
     from experiments import study_report
     report_path = pathlib.Path(FLAGS.report_path or pathlib.Path(FLAGS.root) / "reproduction.md")
     kept = report_path.parent / report_path.stem / "workdirs"
@@ -243,6 +321,7 @@ def main(argv):
               file=sys.stderr)
         sys.exit(2)
     print(f"report: {report_path}")
+    sys.exit(status)
 
 
 def main_with_boundary(argv):

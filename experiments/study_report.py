@@ -21,6 +21,11 @@ from nprnn_jax import study, tasks
 
 def jobs(budget: str) -> dict:
     """Job name -> (binary, named config, extra overrides), in the order they run."""
+    if budget == "smoke":  # seconds each: to try the driver, its deadline and its snapshots
+        small = ["--config.num_steps=100", "--config.eval_every=20", "--config.tensorboard=false"]
+        return {"addition_a": ("addition", "smoke", small),
+                "addition_b": ("addition", "smoke", small + ["--config.seed_offset=2"]),
+                "multiplication_a": ("multiplication", "smoke", small)}
     if budget == "cpu":
         out = {
             "addition_T150": ("addition", "cpu_T150", []),

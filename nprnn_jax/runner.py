@@ -19,6 +19,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import pathlib
+import threading
 from typing import Callable, NamedTuple, Optional, Sequence
 
 import jax
@@ -169,6 +170,30 @@ def default_record(task: Task, runs: Sequence[InitRun], plan: Optional[parallel.
             "plan": plan.to_json() if plan is not None else {}}
 
 
+# A graceful stop (SIGTERM, SIGUSR1, a driver's deadline): the binaries' signal handlers call
+# `request_stop`; the host loop then ends at the end of its current segment, once that segment's
+# checkpoint is written, and raises `Stopped`. The same command resumes from that checkpoint.
+_STOP = threading.Event()
+
+
+class Stopped(Exception):
+    """Training stopped on request at ``step`` of ``num_steps`` of init(s) ``init``."""
+
+    def __init__(self, init: str, step: int, num_steps: int):
+        super().__init__(f"stopped on request: {init} at step {step:,} of {num_steps:,}")
+        self.init, self.step, self.num_steps = init, step, num_steps
+
+
+def request_stop():
+    """Asks the running experiment to stop after its current segment's checkpoint (safe to call
+    from a signal handler)."""
+    _STOP.set()
+
+
+def clear_stop():
+    _STOP.clear()
+
+
 def run_experiment(task: Task, runs: Sequence[InitRun], workdir, *, record: Optional[dict] = None,
                    plan: Optional[parallel.ExecutionPlan] = None, on_event: Optional[Callable[[str, str, int], None]] = None,
                    progress_stream=None, extra_files: Optional[dict] = None, tensorboard: bool = False,
@@ -243,7 +268,24 @@ def _run_experiment(task, runs, workdir, *, record, plan, on_event, progress_str
         writer = writers.MultiWriter([writer, extra_writer])
     groups = init_groups(runs) if plan is not None and plan.group_inits else [[run] for run in runs]
     summary, validation = {}, {}
+    try:
+        _train_groups(task, groups, workdir, plan, test_set, validation_set, progress, on_event, writer, main,
+                      summary, validation)
+    finally:
+        writer.close()
+    summary = [record for run in runs for record in summary[run.init]]
+    if main:
+        if validation:  # before summary.json: a finished workdir has both
+            workdir_lib.write_summary(workdir, [r for run in runs for r in validation[run.init]], "validation.json")
+        workdir_lib.write_summary(workdir, summary)
+    return summary
+
+
+def _train_groups(task, groups, workdir, plan, test_set, validation_set, progress, on_event, writer, main,
+                  summary, validation):
     for group in groups:
+        if _STOP.is_set():
+            raise Stopped(group[0].init, 0, group[0].train_config.num_steps)
         members = []
         for run in group:
             grid_run = GridRun(task, run, plan)
@@ -268,13 +310,6 @@ def _run_experiment(task, runs, workdir, *, record, plan, on_event, progress_str
                         grid_run.rows(None, None, state, validation_metrics), host(state.diverged_step))
         for member in members:
             member.manager.close()
-    writer.close()
-    summary = [record for run in runs for record in summary[run.init]]
-    if main:
-        if validation:  # before summary.json: a finished workdir has both
-            workdir_lib.write_summary(workdir, [r for run in runs for r in validation[run.init]], "validation.json")
-        workdir_lib.write_summary(workdir, summary)
-    return summary
 
 
 class _Member(NamedTuple):
@@ -367,6 +402,12 @@ def _train_group(task, members, start, workdir, test_set, validation_set, progre
             if on_event:
                 on_event("checkpoint_started", run.init, step)
         progress.update(config.eval_every, _progress_message(rows, task))
+        if _STOP.is_set() and step < config.num_steps:
+            progress.close()
+            for manager in managers:
+                manager.wait_until_finished()
+                manager.close()
+            raise Stopped("+".join(run.init for run in runs), step, config.num_steps)
     progress.close()
     for manager in managers:
         manager.wait_until_finished()

@@ -259,3 +259,84 @@ def test_a_job_finished_elsewhere_is_not_run_again_from_its_kept_records(tmp_pat
     assert f"addition_T10: finished, its records kept in {kept / 'frontier' / 'addition_T10'}; not run again" \
         in result.stdout
     assert not (tmp_path / "study" / "frontier" / "addition_T10").exists()
+
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+RECORDS = ("summary.json", "metrics.jsonl", "train_loss.jsonl", "validation.json")
+
+
+def _driver(*args, **kwargs):
+    import os
+    import subprocess
+    import sys
+    env = {**os.environ, "JAX_PLATFORMS": "cpu"}
+    return subprocess.Popen([sys.executable, "-m", "experiments.reproduce", "--budget=smoke", *args], cwd=REPO,
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **kwargs)
+
+
+def _wait_for_step(workdir: pathlib.Path, step: int, timeout=300):
+    import time
+    end = time.time() + timeout
+    while time.time() < end:
+        path = workdir / "metrics.jsonl"
+        if path.is_file() and any(json.loads(x)["step"] >= step for x in path.read_text().splitlines() if x.strip()):
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"{workdir} never reached step {step}")
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory):
+    """The smoke job addition_a run by the driver without a stop."""
+    root = tmp_path_factory.mktemp("whole")
+    whole = _driver("--only=addition_a", f"--root={root}", "--workers=1")
+    out, _ = whole.communicate(timeout=600)
+    assert whole.returncode == 0, out[-3000:]
+    return root / "smoke" / "addition_a"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("stop", ["sigterm", "deadline"])
+def test_the_driver_stops_mid_job_and_the_snapshot_continues_elsewhere_to_the_same_records(tmp_path, stop,
+                                                                                         uninterrupted):
+    import signal
+    # machine one: stopped mid-job (SIGTERM to the driver, or a deadline it reaches first),
+    # its snapshot refreshed
+    snap = tmp_path / "snapshots"
+    args = ["--only=addition_a", f"--root={tmp_path / 'one'}", f"--snapshot={snap}", "--workers=1"]
+    if stop == "deadline":  # 0.01 min: the margin (60 s before a segment is measured) is already past
+        args.append("--deadline=0.01")
+    one = _driver(*args)
+    if stop == "sigterm":
+        _wait_for_step(tmp_path / "one" / "smoke" / "addition_a", 20)
+        one.send_signal(signal.SIGTERM)
+    out, _ = one.communicate(timeout=600)
+    assert one.returncode == 0, out[-3000:]
+    assert "stopping: " in out and "continue with: python -m experiments.reproduce" in out, out[-3000:]
+    assert not (tmp_path / "one" / "smoke" / "addition_a" / "summary.json").exists(), out[-3000:]
+    kept = snap / "smoke" / "addition_a"
+    if stop == "sigterm":
+        assert "addition_a: stopped after" in out and "addition_a: at step " in out, out[-3000:]
+        assert (kept / "checkpoints").is_dir()
+    else:  # the deadline falls before the first job starts: nothing is started, nothing lost
+        assert "addition_a: not started" in out, out[-3000:]
+    # machine two: a fresh root, the same command; it continues from the snapshot
+    two = _driver("--only=addition_a", f"--root={tmp_path / 'two'}", f"--snapshot={snap}", "--workers=1")
+    out, _ = two.communicate(timeout=600)
+    assert two.returncode == 0, out[-3000:]
+    if stop == "sigterm":
+        assert "continues from the snapshot" in out, out[-3000:]
+    for name in RECORDS:
+        assert (tmp_path / "two" / "smoke" / "addition_a" / name).read_bytes() == \
+            (uninterrupted / name).read_bytes(), name
+
+
+def test_the_deadline_reads_minutes_or_a_time_and_refuses_anything_else():
+    from experiments.study import queue
+    now = 1_000_000.0
+    assert queue.parse_deadline("90", now) == now + 5400 and queue.parse_deadline("", now) is None
+    at = queue.parse_deadline("23:30", now)
+    assert now < at <= now + 24 * 3600
+    for bad in ("soon", "-5", "0", "25:00", "nan", "12:3x"):
+        with pytest.raises(ValueError, match="--deadline="):
+            queue.parse_deadline(bad, now)
