@@ -3,22 +3,31 @@ r"""The reproduction study: every experiment of the paper at a stated budget, on
     python -m experiments.reproduce --budget=cpu                        # the whole study
     python -m experiments.reproduce --budget=paper --only=addition_T150 # some jobs
     python -m experiments.reproduce --budget=paper --list               # what a budget runs
+    python -m experiments.reproduce --budget=paper --deadline=23:30 --snapshot=docs/reproduction/workdirs
+    python -m experiments.reproduce --budget=smoke --root=/tmp/s        # try the driver in a minute
     python -m experiments.reproduce --report --report_path=docs/reproduction.md   # the page
 
 Each job is one run of a benchmark binary with a named config (`experiments/configs/*.py`)
 in its own workdir under --root (``<root>/<budget>/<job>``), its output in ``<job>.log``
-beside it. Jobs run one after another in their own processes; a job that fails is
-recorded and the next one starts. Run the same command again and every job resumes from
-its checkpoints (a finished job only re-reads its results). What each job cost (wall
-seconds, exit status) is appended to ``<root>/<budget>/jobs.jsonl``; an invocation that
-was killed (e.g. at the end of a session) is recorded from its heartbeat file when the
-job next starts.
+beside it. Up to ``--workers`` jobs run at once (default: one per core this process may use),
+each in its own process pinned to its own core with one XLA host device, in the order of
+``--only`` (else the budget's); a job starts as soon as a core frees, and a job that fails is
+recorded with its error line while the next one starts (`experiments.study.queue`). Run the
+same command again and every job resumes from its checkpoints (a finished job only re-reads its
+results). What each job cost (wall seconds, exit status, core) is appended to
+``<root>/<budget>/jobs.jsonl``; an invocation that was killed is recorded from its heartbeat
+file when the job next starts.
 
-Jobs that outlive a session (the paper budget's take hours): ``--snapshot=DIR`` copies
-every unfinished job's compact state (config.json, metrics, the newest intact checkpoint
-of each init and its hashes, the cost records) to ``DIR/<budget>/<job>``, a few hundred KB
-a job, to be committed; a later ``reproduce`` on a machine whose --root lacks the job
-starts it from that state (``--resume_from``, default the checkout's
+Stopping: ``--deadline=MINUTES|HH:MM``, SIGTERM, SIGUSR1 or Ctrl-C make every running job
+finish its current segment, write that checkpoint and exit; the driver then refreshes the
+snapshot and the report and prints where each job stands.
+
+Jobs that outlive a machine (the paper budget's take hours): ``--snapshot=DIR`` keeps every
+unfinished job's compact state (config.json, metrics, the newest intact checkpoint of each init
+and its hashes, the cost records) in ``DIR/<budget>/<job>``, a few hundred KB a job, refreshed
+atomically every ``--snapshot_every`` minutes and when the driver stops (``--snapshot_now``:
+only that, then exit); a later ``reproduce`` on a machine whose --root lacks the job starts it
+from that state (``--snapshot`` if given, else ``--resume_from``, default the checkout's
 ``docs/reproduction/workdirs``), so no finished hour of compute is lost.
 
 The report (``--report``) is written to --report_path, by default ``<root>/reproduction.md``;
@@ -32,7 +41,6 @@ import os
 import pathlib
 import shutil
 import signal
-import subprocess
 import sys
 import time
 
@@ -69,7 +77,6 @@ flags.DEFINE_string("resume_from", str(pathlib.Path(__file__).resolve().parents[
 
 FLAGS = flags.FLAGS
 CONFIGS = "experiments/configs"
-HEARTBEAT_S = 60
 
 
 def command(job: tuple, workdir: pathlib.Path) -> list:
@@ -96,31 +103,6 @@ def _record_killed(root: pathlib.Path, name: str):
         except (OSError, ValueError, KeyError):
             pass
         beat.unlink(missing_ok=True)
-
-
-def run_job(name: str, job: tuple, root: pathlib.Path) -> dict:
-    workdir = root / name
-    workdir.parent.mkdir(parents=True, exist_ok=True)
-    _record_killed(root, name)
-    start = time.time()
-    record = {"job": name, "binary": job[0], "config": job[1], "overrides": job[2]}
-    beat = root / f"{name}.running.json"
-    with open(root / f"{name}.log", "a") as log:
-        log.write(f"\n=== {time.strftime('%Y-%m-%d %H:%M:%S')} {' '.join(command(job, workdir))}\n")
-        log.flush()
-        process = subprocess.Popen(command(job, workdir), stdout=log, stderr=log, env=os.environ.copy())
-        while True:
-            beat.write_text(json.dumps({"record": record, "started": start, "updated": time.time()}))
-            try:
-                status = process.wait(timeout=HEARTBEAT_S)
-                break
-            except subprocess.TimeoutExpired:
-                continue
-    record.update({"exit": status, "seconds": round(time.time() - start, 1),
-                   "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S")})
-    _append_cost(root, record)
-    beat.unlink(missing_ok=True)
-    return record
 
 
 # A snapshot holds what a job needs to resume elsewhere; checkpoints only the newest intact one.

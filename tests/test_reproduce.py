@@ -287,11 +287,15 @@ def _wait_for_step(workdir: pathlib.Path, step: int, timeout=300):
 
 @pytest.fixture(scope="module")
 def uninterrupted(tmp_path_factory):
-    """The smoke job addition_a run by the driver without a stop."""
+    """The smoke job addition_a run by the driver without a stop, beside addition_b on a second
+    worker (the resumed runs below run alone: their equality shows --workers=2 gives a job the
+    records it gets alone)."""
     root = tmp_path_factory.mktemp("whole")
-    whole = _driver("--only=addition_a", f"--root={root}", "--workers=1")
+    whole = _driver("--only=addition_a,addition_b", f"--root={root}", "--workers=2")
     out, _ = whole.communicate(timeout=600)
     assert whole.returncode == 0, out[-3000:]
+    assert "addition_a: started on core" in out and "addition_b: started on core" in out
+    assert out.index("addition_b: started") < out.index("addition_a: finished"), out  # side by side
     return root / "smoke" / "addition_a"
 
 

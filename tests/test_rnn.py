@@ -224,3 +224,21 @@ def test_le_baselines_keep_their_small_weights():
     # their own W_hx and W_hy; the paper's variants share the paper's (no override)
     assert rnn.get_preset("irnn_le").input_init is not None and rnn.get_preset("irnn_le").output_init is not None
     assert rnn.get_preset("irnn").input_init is None and rnn.get_preset("irnn").output_init is None
+
+
+def test_the_public_np_baseline_start_has_its_measured_scales_on_a_large_draw():
+    # np_plrnn: W_hx ~ N(0, 0.0033^2), W_hy ~ N(0, 0.049^2), b_y ~ U(-0.158, 0.158), W_hh np's;
+    # each initializer drawn at 1,000 x 1,000 (std of U(-a, a): a / sqrt(3)).
+    specs = rnn.param_specs(rnn.RNNConfig(input_size=2, hidden_size=40, preset="np_plrnn"))
+    key = jax.random.key(3)
+    w_hx = np.asarray(specs["W_hx"][0](jax.random.fold_in(key, 0), (1000, 1000)))
+    w_hy = np.asarray(specs["W_hy"][0](jax.random.fold_in(key, 1), (1000, 1000)))
+    b_y = np.asarray(specs["b_y"][0](jax.random.fold_in(key, 2), (1000, 1000)))
+    assert w_hx.std() == pytest.approx(0.0033, rel=0.01) and abs(w_hx.mean()) < 1e-5
+    assert w_hy.std() == pytest.approx(0.049, rel=0.01) and abs(w_hy.mean()) < 1e-4
+    assert b_y.std() == pytest.approx(0.158 / np.sqrt(3), rel=0.01)
+    assert b_y.min() >= -0.158 and b_y.max() <= 0.158 and b_y.max() > 0.1579
+    # W_hh is np's own, and the other presets keep a zero output bias
+    assert specs["W_hh"][0] is not None
+    zero = rnn.init_params(key, rnn.RNNConfig(input_size=2, hidden_size=40, preset="np"))["b_y"]
+    assert not np.any(np.asarray(zero))

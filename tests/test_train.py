@@ -855,3 +855,24 @@ def test_an_optax_factory_or_transformation_is_an_optimizer():
 def dataclasses_replace(config, **changes):
     import dataclasses
     return dataclasses.replace(config, **changes)
+
+
+def test_the_hochreiter_schmidhuber_fixed_pool_is_one_pool_read_in_epochs_reshuffled_by_seed():
+    # hs_pool_T60: 100,000 sequences drawn once (from data_seed, not the run's seed), 200 updates of
+    # batch 500 an epoch; every epoch is the whole pool, in a new order, and another seed reads the
+    # same pool in another order.
+    from experiments.configs import addition as addition_configs
+    from nprnn_jax import experiment
+    config = addition_configs.get_config("hs_pool_T60")
+    assert (config.train_size, config.batch_size, config.marker_placement) == (100_000, 500, "first10")
+    task = experiment.build_task(config)[0]
+    data = task.train_data()
+    assert data["xs"].shape == (100_000, 60, 2)
+    np.testing.assert_array_equal(data["xs"], experiment.build_task(config)[0].train_data()["xs"])
+    trainer = train.make_train(train.TrainConfig(hidden_size=4, batch_size=500, num_steps=400, eval_every=200), task)
+    draws = _drawn_rows(trainer, data, 400)
+    first, second = draws[:100_000], draws[100_000:]
+    assert np.array_equal(np.sort(first), np.arange(100_000)) and np.array_equal(np.sort(second), np.arange(100_000))
+    assert not np.array_equal(first, second)
+    other = _drawn_rows(trainer, data, 200, seed=1)
+    assert np.array_equal(np.sort(other), np.arange(100_000)) and not np.array_equal(other, first)

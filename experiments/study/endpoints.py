@@ -105,8 +105,8 @@ def robust_endpoints(root: pathlib.Path, kept: Optional[pathlib.Path]) -> list:
                                                            for _, _, s, a, b in matched))
         test = study.sign_test(pairs)
         if which == "last":
-            lines += [f"**np-RNN against IRNN, seed by seed** (the same seed gives both the same data order; "
-                      f"every finished run pair of the cells above): " + "; ".join(per_cell) + ".", ""]
+            lines += ["**np-RNN against IRNN, seed by seed** (the same seed gives both the same data order; "
+                      "every finished run pair of the cells above): " + "; ".join(per_cell) + ".", ""]
         lines += [f"- On the {label}: np-RNN higher in {test['wins']}, lower in {test['losses']}, tied in "
                   f"{test['ties']} of {len(pairs)} pairs; exact two-sided sign test p = {test['p']:.3g} "
                   "(scipy.stats.binomtest, ties dropped)."]
