@@ -203,20 +203,25 @@ def snapshot_all(root: pathlib.Path, names: list, out: pathlib.Path) -> list:
 
 
 def run_queue(names: list, all_jobs: dict, root: pathlib.Path, snapshots: pathlib.Path, deadline) -> int:
-    """Runs ``names`` through `queue_lib.Queue`; the exit status (1: a job failed)."""
+    """Runs ``names`` through `queue_lib.Queue`; the exit status (1: a job failed). A job missing
+    under ``root`` continues from its snapshot in ``snapshots`` (--snapshot), else in --resume_from
+    (the committed records), and one finished in either is not run again."""
     from experiments import study_report
 
+    sources = list(dict.fromkeys([snapshots, pathlib.Path(FLAGS.resume_from) / FLAGS.budget]))
+
     def before_start(name):
-        why = study_report.frontier_stop(name, root, snapshots) if FLAGS.budget == "frontier" else None
+        why = study_report.frontier_stop(name, root, sources[-1]) if FLAGS.budget == "frontier" else None
         if why:
             return f"{name}: not run: {why}", False
-        kept = snapshots / name
-        if not (root / name).exists() and (kept / "summary.json").is_file():
-            # finished elsewhere: its records (not its checkpoints) are kept, and the report reads them
-            return f"{name}: finished, its records kept in {kept}; not run again", False
+        for source in sources:
+            if not (root / name).exists() and (source / name / "summary.json").is_file():
+                # finished elsewhere: its records (not its checkpoints) are kept, and the report reads them
+                return f"{name}: finished, its records kept in {source / name}; not run again", False
         _record_killed(root, name)
-        if seed_from_snapshot(name, root, snapshots):
-            return f"{name}: continues from the snapshot in {snapshot_folder(snapshots, name)}", True
+        for source in sources:
+            if seed_from_snapshot(name, root, source):
+                return f"{name}: continues from the snapshot in {snapshot_folder(source, name)}", True
         return "", True
 
     root.mkdir(parents=True, exist_ok=True)
