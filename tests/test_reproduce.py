@@ -344,3 +344,30 @@ def test_the_deadline_reads_minutes_or_a_time_and_refuses_anything_else():
     for bad in ("soon", "-5", "0", "25:00", "nan", "12:3x"):
         with pytest.raises(ValueError, match="--deadline="):
             queue.parse_deadline(bad, now)
+
+
+def test_the_queue_runs_at_most_workers_jobs_at_once_in_order_and_reports_failures(tmp_path):
+    import io
+    import sys
+    import time
+    from experiments.study import queue
+    core = queue.usable_cores()[:1]
+    spans = []
+
+    def record_cost(record):
+        spans.append((record["job"], time.time() - record["seconds"], time.time(), record["exit"], record["core"]))
+
+    def command(name, workdir):
+        code = "import sys, time; time.sleep(0.6); sys.exit(3 if '" + name + "' == 'b' else 0)"
+        return [sys.executable, "-c", code]
+
+    out = io.StringIO()
+    q = queue.Queue(["a", "b", "c"], tmp_path, workers=1, cores=core, command=command,
+                    before_start=lambda name: ("", True), record_cost=record_cost, out=out)
+    assert q.run() == 1  # b failed
+    assert [s[0] for s in spans] == ["a", "b", "c"] and all(s[4] == core[0] for s in spans)
+    for first, second in zip(spans, spans[1:]):
+        assert second[1] >= first[2] - 0.3, spans  # one at a time on one core
+    assert [s[3] for s in spans] == [0, 3, 0]
+    assert "b: failed (exit 3)" in out.getvalue()
+    assert q.outcomes == {"a": "finished", "b": "failed (exit 3)", "c": "finished"}

@@ -208,7 +208,7 @@ class Queue:
             self.say(f"{job.name}: finished in {_fmt_time(seconds)}")
         elif status == STOPPED_EXIT:
             self.outcomes[job.name] = "stopped"
-            self.say(f"{job.name}: stopped after {_fmt_time(seconds)} (checkpoint written)")
+            self.say(f"{job.name}: stopped after {_fmt_time(seconds)} (it resumes from its last checkpoint)")
         else:
             why = _error_line(self.root / f"{job.name}.log")
             self.outcomes[job.name] = f"failed (exit {status})"
@@ -264,7 +264,7 @@ class Queue:
                         self._finish(job, status)
                 free = [c for c in self.cores if c not in {j.core for j in self.running.values()}]
                 while free and self.pending and self.stop_reason is None:
-                    self._start(self.pending.pop(0), free.pop(0) if len(self.cores) > 1 or self.workers > 1 else None)
+                    self._start(self.pending.pop(0), free.pop(0))
                     free = [c for c in self.cores if c not in {j.core for j in self.running.values()}]
                 for job in self.running.values():
                     self._sample(job, now)
