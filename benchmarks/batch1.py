@@ -41,7 +41,7 @@ VARIANTS = ("np", "irnn", "irnn_scaled", "nrnn", "ornn", "grnn", "np_tanh")
 
 def _median_seconds(fn, repeats):
     """Median seconds of ``fn`` after one warm-up (compile) call: rnn_throughput's timer."""
-    from benchmarks.rnn_throughput import timeit
+    from benchmarks.timing import timeit
     return timeit(fn, repeats, warmup=1)
 
 

@@ -33,6 +33,8 @@ import resource
 import statistics
 import time
 
+from benchmarks.timing import timeit
+
 if __name__ == "__main__" and "xla_force_host_platform_device_count" not in os.environ.get("XLA_FLAGS", ""):
     # Two or more host devices on a CPU, so that the vmapped seed axis can be sharded
     # over the cores as the training engine does; single runs stay on device 0.
@@ -46,17 +48,6 @@ import numpy as np
 from nprnn_jax import parallel, rnn
 
 HIDDEN, BATCH, LR = 100, 16, 1e-3
-
-
-def timeit(fn, repeats, warmup=2):
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def matmul_peak(size=2048, repeats=10):

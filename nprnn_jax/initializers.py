@@ -131,6 +131,7 @@ def _initializer(name: str):
         @functools.wraps(fn)
         def init(key, shape, dtype=None, out_sharding=None):
             return _placed(fn(key, tuple(shape), _requested_dtype(dtype, name)), out_sharding)
+        del init.__wrapped__  # inspect.signature shows this signature, not fn's
         return init
     return wrap
 
@@ -243,6 +244,8 @@ def eigen_normalized(base: Initializer, target: float = 1.0) -> Initializer:
       not checked, so the traced program holds no host callback (`jax.export`
       works).
     """
+    if isinstance(target, bool) or not isinstance(target, (int, float)) or not math.isfinite(target) or target <= 0:
+        raise ValueError(f"eigen_normalized: target={target!r}: the largest eigenvalue must be a finite number > 0")
     checked = not getattr(base, "symmetric", False)
 
     @_initializer("eigen_normalized")

@@ -240,3 +240,18 @@ def test_the_docstring_examples_run_as_doctests():
 def test_the_package_declares_its_types():
     import pathlib
     assert (pathlib.Path(inits.__file__).parent / "py.typed").is_file()
+
+
+def test_every_initializer_shows_the_jax_signature_with_its_defaults():
+    import inspect
+    for init in (inits.np_init(), inits.identity(), inits.positive_definite(),
+                 inits.eigen_normalized(inits.positive_definite())):
+        params = inspect.signature(init).parameters
+        assert list(params) == ["key", "shape", "dtype", "out_sharding"], init
+        assert params["dtype"].default is None and params["out_sharding"].default is None
+
+
+@pytest.mark.parametrize("target", [float("nan"), float("inf"), 0.0, -1.0, True, "1"])
+def test_eigen_normalized_refuses_a_target_that_is_not_a_finite_positive_number(target):
+    with pytest.raises(ValueError, match=r"eigen_normalized: target=.*finite number > 0"):
+        inits.eigen_normalized(inits.positive_definite(), target=target)

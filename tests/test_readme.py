@@ -32,3 +32,27 @@ def test_the_readme_library_examples_run(tmp_path, monkeypatch, capsys):
         exec(compile(block, "README.md", "exec"), namespace)
     out = capsys.readouterr().out
     assert "(2, 4, 2)" in out and "share within 0.04:" in out
+
+
+BENCHMARKS = sorted(p.stem for p in (REPO / "benchmarks").glob("*.py")
+                    if p.stem not in ("__init__", "timing"))
+
+
+@pytest.mark.parametrize("module", BENCHMARKS)
+def test_every_benchmark_script_starts(module):
+    # --help parses its flags: two scripts defining one flag (rnn_throughput and batch1's
+    # --repeats) crashed batch1 at its start with DuplicateFlagError.
+    import subprocess
+    import sys
+    result = subprocess.run([sys.executable, "-m", f"benchmarks.{module}", "--help"], capture_output=True,
+                            text=True, timeout=300, cwd=REPO)
+    assert result.returncode == 0, result.stderr[-2000:]
+
+
+def test_the_batch1_benchmark_runs_its_smallest_setting():
+    import subprocess
+    import sys
+    result = subprocess.run([sys.executable, "-m", "benchmarks.batch1", "--seq_lens=10", "--steps=20", "--repeats=1"],
+                            capture_output=True, text=True, timeout=600,
+                            cwd=REPO)
+    assert result.returncode == 0 and "us/update" in result.stdout, result.stderr[-2000:]

@@ -172,6 +172,17 @@ def readings_section(root: pathlib.Path, kept: Optional[pathlib.Path]) -> list:
                          ("..." if init in j["config"]["inits"] else "-"))
         lines.append(f"| {init} | {paper.get(init, '-')} | " + " | ".join(cells) + " |")
     lines += ["", "Readings: " + "; ".join(f"`{n}`: {w}" for n, w, _ in loaded) + ".", ""]
+    for n, _, _ in loaded:  # seeds 1-2 of a reading that moved toward the paper's pattern
+        more = load_rows(n + "_seeds12", root, kept)
+        ends12 = {} if more is None else endpoints_of([more])
+        if more is not None:
+            by_init = {}
+            for key, v in sorted(ends12.items(), key=lambda kv: (kv[0][0], kv[0][3])):
+                by_init.setdefault(key[0], []).append(f"seed {key[3]} {_pct(v['final'])} / {_pct(v['last'])}")
+            lines += [f"Seeds 1-2 of `{n}` (`{n}_seeds12`, "
+                      + ("finished" if more["finished"] else "still running") + "): "
+                      + ("; ".join(f"{init} {', '.join(v)}" for init, v in by_init.items()) or "no variant finished yet")
+                      + ".", ""]
     answers = []
     for n, w, j in loaded:
         holds, reasons = pattern(ends[n])
