@@ -15,6 +15,10 @@ interior ones repeat the previous value. Channels are standardized with
 training-set statistics (--config.normalize).
 """
 
+if __package__ in (None, ""):  # `python experiments/<binary>.py`, the Flax examples' habit: the repo on the path
+    import pathlib as _pathlib, sys as _sys  # noqa: E401
+    _sys.path.insert(0, str(_pathlib.Path(__file__).resolve().parents[1]))
+
 from experiments import common
 
 if __name__ == "__main__":

@@ -9,6 +9,10 @@ Two values per step (a number in [0, 1], a marker); the target is the sum of the
 marked numbers. Headline metric: the share of test sequences with |error| < 0.04.
 """
 
+if __package__ in (None, ""):  # `python experiments/<binary>.py`, the Flax examples' habit: the repo on the path
+    import pathlib as _pathlib, sys as _sys  # noqa: E401
+    _sys.path.insert(0, str(_pathlib.Path(__file__).resolve().parents[1]))
+
 from experiments import common
 
 if __name__ == "__main__":

@@ -8,6 +8,10 @@ memory and is read in epochs on device. Test accuracy is on all 10,000 test imag
 unless --config.test_size says fewer.
 """
 
+if __package__ in (None, ""):  # `python experiments/<binary>.py`, the Flax examples' habit: the repo on the path
+    import pathlib as _pathlib, sys as _sys  # noqa: E401
+    _sys.path.insert(0, str(_pathlib.Path(__file__).resolve().parents[1]))
+
 from experiments import common
 
 if __name__ == "__main__":

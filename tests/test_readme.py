@@ -56,3 +56,12 @@ def test_the_batch1_benchmark_runs_its_smallest_setting():
                             capture_output=True, text=True, timeout=600,
                             cwd=REPO)
     assert result.returncode == 0 and "us/update" in result.stdout, result.stderr[-2000:]
+
+
+def test_a_binary_runs_as_a_script_path_too():
+    # `python experiments/addition.py` (the Flax examples' habit) ended in "No module named 'experiments'"
+    import subprocess
+    import sys
+    result = subprocess.run([sys.executable, "experiments/addition.py", "--show_config"], capture_output=True,
+                            text=True, timeout=300, cwd=REPO)
+    assert result.returncode == 0 and "seq_len" in result.stdout + result.stderr, result.stderr[-2000:]
