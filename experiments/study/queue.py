@@ -134,14 +134,14 @@ class Queue:
     def __init__(self, names: list, root: pathlib.Path, *, workers: int, command: Callable,
                  before_start: Callable, snapshot: Optional[Callable] = None, snapshot_every_s: float = 1800.0,
                  deadline: Optional[float] = None, record_cost: Callable = lambda record: None,
-                 out=sys.stdout, cores: Optional[list] = None):
+                 out=None, cores: Optional[list] = None):
         self.pending = list(names)
         self.names = list(names)
         self.root = root
         self.workers = workers
         self.command, self.before_start, self.snapshot = command, before_start, snapshot
         self.snapshot_every_s, self.deadline, self.record_cost = snapshot_every_s, deadline, record_cost
-        self.out = out
+        self.out = out  # None: sys.stdout at the time of printing (a caller may redirect it)
         self.cores = (cores or usable_cores())[:max(1, workers)]
         self.running: dict = {}
         self.outcomes: dict = {}  # name -> "finished" / "failed (exit N): ..." / "stopped" / "skipped: ..."
@@ -150,7 +150,7 @@ class Queue:
         self.snapshot_s = 0.0  # how long the last snapshot refresh took
 
     def say(self, text: str):
-        print(text, file=self.out, flush=True)
+        print(text, file=self.out or sys.stdout, flush=True)
 
     # --- signals -------------------------------------------------------------------------
     def request_stop(self, reason: str):
