@@ -1,6 +1,6 @@
 """nprnn_jax: np-RNN (Talathi & Vartak, arXiv:1511.03771) in JAX and Flax.
 
-`pip install nprnn_jax` installs the library (initializers, the network, the pure training
+`pip install .` in a checkout (not on PyPI) installs the library (initializers, the network, the pure training
 engine) with jax, flax, optax, chex and numpy only. The benchmark binaries under
 `experiments/` run from a checkout (`python -m experiments.addition`) and need the
 ``experiments`` extra; they are not installed as a top-level package (a package named

@@ -304,8 +304,8 @@ def run_main(argv):
             experiment.run_validated(config, FLAGS.workdir)  # validated once, above
         except runner.Stopped as stopped:
             runner.clear_stop()
-            print(f"{stopped}: its checkpoint is written; run the same command to resume {FLAGS.workdir}",
-                  file=sys.stderr)
+            print(f"{stopped}: " + ("its checkpoint is written" if stopped.step else "nothing trained yet")
+                  + f"; run the same command to resume {FLAGS.workdir}", file=sys.stderr)
             _exit(STOPPED_EXIT)
         finally:
             _restore_signals(previous)

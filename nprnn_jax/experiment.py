@@ -14,6 +14,8 @@ import os
 import pathlib
 from typing import Optional
 
+import numpy as np
+
 from nprnn_jax import config as config_lib
 from nprnn_jax import parallel, report, rnn, runner, tasks
 from nprnn_jax import workdir as workdir_lib
@@ -203,7 +205,7 @@ def load_grid(workdir, init: str):
 
 
 def load_params(workdir, init: str, learning_rate: float, seed: int, dropout: Optional[float] = None,
-                initial: bool = False) -> dict:
+                initial: bool = False, *, step: Optional[int] = None, allow_older: bool = False) -> dict:
     """The parameters of one trained run of a workdir, as plain NumPy arrays.
 
     The way to take a trained network into one's own code. Reads the run's config.json and
@@ -211,8 +213,10 @@ def load_params(workdir, init: str, learning_rate: float, seed: int, dropout: Op
     2 s), whatever devices or processes wrote it; on a merged workdir
     (`experiments.merge`) it reads the source workdir that ran ``seed``. ``dropout`` picks
     among the grid's dropout rates (needed only when it has several); ``initial=True``
-    returns the run's parameters before training (recomputed from its seed). Use them with
-    `rnn.apply`::
+    returns the run's parameters before training (recomputed from its seed). When the newest
+    checkpoint is damaged, older weights are never returned silently: a `ValueError` names it,
+    unless ``allow_older=True`` (then a warning names the step returned) or ``step=`` asks for a
+    checkpoint by its step. Use them with `rnn.apply`::
 
         params = load_params("workdirs/addition", "np", learning_rate=0.01, seed=0)
         config, _ = read_config("workdirs/addition")
@@ -221,6 +225,10 @@ def load_params(workdir, init: str, learning_rate: float, seed: int, dropout: Op
         predictions = rnn.apply(params, batch["xs"], rnn_config)   # [256, 1]; targets batch["ys"]
     """
     workdir = pathlib.Path(workdir)
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+        raise ValueError(f"seed={seed!r}: give the run's seed as an integer")
+    if step is not None and (isinstance(step, bool) or not isinstance(step, (int, np.integer))):
+        raise ValueError(f"step={step!r}: give a checkpoint's step as an integer")
     if not (workdir / "config.json").is_file() and (workdir / "sources.json").is_file():
         return _load_from_sources(workdir, init, learning_rate, seed, dropout, initial)
     config, _ = read_config(workdir)
@@ -239,12 +247,20 @@ def load_params(workdir, init: str, learning_rate: float, seed: int, dropout: Op
     if seed not in grid.seeds:
         raise ValueError(f"{workdir}: seed={seed!r} is not one of the run's seeds "
                          f"{grid.seeds[0]}..{grid.seeds[-1]}")
-    params, _ = workdir_lib.restore_params(workdir, init)
+    params, got = workdir_lib.restore_params(workdir, init, step=None if step is None else int(step))
+    folder = workdir / "checkpoints" / init
+    newest = max(int(p.name) for p in folder.iterdir() if p.name.isdigit())
+    if step is None and got != newest:
+        if not allow_older:
+            raise ValueError(f"{workdir}: {init}'s newest checkpoint (step {newest}) is damaged; the newest intact "
+                             f"one is step {got}: pass allow_older=True (or step={got}) to load those older weights")
+        import warnings
+        warnings.warn(f"{workdir}: {init}'s newest checkpoint (step {newest}) is damaged; returning the weights "
+                      f"of step {got}", stacklevel=2)
     one = {name: value[matches[0], grid.seeds.index(seed)] for name, value in params.items()}
     if not initial:
         return one
     import jax
-    import numpy as np
     from nprnn_jax import train
 
     input_kernel = one["W_x"] if "W_x" in one else one["W_hx"]

@@ -467,13 +467,14 @@ def restore_newest_intact(manager, template, workdir: pathlib.Path, init: str, m
     return template, 0
 
 
-def restore_params(workdir, init: str) -> tuple:
+def restore_params(workdir, init: str, step: Optional[int] = None) -> tuple:
     """``(params, step)``: the network parameters of every run of ``init``'s grid, as
     NumPy arrays ``[combination, seed, ...]``, from its newest intact checkpoint.
 
     Reads only the parameters, onto this process's first device, whatever devices or
     processes wrote the checkpoint (no data, no compilation). A checkpoint whose files do
     not match their recorded hashes is passed over; `WorkdirConfigError` when none is left.
+    ``step``: that checkpoint only (`WorkdirConfigError` if it is missing or damaged).
     """
     import jax
     import orbax.checkpoint as ocp
@@ -484,6 +485,11 @@ def restore_params(workdir, init: str) -> tuple:
         if folder.is_dir() else []
     if not steps:
         raise WorkdirConfigError(f"{workdir}: no checkpoint of {init!r} (not started, or not a workdir)")
+    if step is not None:
+        if step not in steps:
+            raise WorkdirConfigError(f"{workdir}: no checkpoint of {init!r} at step {step}; it has steps "
+                                     f"{sorted(steps)}")
+        steps = [step]
     device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
     checkpointer = ocp.PyTreeCheckpointer()
     problems = []

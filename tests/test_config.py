@@ -221,6 +221,23 @@ def test_load_params_returns_one_run_that_reproduces_its_recorded_metrics(tmp_pa
         experiment.load_params(tmp_path, "np", 0.3, seed=0)
     with pytest.raises(ValueError, match="seed=2 is not one of the run's seeds 0..1"):
         experiment.load_params(tmp_path, "np", 0.05, seed=2)
+    for bad in (True, 1.0, "1"):
+        with pytest.raises(ValueError, match=r"seed=.*: give the run's seed as an integer"):
+            experiment.load_params(tmp_path, "np", 0.05, seed=bad)
+    # the final checkpoint damaged: older weights only when asked, and then said
+    steps = sorted(int(p.name) for p in (tmp_path / "checkpoints" / "np").iterdir() if p.name.isdigit())
+    assert len(steps) == 2
+    data = next(f for f in sorted((tmp_path / "checkpoints" / "np" / str(steps[-1])).rglob("*"))
+                if f.is_file() and f.stat().st_size > 100 and "d" in f.parent.name)
+    data.write_bytes(b"\0" * data.stat().st_size)
+    with pytest.raises(ValueError, match=rf"newest checkpoint \(step {steps[-1]}\) is damaged; the newest intact "
+                                         rf"one is step {steps[0]}: pass allow_older=True"):
+        experiment.load_params(tmp_path, "np", 0.05, seed=1)
+    with pytest.warns(UserWarning, match=f"returning the weights of step {steps[0]}"):
+        older = experiment.load_params(tmp_path, "np", 0.05, seed=1, allow_older=True)
+    np.testing.assert_array_equal(older["W_hh"], experiment.load_params(tmp_path, "np", 0.05, seed=1,
+                                                                        step=steps[0])["W_hh"])
+    assert not np.array_equal(older["W_hh"], params["W_hh"])
 
 
 @pytest.mark.slow
