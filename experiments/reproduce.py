@@ -245,6 +245,12 @@ def run_queue(names: list, all_jobs: dict, root: pathlib.Path, snapshots: pathli
     return status
 
 
+def _refuse(message: str):
+    """One ``error:`` line, exit 2, nothing written."""
+    print(f"error: {message}", file=sys.stderr)
+    sys.exit(2)
+
+
 def main(argv):
     if len(argv) > 1:
         print(f"error: unexpected arguments: {' '.join(argv[1:])}", file=sys.stderr)
@@ -261,10 +267,21 @@ def main(argv):
         print(f"error: --only: unknown job {unknown[0]!r}; jobs of budget {FLAGS.budget}: "
               f"{', '.join(all_jobs)}", file=sys.stderr)
         sys.exit(2)
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        _refuse(f"--only={FLAGS.only!r} names {duplicates[0]!r} twice; give each job once")
+    if not FLAGS.root.strip():
+        _refuse("--root='' is empty: give the folder the job folders go into (default workdirs/study)")
+    if pathlib.Path(FLAGS.root).exists() and not pathlib.Path(FLAGS.root).is_dir():
+        _refuse(f"--root={FLAGS.root}: is a file, not a folder")
     root = pathlib.Path(FLAGS.root) / FLAGS.budget
     if root.exists() and not root.is_dir():
-        print(f"error: --root: {root} is not a folder", file=sys.stderr)
-        sys.exit(2)
+        _refuse(f"--root: {root} is not a folder")
+    if FLAGS.snapshot and pathlib.Path(FLAGS.snapshot).resolve() == pathlib.Path(FLAGS.root).resolve():
+        _refuse(f"--snapshot={FLAGS.snapshot} is --root itself: a snapshot would replace the job folders; "
+                "give another folder")
+    if FLAGS.report and FLAGS.snapshot_now:
+        _refuse("--report and --snapshot_now are two tasks: run one, then the other")
     if FLAGS.list:
         for name in names:
             print(f"{name}: {' '.join(command(all_jobs[name], root / name)[1:])}")

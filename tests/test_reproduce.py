@@ -371,3 +371,43 @@ def test_the_queue_runs_at_most_workers_jobs_at_once_in_order_and_reports_failur
     assert [s[3] for s in spans] == [0, 3, 0]
     assert "b: failed (exit 3)" in out.getvalue()
     assert q.outcomes == {"a": "finished", "b": "failed (exit 3)", "c": "finished"}
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--root=", "--budget=smoke"], "--root='' is empty"),
+    (["--only=addition_a,addition_a", "--budget=smoke"], "--only='addition_a,addition_a' names 'addition_a' twice"),
+    (["--report", "--snapshot_now", "--snapshot=S"], "--report and --snapshot_now are two tasks"),
+    (["--deadline=soon", "--budget=smoke"], "--deadline='soon'"),
+    (["--snapshot_now", "--budget=smoke"], "--snapshot_now needs --snapshot=DIR"),
+])
+def test_driver_inputs_are_refused_by_name_and_nothing_is_written(tmp_path, monkeypatch, args, message):
+    from conftest import run_binary
+    monkeypatch.chdir(tmp_path)
+    args = [a.replace("=S", f"={tmp_path / 'snap'}") for a in args]
+    root = [] if any(a.startswith("--root") for a in args) else [f"--root={tmp_path / 'study'}"]
+    result = run_binary("reproduce", *args, *root)
+    assert result.returncode == 2 and f"error: {message}" in result.stderr, result.stderr[-2000:]
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_driver_refuses_a_file_as_root_and_the_root_as_snapshot(tmp_path):
+    from conftest import run_binary
+    (tmp_path / "file").write_text("x")
+    result = run_binary("reproduce", "--budget=smoke", f"--root={tmp_path / 'file'}")
+    assert result.returncode == 2 and "is a file, not a folder" in result.stderr
+    result = run_binary("reproduce", "--budget=smoke", f"--root={tmp_path}", f"--snapshot={tmp_path}")
+    assert result.returncode == 2 and "is --root itself" in result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file"]
+
+
+def test_a_snapshot_refresh_killed_between_its_renames_leaves_the_previous_one_readable(tmp_path):
+    # the refresh moves the old snapshot aside (<job>.old) before the new one takes its name; a kill
+    # between the two renames leaves only <job>.old, which a resume reads
+    snaps = tmp_path / "snaps"
+    (snaps / "job.old" / "checkpoints" / "np" / "20").mkdir(parents=True)
+    (snaps / "job.old" / "config.json").write_text("{}")
+    assert reproduce.snapshot_folder(snaps, "job") == snaps / "job.old"
+    assert reproduce.seed_from_snapshot("job", tmp_path / "root", snaps)
+    assert (tmp_path / "root" / "job" / "checkpoints" / "np" / "20").is_dir()
+    (snaps / "job").mkdir()
+    assert reproduce.snapshot_folder(snaps, "job") == snaps / "job"
