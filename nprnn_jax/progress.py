@@ -49,19 +49,27 @@ class Progress:
             from tqdm import tqdm
             # the terminal's width less its last column (which wraps); tqdm shrinks the bar, then cuts
             width = max(40, shutil.get_terminal_size((100, 24)).columns - 1)
-            self.bar = tqdm(total=num_steps, initial=start_step, desc=self.label, file=self.stream, unit="step",
+            # until the first segment returns (it includes XLA's compilation) the bar says so
+            self.bar = tqdm(total=num_steps, initial=start_step, desc=f"{self.label} compiling", file=self.stream,
+                            unit="step",
                             unit_scale=True, ncols=width, bar_format=self.BAR_FORMAT, leave=True, mininterval=0)
         else:
             self.stream.write(f"{self.label}: {'resumed at step ' + str(start_step) if start_step else 'start'}, "
-                              f"{num_steps} steps\n")
+                              f"{num_steps} steps; compiling\n")
             self.stream.flush()
 
     def update(self, steps: int, metrics: str):
         """``steps`` more steps done; ``metrics`` (e.g. "accuracy 0.57, loss 0.12") shown first."""
         self.step += steps
+        first = self.step - steps == self.first_step
+        note = f"1st segment incl. compile {time.perf_counter() - self.started:.0f}s"
         if not self.enabled:
             return
+        if first and self.bar is None:  # the first segment holds XLA's compilation: say how long it took
+            metrics += f" ({note})"
         if self.bar is not None:
+            if first:
+                self.bar.write(f"{self.label}: {note}", file=self.stream)
             self.bar.set_description_str(f"{self.label} {metrics}", refresh=False)
             self.bar.update(steps)
             return

@@ -423,16 +423,17 @@ def _train_group(task, members, start, workdir, test_set, validation_set, progre
 
 
 def _progress_message(rows, task):
-    """The grid's mean headline metric first, then its mean training loss (diverged runs apart)."""
+    """The grid's median headline metric first, then its median training loss (diverged runs
+    apart): one unstable learning rate does not dominate the line as it would a mean."""
     live = [r for r in rows if not r["diverged"]]
     diverged = len(rows) - len(live)
     metric = [r[task.metric] for r in live if r[task.metric] is not None]
     losses = [r["train_loss"] for r in live if r["train_loss"] is not None]
     parts = []
     if metric:  # test_accuracy -> "accuracy": the bar must fit 80 columns
-        parts.append(f"{task.metric.removeprefix('test_')} {np.mean(metric):.3g}")
+        parts.append(f"{'median ' if len(live) > 1 else ''}{task.metric.removeprefix('test_')} {np.median(metric):.3g}")
     if losses:
-        parts.append(f"loss {np.mean(losses):.3g}")
+        parts.append(f"loss {np.median(losses):.3g}")
     if diverged:
         parts.append(f"{diverged} diverged")
     return ", ".join(parts)

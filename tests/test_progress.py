@@ -22,6 +22,7 @@ def test_the_bar_fits_80_columns_with_the_metric_first(monkeypatch):
     last = redraws[-1]
     assert len(last) <= 80, last
     assert last.startswith("irnn_scaled (1/3) accuracy 0.568, loss 0.123"), last
+    assert "irnn_scaled (1/3) compiling" in stream.getvalue()  # before the first segment returned
     assert " 50%|" in last and last.endswith("step/s") and "<" in last
 
 
@@ -34,10 +35,11 @@ def test_log_lines_when_not_a_terminal_count_each_inits_own_steps():
     progress.update(60, "test_accuracy 0.9")
     lines = stream.getvalue().splitlines()
     assert "\r" not in stream.getvalue()
-    assert lines[0] == "np (1/2): start, 100 steps"
-    assert lines[1].startswith("np (1/2) test_accuracy 0.5 | step 50/100 [0:00:00<")
-    assert lines[2] == "irnn (2/2): resumed at step 40, 100 steps"
-    assert lines[3].startswith("irnn (2/2) test_accuracy 0.9 | step 100/100 [") and "step/s]" in lines[3]
+    assert lines[0] == "np (1/2): start, 100 steps; compiling"
+    assert lines[1].startswith("np (1/2) test_accuracy 0.5 (1st segment incl. compile 0s) | step 50/100 [0:00:00<")
+    assert lines[2] == "irnn (2/2): resumed at step 40, 100 steps; compiling"
+    assert lines[3].startswith("irnn (2/2) test_accuracy 0.9 (1st segment incl. compile 0s) | step 100/100 [") \
+        and "step/s]" in lines[3]
 
 
 def test_disabled_progress_writes_nothing():
@@ -47,3 +49,14 @@ def test_disabled_progress_writes_nothing():
     progress.update(10, "x")
     progress.close()
     assert stream.getvalue() == ""
+
+
+def test_the_progress_line_shows_the_median_so_one_unstable_rate_does_not_dominate():
+    from types import SimpleNamespace
+    from nprnn_jax import runner
+    task = SimpleNamespace(metric="test_accuracy")
+    rows = [{"diverged": False, "test_accuracy": a, "train_loss": l}
+            for a, l in ((0.9, 0.01), (0.8, 0.02), (0.1, 591.0))] + [
+        {"diverged": True, "test_accuracy": None, "train_loss": None}]
+    assert runner._progress_message(rows, task) == "median accuracy 0.8, loss 0.02, 1 diverged"
+    assert runner._progress_message(rows[:1], task) == "accuracy 0.9, loss 0.01"
