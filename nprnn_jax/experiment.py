@@ -169,7 +169,8 @@ def run_validated(config, workdir, *, progress_stream=None, on_event=None) -> li
                                     tensorboard=config.tensorboard, schema=config_lib.SCHEMA)
     if runner.is_main_process():
         report.write_report(workdir, task.metric, task.higher_is_better, title(config),
-                            reference=task.constant_predictor_metric())
+                            reference=task.constant_predictor_metric(),
+                            metric_label=tasks.get(config.task).metric_text)
     return summary
 
 

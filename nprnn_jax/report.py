@@ -59,7 +59,7 @@ def results_table(summary: list, metric: str, higher_is_better: bool) -> str:
 
 
 # Axis labels for the metrics' identifiers.
-LABELS = {"test_accuracy": "test accuracy (marked-pair tasks: share within tolerance)", "test_mse": "test MSE",
+LABELS = {"test_accuracy": "test accuracy", "test_mse": "test MSE",
           "test_loss": "test loss", "train_loss": "training loss"}
 
 
@@ -99,7 +99,8 @@ def _plot_per_init(rows: list, value: str, path, title: str, ylabel: str, log: b
         ax.grid(alpha=0.3)
         if groups or reference is not None:
             ax.legend(fontsize=8)
-    axes[0][0].set_ylabel(ylabel)
+    import textwrap
+    axes[0][0].set_ylabel(textwrap.fill(ylabel, 34))  # a long label on two lines, inside the canvas
     fig.suptitle((f"{title}: " if title else "") + "lines: mean over seeds; bands: min to max seed "
                  "(diverged runs left out)", fontsize=10)
     fig.tight_layout()
@@ -107,10 +108,13 @@ def _plot_per_init(rows: list, value: str, path, title: str, ylabel: str, log: b
     plt.close(fig)
 
 
-def plot_learning_curves(rows: list, metric: str, path, title: str = "", reference=None):
+def plot_learning_curves(rows: list, metric: str, path, title: str = "", reference=None,
+                         metric_label: str = ""):
     """``metric`` against step per init (`_plot_per_init`), log scale for losses and MSEs;
-    ``reference``: the constant predictor's value."""
-    _plot_per_init(rows, metric, path, title, label(metric), metric.endswith(("mse", "loss")), reference)
+    ``reference``: the constant predictor's value; ``metric_label``: the axis label (the task's
+    own words for its metric; default from the metric's name)."""
+    _plot_per_init(rows, metric, path, title, metric_label or label(metric), metric.endswith(("mse", "loss")),
+                   reference)
 
 
 def plot_train_loss(rows: list, path, title: str = ""):
@@ -162,7 +166,8 @@ def plot_sensitivity(summary: list, metric: str, path, title: str = ""):
     plt.close(fig)
 
 
-def write_report(workdir, metric: str, higher_is_better: bool, title: str = "", reference=None) -> str:
+def write_report(workdir, metric: str, higher_is_better: bool, title: str = "", reference=None,
+                 metric_label: str = "") -> str:
     """Writes ``results.md``, ``learning_curves.png`` (with the constant predictor's
     ``reference`` line), ``train_loss.png`` and ``lr_sensitivity.png``; returns the table."""
     workdir = pathlib.Path(workdir)
@@ -170,7 +175,7 @@ def write_report(workdir, metric: str, higher_is_better: bool, title: str = "", 
     table = results_table(summary, metric, higher_is_better)
     note = "" if reference is None else f"\nThe constant predictor scores {metric} = {reference:.4g}.\n"
     (workdir / "results.md").write_text((f"# {title}\n\n" if title else "") + table + note)
-    plot_learning_curves(rows, metric, workdir / "learning_curves.png", title, reference)
+    plot_learning_curves(rows, metric, workdir / "learning_curves.png", title, reference, metric_label)
     plot_train_loss(rows, workdir / "train_loss.png", title)
     plot_sensitivity(summary, metric, workdir / "lr_sensitivity.png", title)
     return table

@@ -78,3 +78,31 @@ def test_write_report_draws_the_train_loss_and_notes_the_reference(tmp_path):
     report.write_report(tmp_path, "test_accuracy", True, "toy", reference=0.078)
     assert "The constant predictor scores test_accuracy = 0.078." in (tmp_path / "results.md").read_text()
     assert (tmp_path / "train_loss.png").read_bytes()[:4] == b"\x89PNG"
+
+
+@pytest.mark.parametrize("metric_label", ["", "share of test sequences within 0.04", "test accuracy",
+                                          "a very long description of a metric that a task might declare for itself"])
+def test_every_figure_text_fits_its_canvas(tmp_path, metric_label, monkeypatch):
+    # the learning-curve figure's labels, titles and legends drawn inside the canvas (a long y-label
+    # was cut off: "t accuracy (marked-pair tasks: share within toleranc")
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from nprnn_jax import report
+    rows = [{"init": init, "learning_rate": lr, "dropout": 0.0, "seed": s, "step": step, "diverged": False,
+             "test_accuracy": 0.1 + step / 100 * lr} for init in ("np", "irnn") for lr in (0.01, 0.1)
+            for s in (0, 1) for step in (0, 50, 100)]
+    captured = {}
+    monkeypatch.setattr(plt, "close", lambda fig: captured.setdefault("fig", fig))
+    report.plot_learning_curves(rows, "test_accuracy", tmp_path / "c.png", "addition (T=50)", 0.08, metric_label)
+    fig = captured["fig"]
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    ylabel = fig.axes[0].yaxis.label
+    assert ylabel.get_text().replace("\n", " ") == (metric_label or "test accuracy")
+    # everything drawn (labels, titles, legends, the tick labels shown), in inches
+    drawn = fig.get_tightbbox(renderer)
+    width, height = fig.get_size_inches()
+    assert drawn.x0 >= -0.01 and drawn.y0 >= -0.01 and drawn.x1 <= width + 0.01 and drawn.y1 <= height + 0.01, drawn
+    box = ylabel.get_window_extent(renderer)
+    assert box.x0 >= 0 and box.y0 >= 0 and box.y1 <= fig.bbox.y1, box
