@@ -156,9 +156,28 @@ def train_and_evaluate(config, workdir, *, progress_stream=None, on_event=None) 
                          on_event=on_event)
 
 
+# Folders a run writes into its workdir: a file of one of these names would fail the run after
+# its first records were written.
+_WORKDIR_FOLDERS = ("checkpoints", "checkpoint_hashes", "tensorboard")
+
+
+def _check_workdir_entries(workdir: pathlib.Path, config):
+    """`workdir.WorkdirConfigError` before anything is written when a folder the run needs is a file."""
+    if workdir.exists() and not workdir.is_dir():
+        raise workdir_lib.WorkdirConfigError(f"--workdir={workdir}: is a file, not a folder")
+    for name in _WORKDIR_FOLDERS:
+        if name == "tensorboard" and not config.tensorboard:
+            continue
+        if (workdir / name).exists() and not (workdir / name).is_dir():
+            raise workdir_lib.WorkdirConfigError(
+                f"{workdir / name}: a file where the run writes its {name} folder; move it away"
+                + (" (or set --config.tensorboard=false)" if name == "tensorboard" else ""))
+
+
 def run_validated(config, workdir, *, progress_stream=None, on_event=None) -> list:
     """`train_and_evaluate` of a config that `config.validate` returned (the binaries validate
     once, at the entry, and call this)."""
+    _check_workdir_entries(pathlib.Path(workdir), config)
     task, extra_files = build_task(config)
     plan = plan_for(config, task)
     runs = init_runs(config, plan)

@@ -293,3 +293,13 @@ def test_the_default_data_directory_does_not_depend_on_the_current_directory(mon
     monkeypatch.setenv("NPRNN_DATA_DIR", str(tmp_path / "absent"))
     with pytest.raises(config_lib.ConfigError, match="data directory '.*absent' not found"):
         tasks.data_dir(config)
+
+
+@pytest.mark.parametrize("name", ["tensorboard", "checkpoints"])
+def test_a_file_where_the_run_writes_a_folder_is_refused_before_anything_is_written(tmp_path, name):
+    from conftest import run_binary
+    (tmp_path / name).write_text("not a folder")
+    result = run_binary("addition", "--config=experiments/configs/addition.py:smoke", f"--workdir={tmp_path}")
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert f"error: {tmp_path / name}: a file where the run writes its {name} folder" in result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == [name]
