@@ -88,6 +88,21 @@ def _exit(code: int):
     os._exit(code)  # at once: no teardown of orbax's and JAX's threads printing after the last line
 
 
+def _check_platform():
+    """One error line when the backend that JAX_PLATFORMS asks for cannot start here (JAX raises an
+    AssertionError without a message for 'cuda' on a machine without CUDA)."""
+    platforms = os.environ.get("JAX_PLATFORMS", "").strip()
+    if not platforms:
+        return
+    import jax
+    try:
+        jax.devices()
+    except (RuntimeError, AssertionError, ValueError) as error:
+        why = (str(error).splitlines() or [""])[0][:160] or "no message"
+        _error(f"JAX_PLATFORMS={platforms!r}: JAX cannot start that backend on this machine ({type(error).__name__}: "
+               f"{why}); unset JAX_PLATFORMS or name a backend this machine has, e.g. cpu")
+
+
 def _error(message: str):
     print(f"error: {message}", file=sys.stderr)
     _exit(2)
@@ -278,6 +293,9 @@ def run_main(argv):
     if "verbosity" in FLAGS and not FLAGS["verbosity"].present:
         logging.set_verbosity(logging.WARNING)  # orbax logs every save at INFO
     try:
+        if FLAGS.config is None or not hasattr(FLAGS.config, "to_dict"):
+            _error(f"--config={FLAGS['config'].config_filename}: its get_config() returned "
+                   f"{type(FLAGS.config).__name__}, not an ml_collections.ConfigDict (a missing return?)")
         config = config_lib.validate(FLAGS.config)
         if FLAGS.show_config:
             print(config_lib.settings_help(config))
@@ -287,6 +305,7 @@ def run_main(argv):
             start_distributed()
         else:
             configure_host_devices(config)
+        _check_platform()
         from nprnn_jax import experiment
         import jax
         title = experiment.title(config)

@@ -303,3 +303,22 @@ def test_a_file_where_the_run_writes_a_folder_is_refused_before_anything_is_writ
     assert result.returncode == 2, result.stderr[-2000:]
     assert f"error: {tmp_path / name}: a file where the run writes its {name} folder" in result.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == [name]
+
+
+@pytest.mark.parametrize("platform", ["cuda", "bogus"])
+def test_a_backend_this_machine_lacks_is_refused_in_one_line(tmp_path, platform):
+    from conftest import run_binary
+    result = run_binary("addition", "--config=experiments/configs/addition.py:smoke", f"--workdir={tmp_path / 'w'}",
+                        env={"JAX_PLATFORMS": platform}, in_process=False)
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert f"error: JAX_PLATFORMS='{platform}': JAX cannot start that backend on this machine" in result.stderr
+    assert "Traceback" not in result.stderr and not (tmp_path / "w").exists()
+
+
+def test_a_config_file_whose_get_config_returns_nothing_is_refused(tmp_path):
+    from conftest import run_binary
+    (tmp_path / "c.py").write_text("def get_config():\n    return None\n")
+    result = run_binary("addition", f"--config={tmp_path / 'c.py'}", f"--workdir={tmp_path / 'w'}")
+    assert result.returncode == 2
+    assert "get_config() returned NoneType, not an ml_collections.ConfigDict" in result.stderr
+    assert not (tmp_path / "w").exists()
