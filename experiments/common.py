@@ -385,8 +385,30 @@ def _define(task: str, argv):
                f"({type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''})")
 
 
+def _as_a_study_job():
+    """A job of `experiments.study.queue` sets itself up: its core (``NPRNN_JOB_CORE``) and, on
+    Linux, SIGTERM when its driver dies (``NPRNN_JOB_DIE_WITH_PARENT``). Done here, after exec,
+    so that the driver starts it without Python code between fork and exec."""
+    core = os.environ.get("NPRNN_JOB_CORE", "")
+    if core.isdigit() and hasattr(os, "sched_setaffinity"):
+        try:
+            os.sched_setaffinity(0, {int(core)})
+        except OSError:
+            pass
+    if os.environ.get("NPRNN_JOB_DIE_WITH_PARENT") and sys.platform.startswith("linux"):
+        try:
+            import ctypes
+            import signal
+            ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+            if os.getppid() == 1:  # the driver died before this line
+                os.kill(os.getpid(), signal.SIGTERM)
+        except (OSError, AttributeError):
+            pass
+
+
 def run(task: str):
     """Defines the flags of ``task``'s binary and runs it (call under ``if __name__ == "__main__"``)."""
+    _as_a_study_job()
     _define(task, sys.argv)
     app.run(run_main, flags_parser=parse_flags)
 

@@ -20,6 +20,7 @@ import dataclasses
 import itertools
 import pathlib
 import threading
+import warnings
 from typing import Callable, NamedTuple, Optional, Sequence
 
 import jax
@@ -387,7 +388,8 @@ def _train_group(task, members, start, workdir, test_set, validation_set, progre
         state, block_losses = lead.segment(state, hp, lead.data)
         step = (index + 1) * config.eval_every
         block_losses = host(block_losses)  # [combo, seed, blocks]
-        with np.errstate(invalid="ignore"):
+        with np.errstate(invalid="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # a diverged run's all-NaN blocks: NaN, said below
             segment_loss = np.nanmean(np.where(np.isfinite(block_losses), block_losses, np.nan), -1)
         test_metrics = lead.evaluate(state.params, test_set)
         rows = record(step, segment_loss, state, test_metrics, block_losses)

@@ -411,3 +411,29 @@ def test_a_snapshot_refresh_killed_between_its_renames_leaves_the_previous_one_r
     assert (tmp_path / "root" / "job" / "checkpoints" / "np" / "20").is_dir()
     (snaps / "job").mkdir()
     assert reproduce.snapshot_folder(snaps, "job") == snaps / "job"
+
+
+@pytest.mark.slow
+def test_a_job_ends_with_its_driver_even_after_kill_9(tmp_path):
+    # the job pins itself to its core and asks for SIGTERM when its driver dies: no orphan keeps
+    # training and holding the workdir after the driver is killed -9
+    import os
+    import signal
+    import subprocess
+    import time
+    driver = _driver("--only=addition_a", f"--root={tmp_path}", "--workers=1")
+    workdir = tmp_path / "smoke" / "addition_a"
+    end = time.time() + 300
+    while time.time() < end and not (workdir / "config.json").is_file():
+        time.sleep(0.2)
+    child = subprocess.run(["pgrep", "-f", f"workdir={workdir}"], capture_output=True, text=True).stdout.split()
+    assert len(child) == 1, child
+    core = next(iter(os.sched_getaffinity(0)))
+    assert os.sched_getaffinity(int(child[0])) == {core}
+    driver.send_signal(signal.SIGKILL)
+    driver.wait()
+    end = time.time() + 300
+    while time.time() < end and os.path.exists(f"/proc/{child[0]}"):
+        time.sleep(0.5)
+    assert not os.path.exists(f"/proc/{child[0]}"), "the job outlived its driver"
+    assert "SIGTERM: stopping after the current segment's checkpoint" in (tmp_path / "smoke" / "addition_a.log").read_text()

@@ -4,8 +4,8 @@ stopped cleanly at a deadline or on SIGTERM / SIGUSR1, its snapshot refreshed at
 `experiments.reproduce` builds a `Queue` from its flags; everything here takes plain values.
 
 A job is one training binary run (`command`). Its process gets one core
-(`os.sched_setaffinity`), one XLA host device, and dies with the driver (Linux's parent-death
-signal). To stop, the driver sends it SIGTERM: the binary finishes its current segment, writes
+(`os.sched_setaffinity`, set by the binary from ``NPRNN_JOB_CORE``), one XLA host device, and
+dies with the driver (Linux's parent-death signal, asked for by the binary). To stop, the driver sends it SIGTERM: the binary finishes its current segment, writes
 that segment's checkpoint and exits with `STOPPED_EXIT`; the same command later resumes there.
 """
 
@@ -60,21 +60,6 @@ def parse_deadline(text: str, now: Optional[float] = None) -> Optional[float]:
     if not minutes > 0 or minutes != minutes or minutes == float("inf"):
         raise ValueError(f"--deadline={text!r}: the minutes must be a positive number")
     return now + 60 * minutes
-
-
-def _pin_and_die_with_parent(core: Optional[int]):
-    """The child's set-up before exec: its own core, and SIGTERM when the driver dies."""
-    def setup():
-        if core is not None and hasattr(os, "sched_setaffinity"):
-            os.sched_setaffinity(0, {core})
-        try:
-            import ctypes
-            libc = ctypes.CDLL("libc.so.6", use_errno=True)
-            libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-        except (OSError, AttributeError):
-            pass
-        os.setpgrp()  # its own process group: a Ctrl-C in the driver's terminal reaches the driver alone
-    return setup
 
 
 @dataclasses.dataclass
@@ -186,7 +171,11 @@ class Queue:
         env = dict(os.environ)
         flags = [f for f in env.get("XLA_FLAGS", "").split() if "xla_force_host_platform_device_count" not in f]
         env["XLA_FLAGS"] = " ".join(flags + ["--xla_force_host_platform_device_count=1"])
-        process = subprocess.Popen(command, stdout=log, stderr=log, env=env, preexec_fn=_pin_and_die_with_parent(core))
+        # the binary pins itself to its core and asks for SIGTERM when the driver dies
+        # (experiments.common); its own session: a Ctrl-C in the driver's terminal reaches the
+        # driver alone. No preexec_fn: nothing runs between fork and exec in a process with JAX.
+        env.update({"NPRNN_JOB_CORE": "" if core is None else str(core), "NPRNN_JOB_DIE_WITH_PARENT": "1"})
+        process = subprocess.Popen(command, stdout=log, stderr=log, env=env, start_new_session=True)
         record = {"job": name, "command": command[1:], "core": core}
         self.running[name] = Running(name, process, core, time.time(), log, record)
         self.say(f"{name}: started on core {core} (log: {self.root / f'{name}.log'})")
