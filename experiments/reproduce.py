@@ -177,7 +177,8 @@ START = time.time()
 
 def snapshot_all(root: pathlib.Path, names: list, out: pathlib.Path) -> list:
     """Refreshes the snapshot of every unfinished job of ``names`` under ``root`` in ``out`` (each
-    atomically) and the cost records; returns a line per job kept."""
+    atomically) and merges the cost records into its jobs.jsonl; returns a line per job kept."""
+    from experiments import study_report
     from nprnn_jax import workdir as workdir_lib
 
     lines = []
@@ -198,7 +199,8 @@ def snapshot_all(root: pathlib.Path, names: list, out: pathlib.Path) -> list:
             records += json.dumps({**state["record"], "exit": "running at snapshot",
                                    "seconds": round(state["updated"] - state["started"], 1)}) + "\n"
         out.mkdir(parents=True, exist_ok=True)
-        workdir_lib.atomic_write(out / "jobs.jsonl", records)
+        kept = (out / "jobs.jsonl").read_text() if (out / "jobs.jsonl").is_file() else ""
+        workdir_lib.atomic_write(out / "jobs.jsonl", study_report.merge_cost_records(kept, records))
     return lines
 
 

@@ -6,6 +6,7 @@ summary.json / metrics.jsonl / config.json (via `nprnn_jax.study`), none is type
 
 from __future__ import annotations
 
+import collections
 import csv
 import json
 import pathlib
@@ -144,6 +145,16 @@ def _keep_records(workdir: pathlib.Path, to: pathlib.Path) -> None:
     for name in ("checkpoints", "checkpoint_hashes"):
         shutil.rmtree(to / name, ignore_errors=True)
     (to / "train_loss.jsonl").unlink(missing_ok=True)
+
+
+def merge_cost_records(kept: str, new: str) -> str:
+    """The cost records (jobs.jsonl lines) of ``kept`` and ``new`` together, each once, in order:
+    a root whose jobs did not start from the kept records lacks their earlier invocations, so a
+    copy would lose them. A kept "running at snapshot" line is dropped (``new`` has the job's
+    newer state)."""
+    lines = [x for x in kept.splitlines() if x.strip() and '"running at snapshot"' not in x]
+    lines += [x for x in new.splitlines() if x.strip()]
+    return "".join(x + "\n" for x in dict.fromkeys(lines))
 
 
 def _costs(root: pathlib.Path) -> dict:
@@ -873,10 +884,7 @@ def why_lines(cells: dict, finished: dict, prefix: str, figures: pathlib.Path, t
     lines.append("")
     if len(pairs) >= 3 and len({p[0] for p in pairs}) > 1 and len({p[1] for p in pairs}) > 1:
         rho, p_value = stats.spearmanr([p[0] for p in pairs], [p[1] for p in pairs])
-        longest_counts = {}
-        for p in pairs:
-            longest_counts[p[1]] = longest_counts.get(p[1], 0) + 1
-        tied = max(longest_counts.values())
+        tied = collections.Counter(p[1] for p in pairs).most_common(1)[0][1]  # variants sharing one longest T
         if rho > 0 and p_value < 0.05:
             verdict = "orders the variants as their frontier does"
         else:
@@ -1032,8 +1040,9 @@ def budget_part(root: pathlib.Path, jobs: dict, figures: pathlib.Path, rel: str,
     if kept is not None and costs:
         (figures / "workdirs" / budget).mkdir(parents=True, exist_ok=True)
         source = root / "jobs.jsonl" if (root / "jobs.jsonl").is_file() else kept / "jobs.jsonl"
-        if source.resolve() != (figures / "workdirs" / budget / "jobs.jsonl").resolve():
-            (figures / "workdirs" / budget / "jobs.jsonl").write_text(source.read_text())
+        target = figures / "workdirs" / budget / "jobs.jsonl"
+        if source.resolve() != target.resolve():
+            target.write_text(merge_cost_records(target.read_text() if target.is_file() else "", source.read_text()))
     return lines, results
 
 
@@ -1076,14 +1085,14 @@ def write(root: pathlib.Path, jobs: dict, out: pathlib.Path, budget: str) -> str
 
 
 def write_page(root: pathlib.Path, out: pathlib.Path) -> str:
-    from experiments.study import endpoints as study_endpoints
-
     """Writes the study's page ``out``: the paper-budget part, then the cpu-budget part.
 
     Each job is read from ``root/<budget>/<job>`` where it finished there, else from the
     records kept beside the page (``<out folder>/<out stem>/workdirs/<budget>/<job>``), so a
     page rebuilt on a machine that ran only some jobs keeps the others.
     """
+    from experiments.study import endpoints as study_endpoints
+
     figures, rel = out.parent / out.stem, out.stem
     lines = ["# Reproduction study", "", METHOD_TEXT, "",
              f"Each finished job's records (config.json, summary.json, metrics.jsonl, results.md; no "

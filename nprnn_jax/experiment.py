@@ -250,7 +250,7 @@ def load_params(workdir, init: str, learning_rate: float, seed: int, dropout: Op
     if step is not None and (isinstance(step, bool) or not isinstance(step, (int, np.integer))):
         raise ValueError(f"step={step!r}: give a checkpoint's step as an integer")
     if not (workdir / "config.json").is_file() and (workdir / "sources.json").is_file():
-        return _load_from_sources(workdir, init, learning_rate, seed, dropout, initial)
+        return _load_from_sources(workdir, init, learning_rate, seed, dropout, initial, step, allow_older)
     config, _ = read_config(workdir)
     if init not in config.inits:
         raise workdir_lib.WorkdirConfigError(f"{workdir} has no init {init!r}; it has {list(config.inits)}")
@@ -267,16 +267,8 @@ def load_params(workdir, init: str, learning_rate: float, seed: int, dropout: Op
     if seed not in grid.seeds:
         raise ValueError(f"{workdir}: seed={seed!r} is not one of the run's seeds "
                          f"{grid.seeds[0]}..{grid.seeds[-1]}")
-    params, got = workdir_lib.restore_params(workdir, init, step=None if step is None else int(step))
-    folder = workdir / "checkpoints" / init
-    newest = max(int(p.name) for p in folder.iterdir() if p.name.isdigit())
-    if step is None and got != newest:
-        if not allow_older:
-            raise ValueError(f"{workdir}: {init}'s newest checkpoint (step {newest}) is damaged; the newest intact "
-                             f"one is step {got}: pass allow_older=True (or step={got}) to load those older weights")
-        import warnings
-        warnings.warn(f"{workdir}: {init}'s newest checkpoint (step {newest}) is damaged; returning the weights "
-                      f"of step {got}", stacklevel=2)
+    params, _ = workdir_lib.restore_params(workdir, init, step=None if step is None else int(step),
+                                           allow_older=allow_older)
     one = {name: value[matches[0], grid.seeds.index(seed)] for name, value in params.items()}
     if not initial:
         return one
@@ -291,12 +283,13 @@ def load_params(workdir, init: str, learning_rate: float, seed: int, dropout: Op
     return {name: np.asarray(value) for name, value in first.items()}
 
 
-def _load_from_sources(workdir: pathlib.Path, init, learning_rate, seed, dropout, initial) -> dict:
+def _load_from_sources(workdir: pathlib.Path, init, learning_rate, seed, dropout, initial, step=None,
+                       allow_older=False) -> dict:
     sources = json.loads((workdir / "sources.json").read_text())
     for source in sources:
         path = pathlib.Path(source)
         path = path if path.is_absolute() or path.is_dir() else workdir / path
         config, _ = read_config(path)
         if config.seed_offset <= seed < config.seed_offset + config.num_seeds:
-            return load_params(path, init, learning_rate, seed, dropout, initial)
+            return load_params(path, init, learning_rate, seed, dropout, initial, step=step, allow_older=allow_older)
     raise ValueError(f"{workdir}: seed={seed!r} is in none of the merged workdirs {sources}")

@@ -467,14 +467,16 @@ def restore_newest_intact(manager, template, workdir: pathlib.Path, init: str, m
     return template, 0
 
 
-def restore_params(workdir, init: str, step: Optional[int] = None) -> tuple:
+def restore_params(workdir, init: str, step: Optional[int] = None, allow_older: bool = True) -> tuple:
     """``(params, step)``: the network parameters of every run of ``init``'s grid, as
     NumPy arrays ``[combination, seed, ...]``, from its newest intact checkpoint.
 
     Reads only the parameters, onto this process's first device, whatever devices or
     processes wrote the checkpoint (no data, no compilation). A checkpoint whose files do
     not match their recorded hashes is passed over; `WorkdirConfigError` when none is left.
-    ``step``: that checkpoint only (`WorkdirConfigError` if it is missing or damaged).
+    ``step``: that checkpoint only (`WorkdirConfigError` if it is missing or damaged). Older
+    weights than the newest checkpoint's are never returned silently: with ``allow_older`` a
+    warning names the step returned, without it `WorkdirConfigError`.
     """
     import jax
     import orbax.checkpoint as ocp
@@ -512,6 +514,13 @@ def restore_params(workdir, init: str, step: Optional[int] = None) -> tuple:
         except Exception as error:  # noqa: BLE001  orbax/tensorstore raise many kinds for a damaged file
             problems.append(f"step {step}: {type(error).__name__}")
             continue
+        if step != steps[0]:
+            message = f"{workdir}: {init}'s newest checkpoint (step {steps[0]}) is damaged"
+            if not allow_older:
+                raise WorkdirConfigError(f"{message}; the newest intact one is step {step}: pass allow_older=True "
+                                         f"(or step={step}) to load those older weights")
+            import warnings
+            warnings.warn(f"{message}; returning the weights of step {step}", stacklevel=3)
         return {k: np.asarray(v) for k, v in state["params"].items()}, step
     raise WorkdirConfigError(f"{folder}: no intact checkpoint ({'; '.join(problems)})")
 

@@ -437,3 +437,10 @@ def test_a_job_ends_with_its_driver_even_after_kill_9(tmp_path):
         time.sleep(0.5)
     assert not os.path.exists(f"/proc/{child[0]}"), "the job outlived its driver"
     assert "SIGTERM: stopping after the current segment's checkpoint" in (tmp_path / "smoke" / "addition_a.log").read_text()
+
+
+def test_cost_records_merge_instead_of_replacing_the_kept_ones():
+    kept = '{"job": "a", "seconds": 10}\n{"job": "b", "exit": "running at snapshot", "seconds": 5}\n'
+    new = '{"job": "a", "seconds": 10}\n{"job": "b", "seconds": 7}\n'
+    assert study_report.merge_cost_records(kept, new) == '{"job": "a", "seconds": 10}\n{"job": "b", "seconds": 7}\n'
+    assert study_report.merge_cost_records("", new) == new

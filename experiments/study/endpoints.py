@@ -183,16 +183,16 @@ def readings_section(root: pathlib.Path, kept: Optional[pathlib.Path]) -> list:
                       + ("finished" if more["finished"] else "still running") + "): "
                       + ("; ".join(f"{init} {', '.join(v)}" for init, v in by_init.items()) or "no variant finished yet")
                       + ".", ""]
-    answers = []
+    answers, verdicts = [], {n: pattern(ends[n]) for n, _, _ in loaded}
     for n, w, j in loaded:
-        holds, reasons = pattern(ends[n])
+        holds, reasons = verdicts[n]
         done = len({key[0] for key in ends[n]})
         state = "finished" if j["finished"] else f"{done} of {len(j['config']['inits'])} variants finished"
         verdict = {True: "shows the paper's pattern", False: "does not show the paper's pattern",
                    None: "cannot tell yet"}[holds]
         answers.append(f"- `{n}` ({state}): {verdict}: {'; '.join(reasons) or 'no variant finished'}.")
-    reproduced = [n for n, w, j in loaded if pattern(ends[n])[0] is True]
-    open_ = [n for n, w, j in loaded if pattern(ends[n])[0] is None]
+    reproduced = [n for n, _, _ in loaded if verdicts[n][0] is True]
+    open_ = [n for n, _, _ in loaded if verdicts[n][0] is None]
     plain = ("**Answer**: " + (f"{', '.join(f'`{n}`' for n in reproduced)} shows the paper's pattern "
                                "(np-RNN at least IRNN, and iRNN, nRNN and np-tanhRNN at 50% or more) at T = 150; "
                                "seeds 1-2 of it are the next step before it can be called a reproduction."
