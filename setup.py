@@ -1,7 +1,7 @@
 """nprnn_jax: np-RNN (Talathi & Vartak, arXiv:1511.03771) in JAX and Flax.
 
 `pip install .` in a checkout (not on PyPI) installs the library (initializers, the network, the pure training
-engine) with jax, flax, optax, chex and numpy only. The benchmark binaries under
+engine, load_params) with jax, flax, optax, chex, numpy and orbax-checkpoint only. The benchmark binaries under
 `experiments/` run from a checkout (`python -m experiments.addition`) and need the
 ``experiments`` extra; they are not installed as a top-level package (a package named
 ``experiments`` in site-packages would clash with users' own).
@@ -24,8 +24,6 @@ EXPERIMENTS = [
     # Configs as in the Flax examples: get_config() files, --config=file.py:variant and
     # --config.<field>=value overrides with type checks (ml_collections.config_flags).
     "ml_collections>=1.1.0",
-    # Checkpoints: atomic saves of whole pytrees (sharded arrays too), restores onto any topology.
-    "orbax-checkpoint>=0.12.8",
     # Learning curves, heat maps and spectra written to the workdir.
     "matplotlib>=3.11",
     # TensorBoard event files next to metrics.jsonl: a small writer that needs no TensorFlow.

@@ -214,6 +214,10 @@ def parse_flags(argv):
             if name in seen:
                 _error(f"{name} is given twice; give each setting once (a list takes a,b,c)")
             seen.add(name)
+            parts = name[len("--config."):].split(".")
+            if len(parts) > 1 and parts[0] != "per_init":  # only per_init has settings inside it
+                _error(f"{name}: {parts[0]} is a setting, not a group of settings; give --config.{parts[0]}=value "
+                       "(per-init values go under --config.per_init.<init>.<setting>)")
     try:
         return FLAGS(argv)
     except (flags.Error, AttributeError, KeyError, ValueError, TypeError, OSError) as error:
@@ -256,6 +260,12 @@ def check_distributed_flags():
         host, _, port = FLAGS.coordinator_address.rpartition(":")
         if not host or not port.isdigit() or not 0 < int(port) < 65536:
             _error(f"--coordinator_address={FLAGS.coordinator_address!r}: expected host:port (a port 1-65535)")
+        import socket
+        try:
+            socket.getaddrinfo(host.strip("[]"), int(port))
+        except OSError as error:  # the host name does not resolve: no use waiting for it
+            _error(f"--coordinator_address={FLAGS.coordinator_address!r}: the host {host!r} does not resolve "
+                   f"({error.strerror or error}); give process 0's reachable host name or address")
     if FLAGS.num_processes is not None and FLAGS.num_processes < 1:
         _error(f"--num_processes={FLAGS.num_processes}: must be >= 1")
     if FLAGS.process_id is not None and not 0 <= FLAGS.process_id < (FLAGS.num_processes or 2**31):
@@ -296,7 +306,17 @@ def run_main(argv):
         if FLAGS.config is None or not hasattr(FLAGS.config, "to_dict"):
             _error(f"--config={FLAGS['config'].config_filename}: its get_config() returned "
                    f"{type(FLAGS.config).__name__}, not an ml_collections.ConfigDict (a missing return?)")
+        if FLAGS.config.get("task") != TASK["name"]:
+            _error(f"task={FLAGS.config.get('task')!r} (from --config={FLAGS['config'].config_filename}"
+                   + (" or --config.task" if any(a.startswith("--config.task=") for a in ARGV) else "")
+                   + f"): this is the {TASK['name']} binary; run python -m experiments.{FLAGS.config.get('task')} "
+                   f"for that task, or give a config of experiments/configs/{TASK['name']}.py")
         config = config_lib.validate(FLAGS.config)
+        untrained = sorted({a.split("=", 1)[0] for a in ARGV[1:] if a.startswith("--config.per_init.")
+                            and a.split(".")[2] not in config.inits})
+        if untrained:
+            _error(f"{untrained[0][len('--config.'):]} is ignored: {untrained[0].split('.')[2]} is not trained "
+                   f"(inits={','.join(config.inits)}); add it to --config.inits or drop the setting")
         if FLAGS.show_config:
             print(config_lib.settings_help(config))
             return

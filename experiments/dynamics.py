@@ -73,6 +73,8 @@ def run():
     else:
         task = tasks.AdditionTask(seq_len=FLAGS.seq_len, test_size=FLAGS.batch_size)
         inits = [i.strip() for i in FLAGS.inits.split(",") if i.strip()]
+        if not inits:
+            raise ValueError(f"--inits={FLAGS.inits!r}: give one or more sRNN presets, e.g. np,irnn,irnn_scaled")
     for init in inits:
         if rnn.get_preset(init).cell == "lstm":
             raise ValueError(f"init {init!r}: the analysis covers the sRNN presets; an LSTM has no single W_hh")

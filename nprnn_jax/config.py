@@ -8,7 +8,8 @@ check compares, and `settings_help` lists every setting with its value::
 
     config = base_config("addition")
     config.inits = ("np", "irnn")
-    config = validate(config)          # ConfigError naming the setting on a bad value
+    config = validate(config)          # ConfigError naming the setting on a bad value;
+                                       # a read-only `Settings` (plain Python)
 
 Settings marked ``execution`` change speed only (how the grid is laid over the
 hardware); `nprnn_jax.parallel.execution_plan` resolves them into an explicit
@@ -20,6 +21,7 @@ IRNN with RMSprop 1e-6, in one experiment).
 from __future__ import annotations
 
 import difflib
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from nprnn_jax import checks, rnn, tasks, train
@@ -200,32 +202,84 @@ def _check_unknown(keys, allowed, where):
             raise ConfigError(f"{where}{key}: no such setting{hint}; allowed: {', '.join(allowed)}")
 
 
-def validate(config) -> ml_collections.ConfigDict:
-    """Checks every setting of ``config`` and returns a normalized, locked copy.
+class Settings(Mapping):
+    """A validated config (what `validate` returns): read-only, by attribute or by item
+    (``config.hidden_size``, ``config["hidden_size"]``), nested for ``per_init``; plain
+    Python, so reading a workdir's config needs no ml_collections. ``to_dict()`` gives
+    plain dicts back (to edit and validate again)."""
+
+    __slots__ = ("_items",)
+
+    def __init__(self, items):
+        object.__setattr__(self, "_items", {k: Settings(v) if isinstance(v, Mapping) else v
+                                            for k, v in dict(items).items()})
+
+    def __getitem__(self, name):
+        return self._items[name]
+
+    def __getattr__(self, name):
+        if name.startswith("__") or name == "_items":
+            raise AttributeError(name)
+        try:
+            return self._items[name]
+        except KeyError:
+            raise AttributeError(f"no setting {name!r}; the config has {', '.join(self._items)}") from None
+
+    def __setattr__(self, name, value):
+        raise AttributeError(f"{name}: a validated config is read-only; change the config you validated "
+                             "(or config.to_dict()) and validate it again")
+
+    __setitem__ = __setattr__
+
+    def __iter__(self):
+        return iter(self._items)
+
+    def __len__(self):
+        return len(self._items)
+
+    def __reduce__(self):
+        return Settings, (self.to_dict(),)
+
+    def __repr__(self):
+        return f"Settings({self.to_dict()!r})"
+
+    def to_dict(self) -> dict:
+        return {k: v.to_dict() if isinstance(v, Settings) else v for k, v in self._items.items()}
+
+
+def _plain(config) -> dict:
+    """A config (ConfigDict, Settings, dict) as nested plain dicts."""
+    config = config.to_dict() if hasattr(config, "to_dict") else dict(config)
+    return {k: _plain(v) if isinstance(v, Mapping) or hasattr(v, "to_dict") else v for k, v in config.items()}
+
+
+def validate(config, refuse_ignored: bool = True) -> Settings:
+    """Checks every setting of ``config`` (a ConfigDict, a dict, or `Settings`) and returns a
+    normalized, read-only copy (`Settings`). ``refuse_ignored``: a setting that no trained init
+    reads (momentum with SGD, cuts with the constant schedule) is an error; a workdir's record,
+    which says what ran, is read with False.
 
     Raises `ConfigError` naming the first bad setting and what is allowed.
     """
-    import ml_collections
-
-    config = ml_collections.ConfigDict(config.to_dict() if hasattr(config, "to_dict") else dict(config))
-    task = config.get("task")
+    raw = _plain(config)
+    task = raw.get("task")
     tasks.get(task)  # ConfigError naming the known tasks
     names = [s.name for s in settings_of(task)]
-    _check_unknown([k for k in config.keys() if k not in ("task", "per_init")], names, "")
+    _check_unknown([k for k in raw.keys() if k not in ("task", "per_init")], names, "")
     for name in names:
-        if name not in config:
+        if name not in raw:
             raise ConfigError(f"{name}: missing from the config")
-        config[name] = check_value(name, config[name])
-    per_init = config.get("per_init") or ml_collections.ConfigDict()
-    per_init = ml_collections.ConfigDict({init: {k: v for k, v in overrides.items() if v is not None}
-                                          for init, overrides in per_init.items()
-                                          if any(v is not None for v in overrides.values())})
-    config.per_init = per_init
+        raw[name] = check_value(name, raw[name])
+    per_init = {init: {k: v for k, v in (overrides or {}).items() if v is not None}
+                for init, overrides in (raw.get("per_init") or {}).items()}
+    per_init = {init: overrides for init, overrides in per_init.items() if overrides}
     _check_unknown(list(per_init.keys()), list(rnn.PRESETS), "per_init.")
     for init, overrides in per_init.items():
         _check_unknown(list(overrides.keys()), PER_INIT, f"per_init.{init}.")
         for name in list(overrides.keys()):
             overrides[name] = check_value(name, overrides[name], f"per_init.{init}.")
+    raw["per_init"] = per_init
+    config = Settings(raw)
     if config.log_every and config.eval_every % config.log_every:
         raise ConfigError(f"log_every={config.log_every} must divide eval_every={config.eval_every}")
     if config.seed_offset + config.num_seeds - 1 > INT_MAX:
@@ -245,11 +299,39 @@ def validate(config) -> ml_collections.ConfigDict:
                           + (f"; e.g. --config.eval_every={near}" if near else ""))
     for init in config.inits:
         cut_steps(init_settings(config, init), config.num_steps, f"per_init.{init}." if init in per_init else "")
+    if refuse_ignored:
+        _refuse_ignored(config)
     problem = tasks.get(task).check(config)
     if problem:
         raise ConfigError(problem)
-    config.lock()
     return config
+
+
+# Settings that only one choice of another setting reads: (setting, the setting it depends on,
+# the value that reads it).
+_READ_ONLY_WITH = {"momentum": ("optimizer", "momentum"), "lr_cut_steps": ("lr_schedule", "step"),
+                   "lr_cut_fractions": ("lr_schedule", "step"), "lr_num_cuts": ("lr_schedule", "step"),
+                   "lr_cut_factor": ("lr_schedule", "step")}
+
+
+def _refuse_ignored(config):
+    """`ConfigError` for a setting that no trained init reads: a top-level one away from its
+    default that every init's optimizer or schedule ignores (``momentum`` with SGD, cuts with the
+    constant schedule), or a per-init override its own init ignores. A top-level setting read by
+    at least one init is kept (MNIST's cuts, with IRNN's schedule constant)."""
+    by_name = settings_by_name()
+    for name, (other, reader) in _READ_ONLY_WITH.items():
+        default = by_name[name].default
+        if config[name] != default and not any(init_settings(config, i)[other] == reader for i in config.inits):
+            kinds = sorted({init_settings(config, i)[other] for i in config.inits})
+            raise ConfigError(f"{name}={config[name]!r} is ignored: no init has {other}={reader} (they have "
+                              f"{other}={', '.join(kinds)}); drop it, or set {other}={reader}")
+        for init in config.inits:
+            overrides = config.per_init.get(init) or {}
+            if name in overrides and init_settings(config, init)[other] != reader:
+                raise ConfigError(f"per_init.{init}.{name}={overrides[name]!r} is ignored: {init} has "
+                                  f"{other}={init_settings(config, init)[other]}; drop it, or set "
+                                  f"per_init.{init}.{other}={reader}")
 
 
 def init_settings(config, init: str) -> dict:
@@ -271,6 +353,14 @@ def cut_steps(settings: dict, num_steps: int, where: str = "") -> tuple:
         raise ConfigError(f"{where}lr_cut_steps={tuple(settings['lr_cut_steps'])} and lr_cut_fractions="
                           f"{tuple(settings['lr_cut_fractions'])}: give one of them")
     fractions = tuple(settings.get("lr_cut_fractions") or ())
+    if fractions and not settings["lr_cut_steps"]:
+        if list(fractions) != sorted(set(fractions)):
+            raise ConfigError(f"{where}lr_cut_fractions={fractions}: must be increasing fractions of num_steps")
+        steps = tuple(round(f * num_steps) for f in fractions)
+        if list(steps) != sorted(set(steps)) or steps[0] < 1 or steps[-1] >= num_steps:
+            raise ConfigError(f"{where}lr_cut_fractions={fractions}: with num_steps={num_steps} they fall on the "
+                              f"steps {steps}; the cuts must be on increasing steps in [1, {num_steps})")
+        return steps
     steps = tuple(settings["lr_cut_steps"]) or tuple(round(f * num_steps) for f in fractions) or tuple(
         round(c * num_steps / (settings["lr_num_cuts"] + 1)) for c in range(1, settings["lr_num_cuts"] + 1))
     return check_cut_steps(steps, num_steps, where)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import pathlib
+import re
 import struct
 from typing import Optional
 
@@ -73,6 +74,9 @@ def _open_maybe_gzip(path: pathlib.Path, limit: int = MAX_IDX_BYTES) -> bytes:
                         "this project reads")
     if not inflate.eof:
         raise DataError(f"{path}: corrupt gzip stream (truncated)")
+    if inflate.unused_data:
+        raise DataError(f"{path}: {len(inflate.unused_data)} bytes of trailing data after the gzip stream; "
+                        "an IDX file is one gzip member (a damaged or concatenated download?)")
     return data
 
 
@@ -221,12 +225,18 @@ def _fill_missing(series: np.ndarray) -> np.ndarray:
     return series
 
 
+_TS_NUMBER = re.compile(r"[+-]?((\d+\.?\d*|\.\d+)(e[+-]?\d+)?|inf|infinity)", re.ASCII | re.IGNORECASE)
+
+
 def _ts_value(text: str, where: str) -> float:
     """One `.ts` value: "?" or "NaN" is missing (NaN); anything else must be a finite number
     of magnitude <= `MAX_ABS_VALUE` (1e300 or inf are errors, not missing values)."""
     text = text.strip()
     if text == "?" or text.lower() == "nan":
         return float("nan")
+    if not _TS_NUMBER.fullmatch(text):  # float() also reads "1_000" and non-ASCII digits
+        raise DataError(f"{where}: value {text!r} is not a number (a plain decimal: digits 0-9, an optional "
+                        "sign, point and exponent)")
     value = float(text)
     if not math.isfinite(value) or abs(value) > MAX_ABS_VALUE:
         raise DataError(f"{where}: value {text!r} is not a finite number of magnitude <= {MAX_ABS_VALUE:g}")
@@ -324,7 +334,7 @@ def _check_header(path, header: dict):
         value = header.get(key)
         if value is None:
             return None
-        if not value.isdigit() or int(value) < 1:
+        if not re.fullmatch(r"\d+", value, re.ASCII) or int(value) < 1:
             raise DataError(f"{path}: @{key} must be a positive integer; got {value!r}")
         return int(value)
 
@@ -336,6 +346,9 @@ def _check_header(path, header: dict):
                         f"got {header.get('classlabel')!r}")
     if boolean("timestamps"):
         raise DataError(f"{path}: @timeStamps true is not supported")
+    twice = sorted({label for label in labels[1:] if labels[1:].count(label) > 1})
+    if twice:
+        raise DataError(f"{path}: @classLabel lists {twice[0]!r} twice ({' '.join(labels[1:])}); each class once")
     header["class_names"] = labels[1:]
     header["dimensions"] = positive_int("dimensions")
     header["series_length"] = positive_int("serieslength")

@@ -8,6 +8,7 @@ trains every init's grid (`nprnn_jax.runner`) and writes the report
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
@@ -179,6 +180,10 @@ def run_validated(config, workdir, *, progress_stream=None, on_event=None) -> li
     once, at the entry, and call this)."""
     _check_workdir_entries(pathlib.Path(workdir), config)
     task, extra_files = build_task(config)
+    num_train = getattr(task, "num_train", None)  # a data set's training examples (validation held out)
+    if num_train is not None and config.batch_size > num_train:
+        raise config_lib.ConfigError(f"batch_size={config.batch_size}: more than the {num_train} training examples "
+                                     f"of {task.name}; at most {num_train}")
     plan = plan_for(config, task)
     runs = init_runs(config, plan)
     record = {"version": workdir_lib.CONFIG_VERSION, "task": task.describe(),
@@ -203,11 +208,9 @@ def _tuples(value):
 
 def read_config(workdir):
     """The validated config of a workdir's config.json (`workdir.WorkdirConfigError` if none)."""
-    import ml_collections
-
     record = workdir_lib.read_config(workdir, config_lib.SCHEMA)
     settings = config_lib.with_defaults(record["config"])
-    return config_lib.validate(ml_collections.ConfigDict(_tuples(settings))), record
+    return config_lib.validate(_tuples(settings), refuse_ignored=False), record
 
 
 def load_grid(workdir, init: str):
@@ -273,14 +276,27 @@ def load_params(workdir, init: str, learning_rate: float, seed: int, dropout: Op
     if not initial:
         return one
     import jax
-    from nprnn_jax import train
 
     input_kernel = one["W_x"] if "W_x" in one else one["W_hx"]
     rnn_config = rnn.RNNConfig(input_size=input_kernel.shape[0], hidden_size=config.hidden_size,
                                output_size=one["W_hy"].shape[-1], preset=init, input_init_n=config.input_init_n)
     with jax.default_device(jax.local_devices(backend="cpu")[0]):
-        first = train.initial_params(jax.random.PRNGKey(seed), rnn_config)
+        first = _initial_params(rnn_config)(jax.random.PRNGKey(seed))
     return {name: np.asarray(value) for name, value in first.items()}
+
+
+@functools.lru_cache(maxsize=16)
+def _initial_params(rnn_config: rnn.RNNConfig):
+    """`train.initial_params` for ``rnn_config`` as one compiled program (op by op it compiled
+    about 30 small programs: seconds), compiled without XLA's backend optimizations: it runs
+    once, so compiling fast is what counts (the draws are the same; float32 rounding may differ
+    from the engine's compiled grid by an ulp)."""
+    import jax
+    from nprnn_jax import train
+
+    return jax.jit(functools.partial(train.initial_params, rnn_config=rnn_config),
+                   compiler_options={"xla_backend_optimization_level": 0,
+                                     "xla_llvm_disable_expensive_passes": True})
 
 
 def _load_from_sources(workdir: pathlib.Path, init, learning_rate, seed, dropout, initial, step=None,

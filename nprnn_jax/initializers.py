@@ -115,9 +115,21 @@ def _requested_dtype(dtype, name: str) -> jnp.dtype:
 
 
 def _placed(value: jax.Array, out_sharding) -> jax.Array:
-    """``value`` placed by ``out_sharding`` (None: left where it is)."""
+    """``value`` placed by ``out_sharding`` (None: left where it is), as `jax.nn.initializers`
+    place theirs: a `PartitionSpec` is read against the mesh set by `jax.set_mesh`; on a mesh
+    with Explicit axes (`jax.make_mesh`'s default) the array is resharded (its sharding is part
+    of its type); on an Auto mesh it is placed by a sharding constraint (under `jit`) or
+    `device_put` (eagerly), where `jax.random.normal(out_sharding=...)` refuses Auto axes."""
     if out_sharding is None:
         return value
+    mesh = out_sharding.mesh if isinstance(out_sharding, jax.sharding.NamedSharding) else None
+    if isinstance(out_sharding, jax.sharding.PartitionSpec):
+        mesh = jax.sharding.get_abstract_mesh()
+        if mesh.empty:
+            raise ValueError(f"out_sharding={out_sharding}: a PartitionSpec needs a mesh; call the initializer "
+                             "under `with jax.set_mesh(mesh):` or pass a NamedSharding")
+    if mesh is not None and mesh.explicit_axes:
+        return jax.sharding.reshard(value, out_sharding)
     if isinstance(value, jax.core.Tracer) or isinstance(out_sharding, jax.sharding.PartitionSpec):
         return jax.lax.with_sharding_constraint(value, out_sharding)
     return jax.device_put(value, out_sharding)

@@ -9,7 +9,7 @@ import numpy as np
 
 import pytest
 
-from conftest import shared_data_dir
+from conftest import REPO, shared_data_dir
 from nprnn_jax import config as config_lib
 from nprnn_jax import experiment, parallel, rnn, tasks
 from nprnn_jax import workdir as workdir_lib
@@ -180,7 +180,10 @@ def test_read_config_round_trips_a_config(tmp_path):
     (tmp_path / "config.json").write_text(json.dumps(record))
     again, _ = experiment.read_config(tmp_path)
     assert config_lib.to_json(again) == config_lib.to_json(config)
-    assert isinstance(again, ml_collections.ConfigDict)
+    assert isinstance(again, config_lib.Settings) and again["hidden_size"] == again.hidden_size
+    with pytest.raises(AttributeError, match="hidden_size: a validated config is read-only"):
+        again.hidden_size = 3
+    assert config_lib.validate(again.to_dict()) == again  # validates again from plain dicts
     # a config.json written before a setting existed reads with that setting at its default
     del record["config"]["seed_offset"]
     (tmp_path / "config.json").write_text(json.dumps(record))
@@ -322,3 +325,28 @@ def test_a_config_file_whose_get_config_returns_nothing_is_refused(tmp_path):
     assert result.returncode == 2
     assert "get_config() returned NoneType, not an ml_collections.ConfigDict" in result.stderr
     assert not (tmp_path / "w").exists()
+
+
+def test_load_params_needs_only_the_library():
+    # The library install has no ml_collections (the binaries' extra): reading a workdir's config
+    # and its weights, final and initial, must not import it (nor the experiments package).
+    import subprocess
+    import sys
+    script = """
+import sys
+for name in ("ml_collections", "experiments", "tensorboardX", "tqdm"):
+    sys.modules[name] = None  # an import of any of them fails
+import numpy as np
+from nprnn_jax import experiment
+workdir = sys.argv[1]
+config, _ = experiment.read_config(workdir)
+final = experiment.load_params(workdir, "np", learning_rate=0.01, seed=0)
+initial = experiment.load_params(workdir, "np", learning_rate=0.01, seed=0, initial=True)
+print(config.hidden_size, final["W_hh"].shape, round(float(np.linalg.eigvalsh(initial["W_hh"])[-1]), 5),
+      bool(np.allclose(final["W_hh"], initial["W_hh"])))
+"""
+    workdir = REPO / "tests" / "data" / "legacy_workdir_7e5892f"
+    result = subprocess.run([sys.executable, "-c", script, str(workdir)], capture_output=True, text=True,
+                            timeout=300, cwd=REPO)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.split() == ["8", "(8,", "8)", "1.0", "False"], result.stdout

@@ -124,6 +124,11 @@ def test_ts_missing_values(tmp_path):
     ("@problemName T\n@seriesLength 3\n@classLabel true a b\n@data\n1,2,3:a\n1,2:b\n", "length 2; @seriesLength says 3"),
     ("@problemName T\n@equalLength true\n@classLabel true a b\n@data\n1,2,3:a\n1,2:b\n", "@equalLength true but lengths"),
     (HEADER + "1,x:a\n", "not a number"),
+    # files that only look like data: a phantom class, numbers float() reads but a .ts file never holds
+    ("@problemName T\n@classLabel true a b a\n@data\n1,2:a\n1,2:b\n", "@classLabel lists 'a' twice"),
+    (HEADER + "1_000,2:a\n", "value '1_000' is not a number .a plain decimal"),
+    (HEADER + "\uff11,2:a\n", "value '\uff11' is not a number .a plain decimal"),
+    ("@problemName T\n@classLabel true a b\n@seriesLength \uff13\n@data\n1,2:a\n", "@serieslength must be a positive"),
 ])
 def test_ts_malformed(tmp_path, text, message):
     path = write(tmp_path, text)
@@ -132,6 +137,15 @@ def test_ts_malformed(tmp_path, text, message):
         return
     with pytest.raises(datasets.DataError, match=message):
         datasets.read_ts(path)
+
+
+def test_a_gzip_idx_file_with_trailing_garbage_is_refused(tmp_path, data_dir):
+    raw = (data_dir / "mnist" / "t10k-labels-idx1-ubyte.gz").read_bytes()
+    (tmp_path / "labels.gz").write_bytes(raw + b"garbage")
+    with pytest.raises(datasets.DataError, match=r"labels.gz: 7 bytes of trailing data after the gzip stream"):
+        datasets.read_idx(tmp_path / "labels.gz", expected_ndim=1)
+    (tmp_path / "whole.gz").write_bytes(raw)
+    assert datasets.read_idx(tmp_path / "whole.gz", expected_ndim=1).shape == (10_000,)
 
 
 def test_npz_loader(tmp_path):

@@ -65,7 +65,7 @@ def test_a_grid_with_more_event_files_than_open_files_is_refused_before_any_writ
     assert not (tmp_path / "w").exists()
     config = config_lib.validate(smoke(num_seeds=300))
     experiment.check_open_files(config, limit=1024)  # 300 runs fit under 1024 - 256
-    config.inits = ("np", "irnn", "nrnn")
+    config = config_lib.validate(smoke(num_seeds=300, inits=("np", "irnn", "nrnn")))
     with pytest.raises(config_lib.ConfigError, match="trains 900 runs at once"):  # grouped: all inits at once
         experiment.check_open_files(config, grouped=True, limit=1024)
 
@@ -260,3 +260,64 @@ def test_multi_device_settings_that_cannot_apply_are_refused(tmp_path, args, fra
     assert result.returncode == 2 and fragment in result.stderr and "Traceback" not in result.stderr, \
         result.stderr[-2000:]
     assert not (tmp_path / "w").exists()
+
+
+# --- issue 34 item 6: settings say what the user typed; settings nothing reads are refused ----
+
+@pytest.mark.parametrize("args,message", [
+    (("--config.lr_schedule=step", "--config.lr_cut_fractions=0.75,0.5"),
+     "error: lr_cut_fractions=(0.75, 0.5): must be increasing fractions of num_steps"),
+    (("--config.lr_schedule=step", "--config.lr_cut_fractions=0.5,0.51"),
+     "error: lr_cut_fractions=(0.5, 0.51): with num_steps=20 they fall on the steps (10, 10); the cuts must be on "
+     "increasing steps in [1, 20)"),
+    (("--config.lr_schedule=constant", "--config.lr_cut_fractions=0.5"),
+     "error: lr_cut_fractions=(0.5,) is ignored: no init has lr_schedule=step (they have lr_schedule=constant)"),
+    (("--config.lr_schedule=constant", "--config.lr_cut_steps=5,10"),
+     "error: lr_cut_steps=(5, 10) is ignored: no init has lr_schedule=step"),
+    (("--config.optimizer=sgd", "--config.momentum=0.5"),
+     "error: momentum=0.5 is ignored: no init has optimizer=momentum (they have optimizer=sgd)"),
+    (("--config.inits=np,irnn", "--config.per_init.irnn.optimizer=rmsprop", "--config.per_init.irnn.momentum=0.5"),
+     "error: per_init.irnn.momentum=0.5 is ignored: irnn has optimizer=rmsprop"),
+    (("--config.inits=np", "--config.per_init.lstm.learning_rates=0.1"),
+     "error: per_init.lstm.learning_rates is ignored: lstm is not trained (inits=np)"),
+    (("--config.task=multiplication",),
+     "error: task='multiplication' (from --config=experiments/configs/addition.py:smoke or --config.task): this is "
+     "the addition binary"),
+])
+def test_settings_that_nothing_reads_or_that_the_user_did_not_type_are_refused(tmp_path, args, message):
+    result = binary("addition", "--config=experiments/configs/addition.py:smoke", *args,
+                    f"--workdir={tmp_path / 'w'}")
+    assert result.returncode == 2 and message in result.stderr, result.stderr[-2000:]
+    assert "Traceback" not in result.stderr and not (tmp_path / "w").exists()
+
+
+def test_another_task_s_config_file_is_refused_by_the_binary(tmp_path):
+    result = binary("addition", "--config=experiments/configs/mnist.py:smoke", f"--workdir={tmp_path / 'w'}")
+    assert result.returncode == 2 and "error: task='mnist' (from --config=experiments/configs/mnist.py:smoke): this " \
+        "is the addition binary; run python -m experiments.mnist" in result.stderr, result.stderr[-2000:]
+    assert not (tmp_path / "w").exists()
+
+
+def test_a_coordinator_that_does_not_resolve_is_refused_at_once(tmp_path):
+    result = binary("addition", "--config=experiments/configs/addition.py:smoke", "--distributed",
+                    "--coordinator_address=no.such.host.invalid:1234", "--num_processes=2", "--process_id=0",
+                    f"--workdir={tmp_path / 'w'}")
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert "error: --coordinator_address='no.such.host.invalid:1234': the host 'no.such.host.invalid' does not " \
+        "resolve" in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "w").exists()
+
+
+def test_a_setting_written_as_a_group_is_refused_in_one_line(tmp_path):
+    result = binary("addition", "--config=experiments/configs/addition.py:smoke", "--config.inits.foo=1",
+                    f"--workdir={tmp_path / 'w'}")
+    assert result.returncode == 2 and "error: --config.inits.foo: inits is a setting, not a group of settings" \
+        in result.stderr, result.stderr[-2000:]
+    assert not (tmp_path / "w").exists()
+
+
+def test_dynamics_with_no_inits_is_refused_before_its_folder_is_made(tmp_path):
+    result = run_binary("dynamics", "--inits=", f"--workdir={tmp_path / 'd'}", timeout=300)
+    assert result.returncode == 2 and "error: --inits='': give one or more sRNN presets" in result.stderr, \
+        result.stderr[-2000:]
+    assert not (tmp_path / "d").exists()

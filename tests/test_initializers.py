@@ -1,4 +1,5 @@
 import math
+import os
 import re
 
 import jax
@@ -212,6 +213,58 @@ def test_the_jax_initializer_protocol_out_sharding_places_the_result(name):
     jitted = jax.jit(lambda k: init(k, (6, 6), out_sharding=sharding))(jax.random.key(0))
     assert jitted.sharding.is_equivalent_to(sharding, 2)
     np.testing.assert_allclose(jitted, placed, rtol=1e-5, atol=1e-6)
+
+
+MESH_SCRIPT = """
+import os
+os.environ["XLA_FLAGS"] = "--xla_force_host_platform_device_count=2"
+import jax, jax.numpy as jnp, numpy as np
+from jax.sharding import AxisType, NamedSharding, PartitionSpec as P
+from nprnn_jax import initializers as inits
+names = ("identity", "positive_definite", "np_init", "nrnn_init", "gaussian", "random_walk_normal")
+key = jax.random.key(0)
+for kind in ("default", "Explicit", "Auto"):
+    mesh = jax.make_mesh((2,), ("x",), **({} if kind == "default" else {"axis_types": (getattr(AxisType, kind),)}))
+    for name in names + ("jax_normal",):
+        init = jax.nn.initializers.normal() if name == "jax_normal" else getattr(inits, name)()
+        reference = np.asarray(init(key, (4, 4), jnp.float32))
+        for form in ("PartitionSpec", "NamedSharding"):
+            for how in ("eager", "jit"):
+                with jax.set_mesh(mesh):
+                    sharding = P("x") if form == "PartitionSpec" else NamedSharding(mesh, P("x"))
+                    call = lambda k: init(k, (4, 4), jnp.float32, out_sharding=sharding)
+                    try:
+                        out = jax.jit(call)(key) if how == "jit" else call(key)
+                    except Exception as error:
+                        print(kind, name, form, how, "refused", type(error).__name__)
+                        continue
+                    ok = (out.sharding.is_equivalent_to(NamedSharding(mesh, P("x")), 2)
+                          and np.allclose(np.asarray(out), reference, rtol=1e-5, atol=1e-6))
+                    print(kind, name, form, how, "placed" if ok else "WRONG", out.sharding.spec)
+"""
+
+
+def test_out_sharding_on_two_device_meshes_of_each_axis_type():
+    # jax.make_mesh's default axis type (Explicit) made every initializer of the project raise an
+    # AssertionError from with_sharding_constraint where jax.nn.initializers.normal worked; with
+    # Auto axes normal refuses a spec (its samplers take Explicit axes only) and ours place it.
+    import subprocess
+    import sys
+    result = subprocess.run([sys.executable, "-c", MESH_SCRIPT], capture_output=True, text=True, timeout=600,
+                            env={**os.environ, "JAX_PLATFORMS": "cpu"})
+    assert result.returncode == 0, result.stderr[-3000:]
+    lines = [line.split() for line in result.stdout.splitlines()]
+    assert len(lines) == 3 * 7 * 4, result.stdout
+    for kind, name, form, how, outcome, *_ in lines:
+        if name == "jax_normal" and kind == "Auto":
+            assert outcome == "refused", (kind, name, form, how, outcome)  # JAX's own behaviour
+        else:
+            assert outcome == "placed", (kind, name, form, how, outcome)
+
+
+def test_a_partition_spec_without_a_mesh_is_refused_in_one_line():
+    with pytest.raises(ValueError, match=r"out_sharding=P\('x',\): a PartitionSpec needs a mesh"):
+        inits.np_init()(jax.random.key(0), (4, 4), out_sharding=jax.sharding.PartitionSpec("x"))
 
 
 @pytest.mark.parametrize("name", sorted(ALL_BUILDERS))

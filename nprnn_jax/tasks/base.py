@@ -333,6 +333,9 @@ class ClassificationTask(Task):
         if test_size is not None:
             if test_size < 1:
                 raise ValueError(f"test_size must be a positive int; got {test_size}")
+            if test_size > test["xs"].shape[0]:
+                raise ValueError(f"test_size={test_size}: the {name} test set has {test['xs'].shape[0]} examples "
+                                 "(test_size=0 evaluates all of them)")
             test = {k: v[:test_size] for k, v in test.items()}
         self.num_train = int(train["xs"].shape[0])
         self.num_test = int(test["xs"].shape[0])
