@@ -43,6 +43,7 @@ import shutil
 import signal
 import sys
 import time
+from typing import Optional
 
 from absl import app, flags
 
@@ -105,6 +106,10 @@ def _record_killed(root: pathlib.Path, name: str):
         beat.unlink(missing_ok=True)
 
 
+class SnapshotRefused(ValueError):
+    """A job's snapshot cannot be resumed (the message names the job, the file and the fault)."""
+
+
 # A snapshot holds what a job needs to resume elsewhere; checkpoints only the newest intact one.
 SNAPSHOT_FILES = ("config.json", "metrics.jsonl", "train_loss.jsonl", "results.md", "permutation.json")
 
@@ -160,11 +165,66 @@ def snapshot_folder(snapshots: pathlib.Path, name: str) -> pathlib.Path:
     return old if not folder.exists() and old.is_dir() else folder
 
 
-def seed_from_snapshot(name: str, root: pathlib.Path, snapshots: pathlib.Path) -> bool:
-    """Starts ``root/<name>`` from a committed snapshot when the workdir does not exist yet."""
+def snapshot_problem(source: pathlib.Path, task: str) -> Optional[str]:
+    """What makes the snapshot ``source`` of a job of ``task`` unusable (None: usable), checked
+    before anything is copied into a root: its config.json missing, unreadable or of another
+    task; a records file that is not JSON lines (file and line named); an init whose every
+    checkpoint is damaged or lacks its hash record. (The job's binary compares the rest of the
+    settings itself, and sets a damaged newest checkpoint aside when an older one is intact.)"""
+    from nprnn_jax import workdir as workdir_lib
+
+    config = source / "config.json"
+    if not config.is_file():
+        return f"{config} is missing (a snapshot holds config.json, the records and checkpoints)"
+    try:
+        task_of = json.loads(config.read_text())["config"]["task"]
+    except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError) as error:
+        return f"{config} is not a workdir's config record ({type(error).__name__})"
+    if task_of != task:
+        return f"{config} is a {task_of!r} run, not this job's {task!r}: the snapshot of another job"
+    for records in ("metrics.jsonl", "train_loss.jsonl"):
+        path = source / records
+        if not path.is_file():
+            continue
+        try:
+            lines = path.read_bytes().decode("utf-8").splitlines()
+        except UnicodeDecodeError as error:
+            return f"{path}: not text (byte {error.start} is not UTF-8)"
+        for number, line in enumerate(lines, 1):
+            try:
+                if line.strip() and not isinstance(json.loads(line), dict):
+                    raise ValueError
+            except ValueError:
+                if number == len(lines):
+                    continue  # the last line, cut short while the job wrote it: the resume drops it
+                return f"{path}: line {number} is not a JSON record ({line[:40]!r})"
+    for init_dir in sorted((source / "checkpoints").glob("*")):
+        steps = sorted((int(p.name) for p in init_dir.iterdir() if p.name.isdigit()), reverse=True)
+        problems = []
+        for step in steps:
+            if not (source / "checkpoint_hashes" / init_dir.name / f"{step}.json").is_file():
+                problems.append(f"step {step}: no hash record")
+                continue
+            damage = workdir_lib.checkpoint_damage(source, init_dir.name, step)
+            if damage is None:
+                break
+            problems.append(f"step {step}: {damage}")
+        else:
+            if steps:
+                return f"{init_dir}: no intact checkpoint ({'; '.join(problems)})"
+    return None
+
+
+def seed_from_snapshot(name: str, root: pathlib.Path, snapshots: pathlib.Path, task: str = "") -> bool:
+    """Starts ``root/<name>`` from a committed snapshot when the workdir does not exist yet;
+    `SnapshotRefused` when the snapshot is unusable (`snapshot_problem`), before anything is copied."""
     source = snapshot_folder(snapshots, name)
     if (root / name).exists() or not (source / "checkpoints").is_dir() or (source / "summary.json").exists():
         return False
+    problem = snapshot_problem(source, task) if task else None
+    if problem:
+        raise SnapshotRefused(f"{name}: its snapshot is refused: {problem}; nothing was copied into {root} "
+                              f"(remove or repair {source}, or give --resume_from another snapshot)")
     shutil.copytree(source, root / name)
     for extra in ("jobs.jsonl",):  # the costs so far, if this root has none
         if (snapshots / extra).is_file() and not (root / extra).exists():
@@ -222,7 +282,11 @@ def run_queue(names: list, all_jobs: dict, root: pathlib.Path, snapshots: pathli
                 return f"{name}: finished, its records kept in {source / name}; not run again", False
         _record_killed(root, name)
         for source in sources:
-            if seed_from_snapshot(name, root, source):
+            try:
+                seeded = seed_from_snapshot(name, root, source, task=all_jobs[name][0])
+            except SnapshotRefused as refused:
+                return str(refused), None
+            if seeded:
                 return f"{name}: continues from the snapshot in {snapshot_folder(source, name)}", True
         return "", True
 

@@ -251,7 +251,13 @@ def truncate_metrics(path: pathlib.Path, init: str, last_step: int):
     if not path.exists():
         return
     kept = []
-    lines = path.read_text().splitlines()
+    raw = path.read_bytes()
+    try:
+        lines = raw.decode("utf-8").splitlines()
+    except UnicodeDecodeError as error:
+        line = raw[:error.start].count(b"\n") + 1
+        raise WorkdirConfigError(f"{path}: line {line} is not text (byte {error.start} is not UTF-8); the file is "
+                                 "damaged") from None
     for number, line in enumerate(lines, 1):
         try:
             row = json.loads(line)

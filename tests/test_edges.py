@@ -321,3 +321,11 @@ def test_dynamics_with_no_inits_is_refused_before_its_folder_is_made(tmp_path):
     assert result.returncode == 2 and "error: --inits='': give one or more sRNN presets" in result.stderr, \
         result.stderr[-2000:]
     assert not (tmp_path / "d").exists()
+
+
+def test_binary_garbage_in_metrics_jsonl_is_named_by_file_and_line(tmp_path):
+    path = tmp_path / "metrics.jsonl"
+    path.write_bytes(b'{"init": "np", "step": 10}\n{"init": "np", "step": 20}\n\x00\xff garbage\n')
+    with pytest.raises(workdir_lib.WorkdirConfigError, match=r"metrics.jsonl: line 3 is not text \(byte 55 is not "
+                                                             r"UTF-8\); the file is damaged"):
+        workdir_lib.truncate_metrics(path, "np", 10)

@@ -444,3 +444,50 @@ def test_cost_records_merge_instead_of_replacing_the_kept_ones():
     new = '{"job": "a", "seconds": 10}\n{"job": "b", "seconds": 7}\n'
     assert study_report.merge_cost_records(kept, new) == '{"job": "a", "seconds": 10}\n{"job": "b", "seconds": 7}\n'
     assert study_report.merge_cost_records("", new) == new
+
+
+def test_a_damaged_partial_or_foreign_snapshot_is_refused_before_anything_is_copied(tmp_path, uninterrupted):
+    import shutil
+    unfinished = tmp_path / "unfinished"
+    shutil.copytree(uninterrupted, unfinished)
+    (unfinished / "summary.json").unlink()
+
+    def snapshot(case, damage):
+        folder = tmp_path / case / "smoke" / "addition_a"
+        reproduce.snapshot_job(unfinished, folder)
+        damage(folder)
+        return folder
+
+    def truncate(folder):
+        data = max((p for p in (folder / "checkpoints" / "np").rglob("*") if p.is_file()), key=lambda p: p.stat().st_size)
+        data.write_bytes(data.read_bytes()[:10])
+
+    def foreign(folder):
+        record = json.loads((folder / "config.json").read_text())
+        record["config"]["task"] = "multiplication"
+        (folder / "config.json").write_text(json.dumps(record))
+
+    cases = {"truncated": (truncate, r"checkpoints/np: no intact checkpoint \(step \d+: .* has changed since it was saved\)"),
+             "no_config": (lambda f: (f / "config.json").unlink(), r"config.json is missing"),
+             "garbage": (lambda f: open(f / "metrics.jsonl", "ab").write(b"\x00\xff\n"), r"metrics.jsonl: not text"),
+             "half_line": (lambda f: open(f / "train_loss.jsonl", "a").write('{"init": \n{}\n'),
+                           r"train_loss.jsonl: line \d+ is not a JSON record"),
+             "foreign": (foreign, r"config.json is a 'multiplication' run, not this job's 'addition': the snapshot of "
+                                  r"another job")}
+    import re
+    for case, (damage, message) in cases.items():
+        problem = reproduce.snapshot_problem(snapshot(case, damage), "addition")
+        assert problem and re.search(message, problem), (case, problem)
+    assert reproduce.snapshot_problem(snapshot("whole", lambda f: None), "addition") is None
+    # a last line cut short while the job wrote it is what a live snapshot may hold: accepted
+    assert reproduce.snapshot_problem(snapshot("cut", lambda f: open(f / "metrics.jsonl", "a").write('{"in')),
+                                      "addition") is None
+    # through the driver: refused by name, exit 1, nothing copied into the root, nothing run
+    for case in ("truncated", "foreign"):
+        root = tmp_path / f"root_{case}"
+        driver = _driver("--only=addition_a", f"--root={root}", f"--resume_from={tmp_path / case}", "--workers=1")
+        out, _ = driver.communicate(timeout=600)
+        assert driver.returncode == 1, out[-3000:]
+        assert "addition_a: its snapshot is refused: " in out and "nothing was copied into" in out, out[-3000:]
+        assert re.search(cases[case][1], out), out[-3000:]
+        assert not (root / "smoke" / "addition_a").exists() and "started on core" not in out

@@ -111,7 +111,8 @@ class Queue:
     """Runs ``names`` (in this order) on ``workers`` cores; see the module doc.
 
     ``command(name, workdir)`` gives a job's command line; ``before_start(name)`` returns a
-    line to print and whether to run it (a job finished elsewhere, a frontier stop);
+    line to print and whether to run it (False: not run, as a job finished elsewhere or a frontier
+    stop; None: refused, counted as failed);
     ``snapshot()`` refreshes the snapshot of every unfinished job (atomically) and returns
     what it kept; ``record_cost(record)`` appends a job's cost record.
     """
@@ -159,6 +160,9 @@ class Queue:
         line, run = self.before_start(name)
         if line:
             self.say(line)
+        if run is None:  # refused before it started (the line says why)
+            self.outcomes[name] = "failed (refused before its start)"
+            return
         if not run:
             self.outcomes[name] = "skipped"
             return
