@@ -214,11 +214,13 @@ def merge_workdirs(workdirs, out, metric: str, higher_is_better: bool, title: st
 
 
 def _merge_locked(workdirs, out, metric, higher_is_better, title, schema):
+    from nprnn_jax import workdir as workdir_lib
+
     reference, summaries, rows = None, [], []
     for workdir in workdirs:
         if not (workdir / "summary.json").is_file():
             raise ValueError(f"{workdir} has no summary.json (unfinished or not a workdir)")
-        record = json.loads((workdir / "config.json").read_text())
+        record = workdir_lib.read_config(workdir, schema)  # an edited record is refused by name
         settings = {k: v for k, v in schema.result_settings(schema.with_defaults(record["config"])).items()
                     if k not in MERGE_MAY_DIFFER}
         if reference is None:

@@ -153,7 +153,7 @@ def check_or_write_config(workdir: pathlib.Path, record: dict, write: bool = Tru
                 # workdir (no summary), never a config of N steps beside results of fewer.
                 for name in ("summary.json", "validation.json", "results.md"):
                     (workdir / name).unlink(missing_ok=True)
-                atomic_write(path, json.dumps(extended, indent=2, sort_keys=True) + "\n")
+                atomic_write(path, json.dumps(_with_fingerprint(extended), indent=2, sort_keys=True) + "\n")
             return
         if diffs:
             raise WorkdirConfigError(
@@ -162,7 +162,20 @@ def check_or_write_config(workdir: pathlib.Path, record: dict, write: bool = Tru
         return
     if write:
         workdir.mkdir(parents=True, exist_ok=True)
-        atomic_write(path, json.dumps(record, indent=2, sort_keys=True) + "\n")
+        atomic_write(path, json.dumps(_with_fingerprint(record), indent=2, sort_keys=True) + "\n")
+
+
+def fingerprint(record: dict) -> str:
+    """The SHA-256 (first 16 hex digits) of a config record's contents, its own fingerprint left
+    out: written into config.json with it, so a hand edit (a setting deleted, a learning rate
+    changed) is refused instead of read as what ran."""
+    import hashlib
+    body = {k: v for k, v in record.items() if k != "fingerprint"}
+    return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()[:16]
+
+
+def _with_fingerprint(record: dict) -> dict:
+    return {**{k: v for k, v in record.items() if k != "fingerprint"}, "fingerprint": fingerprint(record)}
 
 
 def check_record(record, path, schema: Schema = PLAIN) -> dict:
@@ -182,6 +195,11 @@ def check_record(record, path, schema: Schema = PLAIN) -> dict:
     problem = schema.check(record["config"])
     if problem:
         raise WorkdirConfigError(f"{path}: {problem}; the file was edited or damaged: use a new workdir")
+    # (records written before fingerprints have none: read as they are)
+    if "fingerprint" in record and record["fingerprint"] != fingerprint(record):
+        raise WorkdirConfigError(f"{path} was edited after the run wrote it (its fingerprint "
+                                 f"{record['fingerprint']!r} does not match its contents): it no longer says "
+                                 "what ran; restore the file as written, or use a new workdir")
     return record
 
 

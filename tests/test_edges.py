@@ -163,7 +163,10 @@ def test_single_class_training_data_is_refused(tmp_path):
     (lambda r: r.__setitem__("plan", "x"), "its 'plan' is str, not a dict"),
     (lambda r: r.__setitem__("config", None), "its 'config' is NoneType, not a dict"),
     (lambda r: r.__setitem__("version", 1), "written by another nprnn_jax (config version 1"),
-    (lambda r: r["config"].pop("num_steps"), "holds a run of num_steps=10000; it cannot be shortened"),
+    # a setting deleted (it would read as its default) or a learning rate changed (it would relabel
+    # the trained runs): the fingerprint written with the record no longer matches
+    (lambda r: r["config"].pop("num_steps"), "config.json was edited after the run wrote it (its fingerprint"),
+    (lambda r: r["config"].__setitem__("learning_rates", [0.05]), "config.json was edited after the run wrote it"),
 ])
 def test_a_hand_edited_config_json_is_refused_by_name(tmp_path, edit, fragment):
     config = config_lib.validate(smoke())
