@@ -298,6 +298,8 @@ def _train_groups(task, groups, workdir, plan, test_set, validation_set, progres
             if manager.latest_step() is None:
                 start = 0
             members.append(_Member(run, grid_run, manager, state, start))
+        if len({m.start for m in members}) > 1:
+            members = _align_starts(members, workdir, main)
         # Inits restored at different steps (a workdir of runs trained one after another) are
         # trained in sub-groups of equal start, so every member's records equal its own grid's.
         for start in dict.fromkeys(m.start for m in members):
@@ -311,6 +313,43 @@ def _train_groups(task, groups, workdir, plan, test_set, validation_set, progres
                         grid_run.rows(None, None, state, validation_metrics), host(state.diverged_step))
         for member in members:
             member.manager.close()
+
+
+def _align_starts(members: list, workdir: pathlib.Path, main: bool) -> list:
+    """A group whose inits were restored at different steps (a kill between two inits'
+    checkpoints of one segment) restarts every init at the earliest of those steps when each
+    still has an intact checkpoint there (a manager keeps two), so the group trains on as one
+    and its rows land in the uninterrupted run's order; the later checkpoints are dropped (the
+    same segment recomputes them). Otherwise the members are left as they are (trained in
+    sub-groups of equal start)."""
+    import sys
+    target = min(m.start for m in members)
+    aligned = []
+    for m in members:
+        if m.start == target:
+            aligned.append(m)
+            continue
+        template = m.grid_run.initial_state()
+        if target == 0:
+            state = template
+        elif target in m.manager.all_steps() and workdir_lib.checkpoint_damage(workdir, m.run.init, target) is None:
+            try:
+                state = workdir_lib.restore_step(m.manager, target, template, _legacy(template))
+            except Exception:  # noqa: BLE001  not restorable: keep the members as they are
+                return members
+        else:
+            return members
+        aligned.append(m._replace(state=state, start=target))
+    for m, new in zip(members, aligned):
+        if new.start != m.start:
+            for step in [s for s in m.manager.all_steps() if s > target]:
+                m.manager.delete(step)
+                if main:
+                    (workdir / "checkpoint_hashes" / m.run.init / f"{step}.json").unlink(missing_ok=True)
+            if main:
+                print(f"{m.run.init}: resumes at step {target} with the other inits of its group (its checkpoint "
+                      f"at step {m.start} was written after theirs; the group recomputes it)", file=sys.stderr)
+    return aligned
 
 
 class _Member(NamedTuple):

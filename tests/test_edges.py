@@ -332,3 +332,25 @@ def test_binary_garbage_in_metrics_jsonl_is_named_by_file_and_line(tmp_path):
     with pytest.raises(workdir_lib.WorkdirConfigError, match=r"metrics.jsonl: line 3 is not text \(byte 55 is not "
                                                              r"UTF-8\); the file is damaged"):
         workdir_lib.truncate_metrics(path, "np", 10)
+
+
+@pytest.mark.slow
+def test_a_kill_between_two_inits_checkpoints_of_a_group_resumes_to_the_same_bytes(tmp_path, capsys):
+    # grouped inits (one program): np's checkpoint of step 20 written, irnn's not. The resume
+    # restarted them in sub-groups (irnn from 10, np from 20), so the rows came out in another
+    # order; now both restart at step 10 and the files equal the uninterrupted run's byte for byte.
+    config = smoke(inits=("np", "irnn"), num_steps=30, eval_every=10, log_every=5, group_inits="on",
+                   tensorboard=False)
+
+    def kill(event, init, step):
+        if event == "checkpoint_started" and init == "np" and step == 20:
+            raise Stop()
+    with pytest.raises(Stop):
+        experiment.train_and_evaluate(config, tmp_path / "w", on_event=kill)
+    assert sorted(p.name for p in (tmp_path / "w" / "checkpoint_hashes" / "np").iterdir()) == ["10.json", "20.json"]
+    assert sorted(p.name for p in (tmp_path / "w" / "checkpoint_hashes" / "irnn").iterdir()) == ["10.json"]
+    experiment.train_and_evaluate(config, tmp_path / "w")
+    assert "np: resumes at step 10 with the other inits of its group" in capsys.readouterr().err
+    experiment.train_and_evaluate(config, tmp_path / "whole")
+    for name in ("metrics.jsonl", "train_loss.jsonl", "summary.json", "validation.json"):
+        assert (tmp_path / "w" / name).read_bytes() == (tmp_path / "whole" / name).read_bytes(), name
