@@ -50,8 +50,11 @@ setup(
         "tfds": ["tensorflow-datasets>=4.9.10"],
         # `tensorboard --logdir <workdir>/tensorboard` to look at the event files.
         "tensorboard": ["tensorboard>=2.16"],
+        # The study as a SLURM job array (`reproduce --launcher=slurm`): submitit submits, requeues after
+        # a time-out or preemption and runs the same code locally for the tests.
+        "slurm": EXPERIMENTS + ["submitit>=1.5"],
         # pytest-xdist: the suite runs on every core (pytest.ini: -n auto)
-        "test": EXPERIMENTS + ["tensorflow-datasets>=4.9.10", "pytest>=8.0", "pytest-xdist>=3.5"],
+        "test": EXPERIMENTS + ["tensorflow-datasets>=4.9.10", "pytest>=8.0", "pytest-xdist>=3.5", "submitit>=1.5"],
         # The speed comparison against PyTorch; not needed for the tests.
         "bench": EXPERIMENTS + ["torch>=2.9"],
     },

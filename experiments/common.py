@@ -373,8 +373,9 @@ STOPPED_EXIT = 75
 
 
 def _stop_on_signals(request_stop):
-    """SIGTERM (what SLURM and `kill` send) and SIGUSR1 (what a VM or SLURM's --signal sends
-    before preemption) stop training at the end of its current segment, with a checkpoint."""
+    """SIGTERM (what SLURM and `kill` send), SIGUSR1 (what a VM or SLURM's --signal sends before
+    preemption) and SIGUSR2 (submitit's warning before a SLURM time limit, which may reach every
+    process of the step) stop training at the end of its current segment, with a checkpoint."""
     import signal
 
     def handler(signum, frame):
@@ -385,7 +386,7 @@ def _stop_on_signals(request_stop):
 
     if threading.current_thread() is not threading.main_thread():
         return {}
-    return {signum: signal.signal(signum, handler) for signum in (signal.SIGTERM, signal.SIGUSR1)}
+    return {signum: signal.signal(signum, handler) for signum in (signal.SIGTERM, signal.SIGUSR1, signal.SIGUSR2)}
 
 
 def _restore_signals(previous: dict):

@@ -8,7 +8,6 @@ The workdirs must hold finished runs of the same settings except their seeds; th
 summary.json, metrics.jsonl, results.md and figures go to --out.
 """
 
-import json
 import pathlib
 import sys
 
@@ -24,12 +23,13 @@ def main(argv):
         print("error: give --workdirs=a,b,... and --out=folder (and nothing else)", file=sys.stderr)
         sys.exit(2)
     from nprnn_jax import config as config_lib
-    from nprnn_jax import report
+    from nprnn_jax import merge
+    from nprnn_jax import workdir as workdir_lib
     try:
-        first = json.loads((pathlib.Path(FLAGS.workdirs[0]) / "config.json").read_text())
-        task = first["config"]["task"]
-        table = report.merge_workdirs(FLAGS.workdirs, FLAGS.out, "test_accuracy", True,
-                                      f"{task} (merged: {len(FLAGS.workdirs)} workdirs)", schema=config_lib.SCHEMA)
+        first = workdir_lib.read_config(pathlib.Path(FLAGS.workdirs[0]), config_lib.SCHEMA)  # errors name the file
+        task = first["config"].get("task", "?")
+        table = merge.merge_workdirs(FLAGS.workdirs, FLAGS.out, "test_accuracy", True,
+                                     f"{task} (merged: {len(FLAGS.workdirs)} workdirs)", schema=config_lib.SCHEMA)
     except (OSError, ValueError, KeyError) as error:
         print(f"error: {str(error).splitlines()[0]}", file=sys.stderr)
         sys.exit(2)

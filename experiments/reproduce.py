@@ -48,7 +48,7 @@ from typing import Optional
 from absl import app, flags
 
 from experiments.study import queue as queue_lib
-from experiments.study_report import jobs
+from experiments.study.plan import jobs
 
 flags.DEFINE_enum("budget", "cpu", ["cpu", "paper", "frontier", "smoke"], "smoke: three jobs of seconds each, to "
                   "try the driver, its deadline and snapshots; cpu: the study on 2 CPU cores (about 1.5-2 h); "
@@ -75,6 +75,15 @@ flags.DEFINE_string("resume_from", str(pathlib.Path(__file__).resolve().parents[
                                        / "workdirs"),
                     "A job whose workdir is missing under --root starts from the snapshot "
                     "<resume_from>/<budget>/<job> when one exists.")
+flags.DEFINE_enum("launcher", "local", ["local", "slurm"], "local: this machine's cores (--workers); slurm: "
+                  "submit the jobs as one SLURM job array through submitit (pip install -e \".[slurm]\"), each "
+                  "task requeued after a time-out or preemption and resuming from its workdir, then exit.")
+flags.DEFINE_string("slurm_partition", "", "--launcher=slurm: the partition (default: the cluster's).")
+flags.DEFINE_integer("slurm_time", 240, "--launcher=slurm: minutes per run of a task (then requeued).", lower_bound=11)
+flags.DEFINE_integer("slurm_cpus", 1, "--launcher=slurm: cores per task (a job is one process).", lower_bound=1)
+flags.DEFINE_integer("slurm_parallelism", 64, "--launcher=slurm: array tasks running at once.", lower_bound=1)
+flags.DEFINE_integer("slurm_requeues", 20, "--launcher=slurm: time-outs a task may be requeued after.",
+                     lower_bound=0)
 
 FLAGS = flags.FLAGS
 CONFIGS = "experiments/configs"
@@ -238,7 +247,7 @@ START = time.time()
 def snapshot_all(root: pathlib.Path, names: list, out: pathlib.Path) -> list:
     """Refreshes the snapshot of every unfinished job of ``names`` under ``root`` in ``out`` (each
     atomically) and merges the cost records into its jobs.jsonl; returns a line per job kept."""
-    from experiments import study_report
+    from experiments.study.records import merge_cost_records
     from nprnn_jax import workdir as workdir_lib
 
     lines = []
@@ -260,7 +269,7 @@ def snapshot_all(root: pathlib.Path, names: list, out: pathlib.Path) -> list:
                                    "seconds": round(state["updated"] - state["started"], 1)}) + "\n"
         out.mkdir(parents=True, exist_ok=True)
         kept = (out / "jobs.jsonl").read_text() if (out / "jobs.jsonl").is_file() else ""
-        workdir_lib.atomic_write(out / "jobs.jsonl", study_report.merge_cost_records(kept, records))
+        workdir_lib.atomic_write(out / "jobs.jsonl", merge_cost_records(kept, records))
     return lines
 
 
@@ -268,12 +277,12 @@ def run_queue(names: list, all_jobs: dict, root: pathlib.Path, snapshots: pathli
     """Runs ``names`` through `queue_lib.Queue`; the exit status (1: a job failed). A job missing
     under ``root`` continues from its snapshot in ``snapshots`` (--snapshot), else in --resume_from
     (the committed records), and one finished in either is not run again."""
-    from experiments import study_report
+    from experiments.study import plan
 
     sources = list(dict.fromkeys([snapshots, pathlib.Path(FLAGS.resume_from) / FLAGS.budget]))
 
     def before_start(name):
-        why = study_report.frontier_stop(name, root, sources[-1]) if FLAGS.budget == "frontier" else None
+        why = plan.frontier_stop(name, root, sources[-1]) if FLAGS.budget == "frontier" else None
         if why:
             return f"{name}: not run: {why}", False
         for source in sources:
@@ -363,6 +372,19 @@ def main(argv):
         for line in snapshot_all(root, names, snapshots):
             print(line)
         return
+    if FLAGS.launcher == "slurm" and not FLAGS.report:
+        from experiments.study import slurm
+        root.mkdir(parents=True, exist_ok=True)
+        executor = slurm.slurm_executor(root / "slurm", partition=FLAGS.slurm_partition, time_min=FLAGS.slurm_time,
+                                        cpus=FLAGS.slurm_cpus, parallelism=FLAGS.slurm_parallelism,
+                                        requeues=FLAGS.slurm_requeues)
+        sources = list(dict.fromkeys([snapshots, pathlib.Path(FLAGS.resume_from) / FLAGS.budget]))
+        submitted = slurm.submit(executor, names, all_jobs, root, sources, FLAGS.budget)
+        for name, job in zip(names, submitted):
+            print(f"{name}: submitted as SLURM job {job.job_id} (log: {root / f'{name}.log'})")
+        print(f"when they have finished: python -m experiments.reproduce --budget={FLAGS.budget} "
+              f"--root={FLAGS.root} --report")
+        return
     try:
         deadline = queue_lib.parse_deadline(FLAGS.deadline, START)
     except ValueError as error:
@@ -373,7 +395,7 @@ def main(argv):
         status = run_queue(names, all_jobs, root, snapshots, deadline)
     if FLAGS.budget == "smoke":  # not part of the study's page
         sys.exit(status)
-    from experiments import study_report
+    from experiments.study import frontier, page, records
     report_path = pathlib.Path(FLAGS.report_path or pathlib.Path(FLAGS.root) / "reproduction.md")
     kept = report_path.parent / report_path.stem / "workdirs"
     if FLAGS.report and not any((pathlib.Path(FLAGS.root) / b).is_dir() or (kept / b).is_dir()
@@ -382,8 +404,10 @@ def main(argv):
               "nothing to report", file=sys.stderr)
         sys.exit(2)
     try:
-        study_report.write_page(pathlib.Path(FLAGS.root), report_path)
-    except study_report.JobRecordsError as error:
+        # the analysis step first (it writes horizon.json into finished frontier jobs); the page only reads
+        frontier.analyze_horizons(pathlib.Path(FLAGS.root), kept)
+        page.write_page(pathlib.Path(FLAGS.root), report_path)
+    except records.JobRecordsError as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(2)
     except OSError as error:

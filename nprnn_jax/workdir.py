@@ -337,41 +337,6 @@ def checkpoint_damage(workdir: pathlib.Path, init: str, step: int) -> Optional[s
     return None
 
 
-class TensorBoard:
-    """TensorBoard event files of one init's runs, one folder per run under
-    ``tensorboard/<init>/lr=<lr>,dropout=<rate>,seed=<seed>`` (tensorboardX: a small
-    event-file writer that needs no TensorFlow). Resuming from step ``start`` drops the
-    events after it that an interrupted run had written (``purge_step``)."""
-
-    def __init__(self, workdir: pathlib.Path, init: str, start: int):
-        self.root = workdir / "tensorboard" / init
-        self.start, self.writers, self.init = start, {}, init
-
-    def write(self, rows: list, skip: tuple = ()):
-        """Each row's numbers as scalars at its step (tags in ``skip`` left out)."""
-        for row in rows:
-            key = (row["learning_rate"], row.get("dropout", 0.0), row["seed"])
-            if key not in self.writers:
-                from tensorboardX import SummaryWriter
-                name = f"lr={key[0]:g},dropout={key[1]:g},seed={key[2]}"
-                writer = SummaryWriter(str(self.root / name), purge_step=self.start + 1 if self.start else None)
-                if not self.start:  # the run's setting, for TensorBoard's HParams dashboard (once per run)
-                    from tensorboardX.summary import hparams
-                    for summary in hparams({"init": self.init, "learning_rate": key[0], "dropout": key[1],
-                                            "seed": key[2]},
-                                           {tag: None for tag in row if tag.startswith(("test_", "train_"))}):
-                        writer._get_file_writer().add_summary(summary)
-                self.writers[key] = writer
-            for tag, value in row.items():
-                if tag in ("init", "learning_rate", "dropout", "seed", "step", "diverged") + skip or value is None:
-                    continue
-                self.writers[key].add_scalar(tag, float(value), row["step"])
-
-    def close(self):
-        for writer in self.writers.values():
-            writer.close()
-
-
 def summary_records(final_rows: list, diverged_steps) -> list:
     """summary.json's records from the rows of the final evaluation (same order)."""
     records = []
@@ -444,7 +409,6 @@ def restore_newest_intact(manager, template, workdir: pathlib.Path, init: str, m
     import shutil
     import sys
 
-    import orbax.checkpoint as ocp
     from absl import logging
 
     steps = sorted(manager.all_steps(), reverse=True)

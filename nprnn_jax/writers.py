@@ -60,8 +60,43 @@ class JsonlWriter(MetricWriter):
             workdir_lib.append_metrics(self.train_loss, loss_rows)
 
 
+class _EventFiles:
+    """TensorBoard event files of one init's runs, one folder per run under
+    ``tensorboard/<init>/lr=<lr>,dropout=<rate>,seed=<seed>`` (tensorboardX: a small
+    event-file writer that needs no TensorFlow). Resuming from step ``start`` drops the
+    events after it that an interrupted run had written (``purge_step``)."""
+
+    def __init__(self, workdir: pathlib.Path, init: str, start: int):
+        self.root = workdir / "tensorboard" / init
+        self.start, self.writers, self.init = start, {}, init
+
+    def write(self, rows: list, skip: tuple = ()):
+        """Each row's numbers as scalars at its step (tags in ``skip`` left out)."""
+        for row in rows:
+            key = (row["learning_rate"], row.get("dropout", 0.0), row["seed"])
+            if key not in self.writers:
+                from tensorboardX import SummaryWriter
+                name = f"lr={key[0]:g},dropout={key[1]:g},seed={key[2]}"
+                writer = SummaryWriter(str(self.root / name), purge_step=self.start + 1 if self.start else None)
+                if not self.start:  # the run's setting, for TensorBoard's HParams dashboard (once per run)
+                    from tensorboardX.summary import hparams
+                    for summary in hparams({"init": self.init, "learning_rate": key[0], "dropout": key[1],
+                                            "seed": key[2]},
+                                           {tag: None for tag in row if tag.startswith(("test_", "train_"))}):
+                        writer._get_file_writer().add_summary(summary)
+                self.writers[key] = writer
+            for tag, value in row.items():
+                if tag in ("init", "learning_rate", "dropout", "seed", "step", "diverged") + skip or value is None:
+                    continue
+                self.writers[key].add_scalar(tag, float(value), row["step"])
+
+    def close(self):
+        for writer in self.writers.values():
+            writer.close()
+
+
 class TensorBoardWriter(MetricWriter):
-    """TensorBoard event files, one folder per run (`workdir.TensorBoard`)."""
+    """TensorBoard event files, one folder per run (`_EventFiles`)."""
 
     def __init__(self, workdir: pathlib.Path):
         self.workdir, self.boards = pathlib.Path(workdir), {}
@@ -69,7 +104,7 @@ class TensorBoardWriter(MetricWriter):
     def resume(self, init, start):
         if init in self.boards:
             self.boards[init].close()
-        self.boards[init] = workdir_lib.TensorBoard(self.workdir, init, start)
+        self.boards[init] = _EventFiles(self.workdir, init, start)
 
     def write(self, init, rows, loss_rows=None):
         board = self.boards[init]

@@ -3,7 +3,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from nprnn_jax import parallel, bptt, rnn
+from conftest import device_flags
+from nprnn_jax import bptt, parallel, rnn
 
 
 def random_problem(key, steps=30, batch=5, hidden=12, masked=False):
@@ -260,7 +261,7 @@ def test_gradients_inside_shard_map_with_vma_checks(devices):
     import subprocess
     import sys
     env = {**os.environ, "JAX_PLATFORMS": "cpu",
-           "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}"}
+           "XLA_FLAGS": device_flags(devices)}
     out = subprocess.run([sys.executable, "-c", SHARD_MAP_GRADS], env=env, capture_output=True, text=True,
                          timeout=300)
     assert f"DEVICES {devices} WORST" in out.stdout, out.stderr[-3000:]

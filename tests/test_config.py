@@ -4,12 +4,11 @@ import importlib
 import json
 import os
 
-import ml_collections
 import numpy as np
 
 import pytest
 
-from conftest import REPO, shared_data_dir
+from conftest import REPO, device_flags, shared_data_dir
 from nprnn_jax import config as config_lib
 from nprnn_jax import experiment, parallel, rnn, tasks
 from nprnn_jax import workdir as workdir_lib
@@ -252,7 +251,7 @@ def test_load_params_reads_no_data_any_topology_and_merged_workdirs(tmp_path):
     import sys
     import time
     from conftest import REPO
-    from nprnn_jax import report
+    from nprnn_jax import merge
 
     jobs = []
     for offset in (0, 2):
@@ -261,11 +260,11 @@ def test_load_params_reads_no_data_any_topology_and_merged_workdirs(tmp_path):
             [sys.executable, "-m", "experiments.addition", "--config=experiments/configs/addition.py:smoke",
              "--config.inits=np", f"--config.seed_offset={offset}", f"--workdir={workdir}"],
             cwd=REPO, capture_output=True, text=True, timeout=600,
-            env={**__import__("os").environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=2"})
+            env={**__import__("os").environ, "XLA_FLAGS": device_flags(2)})
         assert result.returncode == 0, result.stderr[-2000:]
         assert json.loads((workdir / "config.json").read_text())["plan"]["devices"] == 2
         jobs.append(workdir)
-    report.merge_workdirs([str(j) for j in jobs], tmp_path / "merged", "test_accuracy", True, schema=config_lib.SCHEMA)
+    merge.merge_workdirs([str(j) for j in jobs], tmp_path / "merged", "test_accuracy", True, schema=config_lib.SCHEMA)
     start = time.perf_counter()
     params = experiment.load_params(jobs[0], "np", 0.05, seed=1)
     assert time.perf_counter() - start < 30  # generous: the point is no data and no compilation

@@ -9,7 +9,7 @@ import pytest
 from conftest import run_binary, shared_data_dir
 from experiments.configs import addition
 from nprnn_jax import config as config_lib
-from nprnn_jax import datasets, experiment, report
+from nprnn_jax import datasets, experiment, merge
 from nprnn_jax import workdir as workdir_lib
 
 
@@ -90,7 +90,7 @@ def test_a_kill_during_an_extension_leaves_an_unfinished_workdir_that_resumes(tm
     assert json.loads((tmp_path / "w" / "config.json").read_text())["config"]["num_steps"] == 40
     assert not (tmp_path / "w" / "summary.json").exists() and not (tmp_path / "w" / "results.md").exists()
     with pytest.raises(ValueError, match="has no summary.json"):
-        report.merge_workdirs([tmp_path / "w"], tmp_path / "m", "test_accuracy", True, schema=config_lib.SCHEMA)
+        merge.merge_workdirs([tmp_path / "w"], tmp_path / "m", "test_accuracy", True, schema=config_lib.SCHEMA)
     experiment.train_and_evaluate(longer, tmp_path / "w")
     experiment.train_and_evaluate(longer, tmp_path / "direct")
     for name in ("summary.json",):
@@ -105,18 +105,18 @@ def test_merge_never_writes_over_a_workdir_and_a_stray_step_folder_is_set_aside(
     before = {p.name: p.read_bytes() for p in a.iterdir() if p.is_file()}
     for out, fragment in ((a, "is one of the workdirs to merge"), (b, "is one of the workdirs to merge")):
         with pytest.raises(ValueError, match=fragment):
-            report.merge_workdirs([a, b], out, "test_accuracy", True, schema=config_lib.SCHEMA)
+            merge.merge_workdirs([a, b], out, "test_accuracy", True, schema=config_lib.SCHEMA)
     other = tmp_path / "other"
     other.mkdir()
     (other / "summary.json").write_text("[]")
     with pytest.raises(ValueError, match="exists and is not empty"):
-        report.merge_workdirs([a, b], other, "test_accuracy", True, schema=config_lib.SCHEMA)
+        merge.merge_workdirs([a, b], other, "test_accuracy", True, schema=config_lib.SCHEMA)
     assert {p.name: p.read_bytes() for p in a.iterdir() if p.is_file() and p.name != ".lock"} == \
         {k: v for k, v in before.items() if k != ".lock"}
     with workdir_lib.locked(b):  # a run still writing b: the merge waits for nobody, it refuses
         with pytest.raises(workdir_lib.WorkdirConfigError, match="in use by"):
-            report.merge_workdirs([a, b], tmp_path / "m", "test_accuracy", True, schema=config_lib.SCHEMA)
-    report.merge_workdirs([a, b], tmp_path / "m", "test_accuracy", True, schema=config_lib.SCHEMA)
+            merge.merge_workdirs([a, b], tmp_path / "m", "test_accuracy", True, schema=config_lib.SCHEMA)
+    merge.merge_workdirs([a, b], tmp_path / "m", "test_accuracy", True, schema=config_lib.SCHEMA)
     assert len(json.loads((tmp_path / "m" / "summary.json").read_text())) == 2
     assert not (tmp_path / "m.merging").exists()
     # mkdir checkpoints/np/999 in a good workdir: named and set aside, the run resumes from 20
@@ -350,7 +350,8 @@ def test_a_kill_between_two_inits_checkpoints_of_a_group_resumes_to_the_same_byt
     assert sorted(p.name for p in (tmp_path / "w" / "checkpoint_hashes" / "np").iterdir()) == ["10.json", "20.json"]
     assert sorted(p.name for p in (tmp_path / "w" / "checkpoint_hashes" / "irnn").iterdir()) == ["10.json"]
     experiment.train_and_evaluate(config, tmp_path / "w")
-    assert "np: resumes at step 10 with the other inits of its group" in capsys.readouterr().err
+    resumed = capsys.readouterr().err
     experiment.train_and_evaluate(config, tmp_path / "whole")
     for name in ("metrics.jsonl", "train_loss.jsonl", "summary.json", "validation.json"):
         assert (tmp_path / "w" / name).read_bytes() == (tmp_path / "whole" / name).read_bytes(), name
+    assert "np: resumes at step 10 with the other inits of its group" in resumed

@@ -6,7 +6,8 @@ import pathlib
 
 import pytest
 
-from experiments import reproduce, study_report
+from experiments import reproduce
+from experiments.study import frontier, page, plan, records
 from experiments.configs import addition
 from nprnn_jax import experiment, study
 
@@ -47,7 +48,7 @@ def test_a_snapshot_of_an_unfinished_job_resumes_elsewhere_to_the_uninterrupted_
     for name in ("summary.json", "metrics.jsonl"):
         assert (machine_b / "job" / name).read_text() == (whole / name).read_text(), name
     # once finished, its kept records replace the snapshot: no checkpoints of a finished job
-    study_report._keep_records(machine_b / "job", snapshots / "job")
+    records._keep_records(machine_b / "job", snapshots / "job")
     assert sorted(p.name for p in (snapshots / "job").iterdir()) == [
         "config.json", "metrics.jsonl", "results.md", "summary.json", "validation.json"]
 
@@ -87,7 +88,7 @@ def test_the_page_puts_the_papers_figures_beside_ours_cell_by_cell(tmp_path):
         json.dumps({"job": "addition_T150", "seconds": 3600.0, "exit": 0}) + "\n"
         + json.dumps({"job": "addition_T200", "seconds": 1800.0, "exit": "killed"}) + "\n")
     out = tmp_path / "docs" / "reproduction.md"
-    text = study_report.write_page(root, out)
+    text = page.write_page(root, out)
     assert text.index("## Part 1: the paper's own budget") < text.index("### Figure 3: addition")
     # T=150: three seeds (0.97, 0.91, 0.30): mean 72.7, range 30.0-97.0, 2 of 3 >= 50%
     assert "| np | 95 / 72.7 (30.0-97.0; 2/3) | 94.5 / 20.0 |" in text
@@ -102,7 +103,7 @@ def test_the_page_puts_the_papers_figures_beside_ours_cell_by_cell(tmp_path):
     assert (tmp_path / "docs" / "reproduction" / "workdirs" / "paper" / "addition_T150" / "summary.json").is_file()
     assert "`addition_T300` (addition paper_T300): not started yet" in text
     # rebuilt from the kept records alone, the page is the same
-    again = study_report.write_page(tmp_path / "elsewhere", out)
+    again = page.write_page(tmp_path / "elsewhere", out)
     assert again.replace(str(tmp_path / "elsewhere"), str(root)) == text
 
 
@@ -177,17 +178,17 @@ def test_the_frontier_chooses_on_validation_and_finds_the_longest_solved_length(
     _frontier_job(root / "addition_T20", 20,
                   {"np": {0.01: [0.9, 0.9, 0.9], 0.1: [0.1, 0.2, 0.3]}, "irnn": {0.01: [0.6, 0.6, 0.1], 0.1: [0.1, 0.1, 0.1]}},
                   {"np": {0.01: [0.2, 0.2, 0.2], 0.1: [0.3, 0.3, 0.3]}, "irnn": {0.01: [0.6, 0.6, 0.6], 0.1: [0.1, 0.1, 0.1]}})
-    finished = {name: study_report._load(root / name, "addition") for name in ("addition_T10", "addition_T20")}
-    cells = study_report.frontier_cells(finished, "addition_T")
+    finished = {name: records._load(root / name, "addition") for name in ("addition_T10", "addition_T20")}
+    cells = frontier.frontier_cells(finished, "addition_T")
     assert {t: (c["learning_rate"], c["successes"], c["runs"]) for t, c in cells["np"].items()} == \
         {10: (0.01, 3, 3), 20: (0.1, 0, 3)}
     assert {t: (c["learning_rate"], c["successes"]) for t, c in cells["irnn"].items()} == {10: (0.1, 2), 20: (0.01, 2)}
     assert cells["np"][20]["selected_on"] == "validation"
     assert cells["irnn"][10]["wilson"] == study.wilson_interval(2, 3)
-    assert study_report.longest_solved(cells["np"]) == 10 and study_report.longest_solved(cells["irnn"]) == 20
-    assert study_report.longest_solved({40: {"successes": 1, "runs": 3}}) is None
+    assert frontier.longest_solved(cells["np"]) == 10 and frontier.longest_solved(cells["irnn"]) == 20
+    assert frontier.longest_solved({40: {"successes": 1, "runs": 3}}) is None
     out = tmp_path / "docs" / "reproduction.md"
-    text = study_report.write_page(tmp_path / "study", out)
+    text = page.write_page(tmp_path / "study", out)
     assert "## Part 3: where each variant stops working (the frontier)" in text
     assert "| np | 3/3 (lr 0.01) | 0/3 (lr 0.1) | 10 |" in text
     assert "| irnn | 2/3 (lr 0.1) | 2/3 (lr 0.01) | 20 |" in text
@@ -209,7 +210,11 @@ def test_the_frontier_measures_trained_horizons_from_a_real_workdir(tmp_path):
     experiment.train_and_evaluate(config, job)
     assert (job / "validation.json").is_file()
     out = tmp_path / "page.md"
-    text = study_report.write_page(tmp_path / "study", out)
+    text = page.write_page(tmp_path / "study", out)
+    assert not (job / "horizon.json").exists() and "horizon trained" not in text  # the page only reads
+    assert frontier.analyze_horizons(tmp_path / "study") == [job / "horizon.json"]  # the analysis step writes
+    assert frontier.analyze_horizons(tmp_path / "study") == []  # once
+    text = page.write_page(tmp_path / "study", out)
     horizons = json.loads((job / "horizon.json").read_text())
     assert set(horizons) == {"np", "irnn"} and all(len(v) == 2 for v in horizons.values())  # 2 seeds each
     assert all(h is None or 0 <= h <= 10 for v in horizons.values() for h in v)
@@ -224,17 +229,17 @@ def test_the_frontier_stops_where_two_lengths_in_a_row_had_no_success(tmp_path, 
     fail, win = {"np": {0.01: [0.1, 0.2]}, "irnn": {0.01: [0.3, 0.1]}}, {"np": {0.01: [0.1, 0.6]}, "irnn": {0.01: [0.1, 0.1]}}
     _frontier_job(root / "addition_T10", 10, win, win)
     _frontier_job(root / "addition_T20", 20, fail, fail)
-    assert study_report.frontier_stop("addition_T40", root) is None  # one failing length is not two
+    assert plan.frontier_stop("addition_T40", root) is None  # one failing length is not two
     _frontier_job(root / "addition_T40", 40, fail, fail)
-    why = study_report.frontier_stop("addition_T60", root)
+    why = plan.frontier_stop("addition_T60", root)
     assert why.startswith("no run of any variant succeeded at T = 20 and T = 40")
-    assert study_report.frontier_stop("addition_T200", root) == why  # every longer length, run or not
-    assert study_report.frontier_stop("multiplication_T20", root) is None  # another protocol
+    assert plan.frontier_stop("addition_T200", root) == why  # every longer length, run or not
+    assert plan.frontier_stop("multiplication_T20", root) is None  # another protocol
     # one success anywhere at T=40 (a run at 50% within 0.04) and longer lengths run again
     (root / "addition_T40" / "summary.json").write_text(json.dumps(
         [dict(r, test_accuracy=0.5) if r["seed"] == 1 and r["init"] == "np" else r
          for r in json.loads((root / "addition_T40" / "summary.json").read_text())]))
-    assert study_report.frontier_stop("addition_T60", root) is None
+    assert plan.frontier_stop("addition_T60", root) is None
     # the driver skips a stopped job (nothing started, said why); a finished report says so too
     (root / "addition_T40" / "summary.json").write_text(json.dumps(
         [dict(r, test_accuracy=0.1) for r in json.loads((root / "addition_T40" / "summary.json").read_text())]))
@@ -442,8 +447,8 @@ def test_a_job_ends_with_its_driver_even_after_kill_9(tmp_path):
 def test_cost_records_merge_instead_of_replacing_the_kept_ones():
     kept = '{"job": "a", "seconds": 10}\n{"job": "b", "exit": "running at snapshot", "seconds": 5}\n'
     new = '{"job": "a", "seconds": 10}\n{"job": "b", "seconds": 7}\n'
-    assert study_report.merge_cost_records(kept, new) == '{"job": "a", "seconds": 10}\n{"job": "b", "seconds": 7}\n'
-    assert study_report.merge_cost_records("", new) == new
+    assert records.merge_cost_records(kept, new) == '{"job": "a", "seconds": 10}\n{"job": "b", "seconds": 7}\n'
+    assert records.merge_cost_records("", new) == new
 
 
 def test_a_damaged_partial_or_foreign_snapshot_is_refused_before_anything_is_copied(tmp_path, uninterrupted):
@@ -491,3 +496,67 @@ def test_a_damaged_partial_or_foreign_snapshot_is_refused_before_anything_is_cop
         assert "addition_a: its snapshot is refused: " in out and "nothing was copied into" in out, out[-3000:]
         assert re.search(cases[case][1], out), out[-3000:]
         assert not (root / "smoke" / "addition_a").exists() and "started on core" not in out
+
+
+def test_the_driver_imports_the_plan_never_the_page_and_no_study_file_is_long():
+    import subprocess
+    import sys
+    from conftest import REPO
+    script = ("import sys, experiments.reproduce; "
+              "print(sorted(m for m in sys.modules if m.startswith('experiments.study')))")
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=REPO, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert eval(result.stdout) == ["experiments.study", "experiments.study.plan", "experiments.study.queue"]
+    longest = max((len(p.read_text().splitlines()), p.name) for p in (REPO / "experiments").rglob("*.py"))
+    assert longest[0] <= 600, longest
+
+
+@pytest.mark.slow
+def test_the_slurm_launcher_runs_an_array_and_a_requeued_task_resumes_to_the_same_records(tmp_path, uninterrupted):
+    # submitit's local executor runs the array tasks without a cluster. The requeue is driven by
+    # hand: the task's checkpoint hook (what submitit calls on SLURM's SIGUSR2 before a time limit
+    # or a preemption) stops the binary at a checkpoint and returns the resubmission, which resumes
+    # to the uninterrupted run's records. (The local executor forwards that signal only at its own
+    # time-out, too late to aim at a running smoke job.)
+    submitit = pytest.importorskip("submitit")
+    import threading
+    import time
+    from experiments.study import slurm
+
+    def result(job, timeout=900):
+        end = time.time() + timeout
+        while not job.done():
+            if time.time() > end:
+                job.cancel()
+                raise AssertionError(f"array task {job.job_id} did not end in {timeout} s")
+            time.sleep(0.5)
+        return job.result()
+
+    smoke = plan.jobs("smoke")
+    root = tmp_path / "requeued" / "smoke"
+    task = slurm.StudyTask(smoke, root, [], "smoke")
+    first = threading.Thread(target=lambda: pytest.raises(RuntimeError, task, "addition_a"))
+    first.start()
+    _wait_for_step(root / "addition_a", 20)
+    delayed = task.checkpoint("addition_a")  # SIGTERM: the binary ends its segment with a checkpoint
+    first.join(timeout=600)
+    assert not (root / "addition_a" / "summary.json").exists()
+    log = (root / "addition_a.log").read_text()
+    assert "SIGTERM: stopping after the current segment's checkpoint" in log, log[-2000:]
+    assert delayed.function(*delayed.args) == {"job": "addition_a", "exit": 0}  # the requeued task
+    for name in ("summary.json", "metrics.jsonl", "train_loss.jsonl"):
+        assert (root / "addition_a" / name).read_text() == (uninterrupted / name).read_text(), name
+
+    executor = submitit.LocalExecutor(folder=str(tmp_path / "submitit"))
+    executor.update_parameters(timeout_min=30)
+    array_root = tmp_path / "array" / "smoke"
+    a, b = slurm.submit(executor, ["addition_a", "addition_b"], smoke, array_root, [], "smoke")
+    assert result(a) == {"job": "addition_a", "exit": 0} and result(b) == {"job": "addition_b", "exit": 0}
+    assert (array_root / "addition_a" / "summary.json").read_text() == (uninterrupted / "summary.json").read_text()
+    # a finished job is not run again; a job whose binary fails raises with its exit status
+    [again] = slurm.submit(executor, ["addition_a"], smoke, array_root, [], "smoke")
+    assert result(again) == {"job": "addition_a", "exit": 0, "note": "finished before this task"}
+    bad = {"addition_a": ("addition", "smoke", ["--config.num_steps=7"])}  # not a multiple of eval_every
+    [failing] = slurm.submit(executor, ["addition_a"], bad, tmp_path / "other", [], "smoke")
+    with pytest.raises(Exception, match="addition_a: its binary ended with exit 2"):
+        result(failing)

@@ -149,7 +149,7 @@ def _write_workdir(path, task_config, summary, rows):
 
 def test_report_from_tiny_workdirs(tmp_path):
     import json
-    from experiments import study_report
+    from experiments.study import page
 
     summary = records()
     # test loss 1.0 at step 0; at the end irnn seed 2 of lr 0.1 is finite but 1e6 (blew up)
@@ -167,7 +167,7 @@ def test_report_from_tiny_workdirs(tmp_path):
     _write_workdir(root / "addition_T150", config, summary, rows)
     (root / "jobs.jsonl").write_text(json.dumps({"job": "addition_T150", "seconds": 120.0, "exit": 0}) + "\n")
     jobs = {"addition_T150": ("addition", "cpu_T150", []), "addition_T200": ("addition", "cpu_T200", [])}
-    text = study_report.write(root, jobs, tmp_path / "docs" / "reproduction.md", "cpu")
+    text = page.write(root, jobs, tmp_path / "docs" / "reproduction.md", "cpu")
     # np: paper 95%; best lr 0.01, mean 50.0% (range 0-90); grid mean 35%; 2/6 succeed, Wilson [10, 70]%
     low, high = study.wilson_interval(2, 6)
     assert (f"| np | 95% | lr 0.01 | 50.0% (0.0-90.0) | 35.0% (0.0-90.0) | 2/6 [{100 * low:.0f}, "
@@ -198,10 +198,10 @@ def test_report_from_tiny_workdirs(tmp_path):
     kept = tmp_path / "docs" / "reproduction" / "workdirs" / "cpu"
     assert (kept / "addition_T150" / "summary.json").read_text() == json.dumps(summary)
     assert not (kept / "addition_T200").exists()
-    again = study_report.write(kept, jobs, tmp_path / "again" / "reproduction.md", "cpu")
+    again = page.write(kept, jobs, tmp_path / "again" / "reproduction.md", "cpu")
     assert again.replace("--root=" + str(kept.parent), "--root=" + str(root.parent)) == text
     # ... also in place (the copies are the records then)
-    assert study_report.write(kept, jobs, tmp_path / "docs" / "reproduction.md", "cpu") == again
+    assert page.write(kept, jobs, tmp_path / "docs" / "reproduction.md", "cpu") == again
     # every protocol setting that differs from configs/addition.py:paper_T150, with both values
     assert ("Settings that differ from the paper's protocol (`paper_T150`): batch_size 16 (paper 1); "
             "inits np,irnn (paper np,irnn,irnn_scaled,nrnn,ornn,grnn,np_tanh); learning_rates 0.01,0.1 "

@@ -78,7 +78,7 @@ def difference(monkeypatch):
 
 
 def test_a_task_declared_outside_the_package_runs_end_to_end(tmp_path, difference):
-    from experiments import study_report
+    from experiments.study import paper
     from nprnn_jax import experiment
 
     config = config_lib.base_config("difference")
@@ -100,9 +100,9 @@ def test_a_task_declared_outside_the_package_runs_end_to_end(tmp_path, differenc
         config_lib.validate(config)
     # the report reads the declaration: the chance level, the choices the paper does not state
     job = {"config": record["config"], "task": record["task"], "folder": tmp_path}
-    assert study_report.chance_level(job) == DIFFERENCE.chance(config_lib.with_defaults(record["config"]))
-    assert 0.04 < study_report.chance_level(job) < 0.5
-    choices = [what for what, _, _ in study_report.unstated_choices("difference", record["config"])]
+    assert paper.chance_level(job) == DIFFERENCE.chance(config_lib.with_defaults(record["config"]))
+    assert 0.04 < paper.chance_level(job) < 0.5
+    choices = [what for what, _, _ in paper.unstated_choices("difference", record["config"])]
     assert "marker placement" in choices and "learning rate at batch 16" not in choices
 
 

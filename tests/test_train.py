@@ -10,6 +10,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from conftest import device_flags
+
 from nprnn_jax import config as config_lib
 from nprnn_jax import parallel, rnn, runner, tasks, train, workdir as workdir_lib
 
@@ -285,7 +287,7 @@ def test_four_host_devices_give_the_same_results(tmp_path):
     four, grouped, one = tmp_path / "four", tmp_path / "grouped", tmp_path / "one"
     for workdir, group in ((four, "off"), (grouped, "on")):
         result = run_child(workdir, SEEDS="4", STEPS="20", GROUP=group,
-                           XLA_FLAGS="--xla_force_host_platform_device_count=4")
+                           XLA_FLAGS=device_flags(4))
         assert result.returncode == 0, result.stderr[-2000:]
         assert "DEVICES 4" in result.stdout
         assert ("np+irnn (1-2/2)" in result.stderr) == (group == "on"), result.stderr[-2000:]
@@ -370,7 +372,7 @@ def test_sharding_splits_the_seed_axis():
         w = state.params["W_hh"]
         print("SHARDS", len(w.sharding.device_set), w.addressable_shards[0].data.shape)
     """)
-    env = {**os.environ, "JAX_PLATFORMS": "cpu", "XLA_FLAGS": "--xla_force_host_platform_device_count=4"}
+    env = {**os.environ, "JAX_PLATFORMS": "cpu", "XLA_FLAGS": device_flags(4)}
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
     assert "SHARDS 4 (1, 1, 4, 4)" in out.stdout, out.stderr[-2000:]
 
@@ -437,7 +439,7 @@ def test_map_and_vmap_executions_agree(devices):
         print("LOSS", float(np.abs(out["map"][1] - out["vmap"][1]).max() / np.abs(out["vmap"][1]).max()))
     """)
     env = {**os.environ, "JAX_PLATFORMS": "cpu",
-           "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}"}
+           "XLA_FLAGS": device_flags(devices)}
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
     assert f"STEPS 20 20 {devices}" in out.stdout, out.stderr[-2000:]
     values = dict(line.split() for line in out.stdout.splitlines() if line.startswith(("PARAMS", "LOSS")))
@@ -603,7 +605,7 @@ def test_two_host_devices_split_one_seed_batch_and_match_one_device(tmp_path):
             a, b = out["batch"][i], out["none"][i]
             print(name, float(np.abs(a - b).max() / np.abs(b).max()), float(np.abs(b).max()))
     """)
-    env = {**os.environ, "JAX_PLATFORMS": "cpu", "XLA_FLAGS": "--xla_force_host_platform_device_count=2"}
+    env = {**os.environ, "JAX_PLATFORMS": "cpu", "XLA_FLAGS": device_flags(2)}
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
     assert "AUTO batch seeds None" in out.stdout, out.stderr[-2000:]
     assert "ERROR shard='seeds' needs num_seeds to be a multiple of the 2 devices; got num_seeds=1" in out.stdout

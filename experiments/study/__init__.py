@@ -1,2 +1,3 @@
 """The reproduction study's wing: sections of docs/reproduction.md built from the kept records
-(`experiments.study_report` assembles the page; these modules compute and write their parts)."""
+(`plan`: the jobs; `records`: reading and keeping them; `paper`, `frontier`, `endpoints`: the
+page's parts; `figures`; `page`: docs/reproduction.md assembled; `queue`: the driver's job queue)."""

@@ -1,0 +1,91 @@
+"""The study's records: reading a job's kept files, keeping a finished job's records, merging
+the cost records (jobs.jsonl).
+"""
+
+from __future__ import annotations
+
+import json
+import pathlib
+from typing import Optional
+
+from experiments.study.plan import jobs_binary
+
+
+class JobRecordsError(ValueError):
+    """A job folder whose records cannot be read as a finished job of this study."""
+
+
+def _load(workdir: pathlib.Path, binary: Optional[str] = None) -> Optional[dict]:
+    """A finished job's records (None when it has not finished); `JobRecordsError` naming the
+    file when they are damaged or belong to another experiment than ``binary``."""
+    if not (workdir / "summary.json").is_file():
+        return None
+    try:
+        config = json.loads((workdir / "config.json").read_text())
+        summary = json.loads((workdir / "summary.json").read_text())
+        rows = [json.loads(line) for line in (workdir / "metrics.jsonl").read_text().splitlines() if line.strip()]
+        validation = json.loads((workdir / "validation.json").read_text()) \
+            if (workdir / "validation.json").is_file() else None
+        job = {"record": config, "config": config["config"], "task": config["task"], "summary": summary, "rows": rows,
+               "folder": workdir, "validation": validation}
+        if not isinstance(summary, list) or not all(isinstance(r, dict) and "init" in r for r in summary):
+            raise ValueError("summary.json is not a list of run records")
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise JobRecordsError(f"{workdir}: unreadable records ({type(error).__name__}: "
+                              f"{str(error).splitlines()[0] if str(error) else ''})") from None
+    if binary is not None and job["config"].get("task") != binary:
+        raise JobRecordsError(f"{workdir} holds a {job['config'].get('task')!r} run, not this job's {binary!r}")
+    return job
+
+
+# The files of a job's workdir that the report reads (checkpoints are left behind).
+RECORD_FILES = ("config.json", "summary.json", "validation.json", "horizon.json", "metrics.jsonl", "results.md")
+
+
+def _keep_records(workdir: pathlib.Path, to: pathlib.Path) -> None:
+    """Copies a finished job's records next to the report, so that anyone can rebuild it
+    (``--root=<report folder>/workdirs``) or re-plot single runs."""
+    import shutil
+
+    if to.resolve() == workdir.resolve():  # rebuilding the report from its own copies
+        return
+    to.mkdir(parents=True, exist_ok=True)
+    for name in RECORD_FILES:
+        if (workdir / name).is_file():
+            shutil.copyfile(workdir / name, to / name)
+    # what a snapshot of the unfinished job kept there is not needed once it has finished
+    for name in ("checkpoints", "checkpoint_hashes"):
+        shutil.rmtree(to / name, ignore_errors=True)
+    (to / "train_loss.jsonl").unlink(missing_ok=True)
+
+
+def merge_cost_records(kept: str, new: str) -> str:
+    """The cost records (jobs.jsonl lines) of ``kept`` and ``new`` together, each once, in order:
+    a root whose jobs did not start from the kept records lacks their earlier invocations, so a
+    copy would lose them. A kept "running at snapshot" line is dropped (``new`` has the job's
+    newer state)."""
+    lines = [x for x in kept.splitlines() if x.strip() and '"running at snapshot"' not in x]
+    lines += [x for x in new.splitlines() if x.strip()]
+    return "".join(x + "\n" for x in dict.fromkeys(lines))
+
+
+def _costs(root: pathlib.Path) -> dict:
+    costs = {}
+    path = root / "jobs.jsonl"
+    if path.is_file():
+        for line in path.read_text().splitlines():
+            if line.strip():
+                job = json.loads(line)
+                costs.setdefault(job["job"], []).append(job)
+    return costs
+
+
+def _find_job(name: str, root: pathlib.Path, kept: Optional[pathlib.Path]):
+    """``(workdir, job)`` of a finished job: its workdir under ``root``, else its kept records."""
+    binary = jobs_binary(name)
+    for folder in (root / name, None if kept is None else kept / name):
+        if folder is not None:
+            job = _load(folder, binary)
+            if job is not None:
+                return folder, job
+    return root / name, None

@@ -1,0 +1,101 @@
+"""The study on a SLURM cluster: ``reproduce --launcher=slurm`` submits the jobs as one job
+array through submitit (``pip install -e ".[slurm]"``), one array task per job.
+
+Each task (`StudyTask`) starts its job's workdir from its snapshot when the workdir is missing
+(checked first: `reproduce.snapshot_problem`), runs the job's binary as a child and waits. Before
+a time limit or a preemption submitit signals the task (SIGUSR2): the task asks the binary to
+stop (SIGTERM: it ends its current segment and writes its checkpoint), waits for it, and
+returns itself as the next submission, so submitit requeues the same task, which resumes from
+the workdir. A finished job is not run again. Tested with submitit's local executor, which
+runs the same code without a cluster.
+"""
+
+from __future__ import annotations
+
+import os
+import pathlib
+import signal
+import subprocess
+import sys
+from typing import Optional
+
+REPO = pathlib.Path(__file__).resolve().parents[2]
+
+
+class StudyTask:
+    """One array task: ``task(name)`` runs study job ``name`` to its end (or to a requeue)."""
+
+    def __init__(self, jobs: dict, root: pathlib.Path, snapshots: list, budget: str):
+        self.jobs, self.root, self.snapshots, self.budget = dict(jobs), pathlib.Path(root), list(snapshots), budget
+        self._child: Optional[subprocess.Popen] = None
+
+    def __getstate__(self):  # pickled by submitit, with its requeue too: never the running child
+        return {k: v for k, v in self.__dict__.items() if k != "_child"}
+
+    def __setstate__(self, state):
+        self.__dict__.update(state, _child=None)
+
+    def __call__(self, name: str) -> dict:
+        from experiments import reproduce
+
+        workdir = self.root / name
+        if (workdir / "summary.json").is_file():
+            return {"job": name, "exit": 0, "note": "finished before this task"}
+        for source in self.snapshots:
+            if reproduce.seed_from_snapshot(name, self.root, pathlib.Path(source), task=self.jobs[name][0]):
+                print(f"{name}: continues from the snapshot in {reproduce.snapshot_folder(pathlib.Path(source), name)}",
+                      flush=True)
+                break
+        workdir.parent.mkdir(parents=True, exist_ok=True)
+        command = reproduce.command(self.jobs[name], workdir)
+        # as under the local queue: one XLA host device (the same records), ending with its task
+        env = dict(os.environ)
+        flags = [f for f in env.get("XLA_FLAGS", "").split() if "xla_force_host_platform_device_count" not in f]
+        env["XLA_FLAGS"] = " ".join(flags + ["--xla_force_host_platform_device_count=1"])
+        env["NPRNN_JOB_DIE_WITH_PARENT"] = "1"
+        with open(self.root / f"{name}.log", "a") as log:
+            self._child = subprocess.Popen(command, cwd=REPO, stdout=log, stderr=subprocess.STDOUT,
+                                           start_new_session=True, env=env)
+            status = self._child.wait()
+        self._child = None
+        if status != 0:
+            raise RuntimeError(f"{name}: its binary ended with exit {status} (log: {self.root / f'{name}.log'})")
+        return {"job": name, "exit": 0}
+
+    def checkpoint(self, name: str):
+        """submitit's hook before a time limit or a preemption: the binary stops at the end of its
+        segment with its checkpoint; the same task is submitted again and resumes from it."""
+        import submitit
+
+        child = self._child
+        if child is not None and child.poll() is None:
+            child.send_signal(signal.SIGTERM)
+            child.wait()
+        return submitit.helpers.DelayedSubmission(StudyTask(self.jobs, self.root, self.snapshots, self.budget), name)
+
+
+def submit(executor, names: list, jobs: dict, root: pathlib.Path, snapshots: list, budget: str) -> list:
+    """Submits ``names`` as one array on ``executor`` (a submitit executor; its parameters set by the
+    caller); returns the submitit jobs, in the order of ``names``."""
+    root.mkdir(parents=True, exist_ok=True)
+    # the array tasks unpickle `StudyTask`: the checkout must be importable wherever they run
+    os.environ["PYTHONPATH"] = os.pathsep.join([str(REPO)] + [p for p in os.environ.get("PYTHONPATH", "").split(
+        os.pathsep) if p])
+    task = StudyTask({n: jobs[n] for n in names}, root, snapshots, budget)
+    return executor.map_array(task, list(names))
+
+
+def slurm_executor(folder: pathlib.Path, *, partition: str, time_min: int, cpus: int, parallelism: int,
+                   requeues: int):
+    """A submitit SLURM executor for the study's array: one task per job, ``cpus`` cores each,
+    ``time_min`` minutes per run (requeued up to ``requeues`` times after a time-out), at most
+    ``parallelism`` tasks at once."""
+    try:
+        import submitit
+    except ImportError:
+        print('error: --launcher=slurm needs submitit: pip install -e ".[slurm]"', file=sys.stderr)
+        sys.exit(2)
+    executor = submitit.AutoExecutor(folder=str(folder), cluster="slurm", slurm_max_num_timeout=requeues)
+    executor.update_parameters(timeout_min=time_min, cpus_per_task=cpus, slurm_array_parallelism=parallelism,
+                               **({"slurm_partition": partition} if partition else {}))
+    return executor
