@@ -85,7 +85,8 @@ class Setting:
     Declared where the value is used: the engine's in `nprnn_jax.train`'s rules, each task's
     in its module (`nprnn_jax.tasks`), the rest in `nprnn_jax.config`. ``execution``: changes
     speed only; ``per_init``: may be overridden per init; ``location``: where data are read
-    from (the data themselves are compared by their fingerprint, so a resume elsewhere works).
+    from (the data themselves are compared by their fingerprint, so a resume elsewhere works);
+    ``output``: what is drawn beside the results (figures), never the results themselves.
     """
 
     name: str
@@ -95,3 +96,4 @@ class Setting:
     execution: bool = False
     per_init: bool = False
     location: bool = False
+    output: bool = False

@@ -91,6 +91,8 @@ SETTINGS = (
     _S("log_every", 0, "steps per logged training loss (train_loss.jsonl, TensorBoard); a divisor of eval_every "
        "(0: eval_every)", _int(0)),
     _S("tensorboard", True, "write TensorBoard event files (workdir/tensorboard/<init>/<run>)", _bool),
+    _S("figures", True, "draw learning_curves.png, train_loss.png and lr_sensitivity.png beside results.md "
+       "(false saves the seconds of drawing them: tests, scripted sweeps)", _bool, output=True),
     # Data: the test set (each task's own settings are declared by its module in nprnn_jax.tasks).
     _S("test_size", 10_000, "test examples evaluated (data sets: 0 = the whole test set)", _int(0)),
     # Execution: speed only, resolved into the plan recorded in config.json.
@@ -395,12 +397,12 @@ def with_defaults(config_json: dict) -> dict:
 
 
 def result_settings(config_json: dict) -> dict:
-    """The part of a config's JSON that results depend on: execution settings and data
-    locations left out (the data themselves are compared by their fingerprint, the task's
+    """The part of a config's JSON that results depend on: execution settings, output settings
+    (figures) and data locations left out (the data themselves are compared by their fingerprint, the task's
     record, so the same data under another path resume, and other data do not)."""
     by_name = settings_by_name()
     return {k: v for k, v in config_json.items()
-            if not (k in by_name and (by_name[k].execution or by_name[k].location))}
+            if not (k in by_name and (by_name[k].execution or by_name[k].location or by_name[k].output))}
 
 
 def check_settings(config_json: dict):

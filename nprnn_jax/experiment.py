@@ -194,7 +194,7 @@ def run_validated(config, workdir, *, progress_stream=None, on_event=None) -> li
     if runner.is_main_process():
         report.write_report(workdir, task.metric, task.higher_is_better, title(config),
                             reference=task.constant_predictor_metric(),
-                            metric_label=tasks.get(config.task).metric_text)
+                            metric_label=tasks.get(config.task).metric_text, figures=config.figures)
     return summary
 
 

@@ -167,15 +167,17 @@ def plot_sensitivity(summary: list, metric: str, path, title: str = ""):
 
 
 def write_report(workdir, metric: str, higher_is_better: bool, title: str = "", reference=None,
-                 metric_label: str = "") -> str:
-    """Writes ``results.md``, ``learning_curves.png`` (with the constant predictor's
-    ``reference`` line), ``train_loss.png`` and ``lr_sensitivity.png``; returns the table."""
+                 metric_label: str = "", *, figures: bool = True) -> str:
+    """Writes ``results.md`` and, with ``figures``, ``learning_curves.png`` (with the constant
+    predictor's ``reference`` line), ``train_loss.png`` and ``lr_sensitivity.png``; returns the
+    table."""
     workdir = pathlib.Path(workdir)
     summary, rows = load(workdir)
     table = results_table(summary, metric, higher_is_better)
     note = "" if reference is None else f"\nThe constant predictor scores {metric} = {reference:.4g}.\n"
     (workdir / "results.md").write_text((f"# {title}\n\n" if title else "") + table + note)
-    plot_learning_curves(rows, metric, workdir / "learning_curves.png", title, reference, metric_label)
-    plot_train_loss(rows, workdir / "train_loss.png", title)
-    plot_sensitivity(summary, metric, workdir / "lr_sensitivity.png", title)
+    if figures:
+        plot_learning_curves(rows, metric, workdir / "learning_curves.png", title, reference, metric_label)
+        plot_train_loss(rows, workdir / "train_loss.png", title)
+        plot_sensitivity(summary, metric, workdir / "lr_sensitivity.png", title)
     return table

@@ -19,11 +19,17 @@ def run(module, *args, env=None, in_process=None):
                       in_process=in_process)
 
 
-def check_outputs(workdir, metric, num_runs):
-    for name in ("config.json", "metrics.jsonl", "summary.json", "results.md",
-                 "learning_curves.png", "lr_sensitivity.png"):
+FIGURES = ("learning_curves.png", "train_loss.png", "lr_sensitivity.png")
+
+
+def check_outputs(workdir, metric, num_runs, figures=False):
+    """The workdir's records; its figures exist exactly when ``figures`` (the smoke configs draw
+    none: --config.figures=true draws them)."""
+    for name in ("config.json", "metrics.jsonl", "summary.json", "results.md"):
         assert (workdir / name).is_file(), name
-    assert (workdir / "learning_curves.png").read_bytes()[:4] == b"\x89PNG"
+    for name in FIGURES:
+        assert (workdir / name).is_file() == figures, name
+        assert not figures or (workdir / name).read_bytes()[:4] == b"\x89PNG", name
     summary = json.loads((workdir / "summary.json").read_text())
     assert len(summary) == num_runs
     assert all(np.isfinite(r[metric]) and r["diverged"] is False for r in summary)
@@ -57,10 +63,10 @@ def test_multiplication_binary_runs_its_smoke_config(tmp_path):
 def test_marked_pair_binaries_end_to_end(tmp_path, module):
     args = [smoke(module), "--config.seq_len=8", "--config.num_steps=300", "--config.eval_every=100",
             "--config.optimizer=adam", "--config.batch_size=32", "--config.learning_rates=0.01,0.003",
-            "--config.hidden_size=16", "--config.train_size=0", f"--workdir={tmp_path}"]
+            "--config.hidden_size=16", "--config.train_size=0", "--config.figures=true", f"--workdir={tmp_path}"]
     result = run(module, *args, in_process=False)  # a process of its own: it splits the CPU into devices
     assert result.returncode == 0, result.stderr[-3000:]
-    summary = check_outputs(tmp_path, "test_mse", 2 * 2 * 2)
+    summary = check_outputs(tmp_path, "test_mse", 2 * 2 * 2, figures=True)
     assert {"test_accuracy", "success", "dropout"} <= set(summary[0])
     assert "| np | 0.01 | 2 |" in result.stdout and "step/s" in result.stderr
     assert "--config.optimizer=adam" in result.stderr  # the settings are printed at start
@@ -70,8 +76,9 @@ def test_marked_pair_binaries_end_to_end(tmp_path, module):
     assert "| np | 0.01 | 2 |" in (tmp_path / "results.md").read_text()
     record = json.loads((tmp_path / "config.json").read_text())
     assert record["config"]["optimizer"] == "adam" and record["plan"]["devices"] == (cores if 2 % cores == 0 else 1)
-    # Run again: it resumes from the final checkpoint and trains nothing more.
-    again = run(module, *args)
+    # Run again without figures (an output setting, not a result one): it resumes from the final
+    # checkpoint and trains nothing more.
+    again = run(module, *[a for a in args if a != "--config.figures=true"])
     assert again.returncode == 0 and "resumed at step 300" in again.stderr
     assert json.loads((tmp_path / "summary.json").read_text()) == summary
 
@@ -400,7 +407,7 @@ def _events(folder):
 @pytest.mark.slow
 def test_training_loss_at_its_own_interval_and_tensorboard_events(tmp_path):
     result = run("addition", smoke("addition"), "--config.inits=np", "--config.log_every=5",
-                 "--config.host_devices=1", f"--workdir={tmp_path}")
+                 "--config.host_devices=1", "--config.figures=true", f"--workdir={tmp_path}")
     assert result.returncode == 0, result.stderr[-3000:]
     losses = [json.loads(line) for line in (tmp_path / "train_loss.jsonl").read_text().splitlines()]
     assert sorted({r["step"] for r in losses}) == [5, 10, 15, 20]

@@ -77,6 +77,7 @@ def smoke():
     config.num_steps = 40
     config.eval_every = 20
     config.lr_cut_steps = (20, 30)
+    config.figures = False  # the tests draw figures where they check them (--config.figures=true)
     return config
 
 

@@ -149,6 +149,7 @@ def smoke(task: str = "addition"):
     config.eval_every = 10
     config.test_size = 64
     config.train_size = 64
+    config.figures = False  # the tests draw figures where they check them (--config.figures=true)
     return config
 
 

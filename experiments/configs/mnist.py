@@ -56,6 +56,7 @@ def smoke():
     config.test_size = 200
     config.learning_rates = (1e-3,)
     config.per_init.irnn.learning_rates = (1e-3,)
+    config.figures = False  # the tests draw figures where they check them (--config.figures=true)
     return config
 
 
