@@ -312,11 +312,10 @@ def run_main(argv):
                    + f"): this is the {TASK['name']} binary; run python -m experiments.{FLAGS.config.get('task')} "
                    f"for that task, or give a config of experiments/configs/{TASK['name']}.py")
         config = config_lib.validate(FLAGS.config)
-        untrained = sorted({a.split("=", 1)[0] for a in ARGV[1:] if a.startswith("--config.per_init.")
-                            and a.split(".")[2] not in config.inits})
-        if untrained:
-            _error(f"{untrained[0][len('--config.'):]} is ignored: {untrained[0].split('.')[2]} is not trained "
-                   f"(inits={','.join(config.inits)}); add it to --config.inits or drop the setting")
+        # what the user typed and nothing reads is refused (a config file's settings for variants
+        # it does not pick are left alone)
+        config_lib.refuse_ignored(config, {a.split("=", 1)[0][len("--config."):] for a in ARGV[1:]
+                                           if a.startswith("--config.")})
         if FLAGS.show_config:
             print(config_lib.settings_help(config))
             return
@@ -427,9 +426,38 @@ def _as_a_study_job():
             pass
 
 
+def _quiet_after_ctrl_c():
+    """Ctrl-C lands in the main thread, possibly while orbax's event-loop threads are mid-save:
+    their "Event loop is closed" errors, raised as the interrupt unwinds, are noise after the
+    user's own interrupt (the last checkpoint is intact: each is atomic and hash-checked). Once
+    SIGINT has arrived, exceptions of other threads and unraisable ones are dropped silently;
+    before it they print as usual."""
+    import signal
+    import threading
+
+    interrupted = threading.Event()
+    default_thread_hook, default_unraisable = threading.excepthook, sys.unraisablehook
+
+    def on_sigint(signum, frame):
+        interrupted.set()
+        raise KeyboardInterrupt
+
+    def thread_hook(args):
+        if not interrupted.is_set():
+            default_thread_hook(args)
+
+    def unraisable_hook(unraisable):
+        if not interrupted.is_set():
+            default_unraisable(unraisable)
+
+    signal.signal(signal.SIGINT, on_sigint)
+    threading.excepthook, sys.unraisablehook = thread_hook, unraisable_hook
+
+
 def run(task: str):
     """Defines the flags of ``task``'s binary and runs it (call under ``if __name__ == "__main__"``)."""
     _as_a_study_job()
+    _quiet_after_ctrl_c()
     _define(task, sys.argv)
     app.run(run_main, flags_parser=parse_flags)
 

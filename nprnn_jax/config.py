@@ -255,11 +255,9 @@ def _plain(config) -> dict:
     return {k: _plain(v) if isinstance(v, Mapping) or hasattr(v, "to_dict") else v for k, v in config.items()}
 
 
-def validate(config, refuse_ignored: bool = True) -> Settings:
+def validate(config) -> Settings:
     """Checks every setting of ``config`` (a ConfigDict, a dict, or `Settings`) and returns a
-    normalized, read-only copy (`Settings`). ``refuse_ignored``: a setting that no trained init
-    reads (momentum with SGD, cuts with the constant schedule) is an error; a workdir's record,
-    which says what ran, is read with False.
+    normalized, read-only copy (`Settings`).
 
     Raises `ConfigError` naming the first bad setting and what is allowed.
     """
@@ -301,8 +299,6 @@ def validate(config, refuse_ignored: bool = True) -> Settings:
                           + (f"; e.g. --config.eval_every={near}" if near else ""))
     for init in config.inits:
         cut_steps(init_settings(config, init), config.num_steps, f"per_init.{init}." if init in per_init else "")
-    if refuse_ignored:
-        _refuse_ignored(config)
     problem = tasks.get(task).check(config)
     if problem:
         raise ConfigError(problem)
@@ -316,21 +312,27 @@ _READ_ONLY_WITH = {"momentum": ("optimizer", "momentum"), "lr_cut_steps": ("lr_s
                    "lr_cut_factor": ("lr_schedule", "step")}
 
 
-def _refuse_ignored(config):
-    """`ConfigError` for a setting that no trained init reads: a top-level one away from its
-    default that every init's optimizer or schedule ignores (``momentum`` with SGD, cuts with the
-    constant schedule), or a per-init override its own init ignores. A top-level setting read by
-    at least one init is kept (MNIST's cuts, with IRNN's schedule constant)."""
-    by_name = settings_by_name()
+def refuse_ignored(config, typed) -> None:
+    """`ConfigError` for a setting the user typed (``typed``: names such as ``momentum`` or
+    ``per_init.irnn.momentum``, e.g. a command line's ``--config.<name>``) that no trained init
+    reads: a top-level one that every init's optimizer or schedule ignores (``momentum`` with SGD,
+    cuts with the constant schedule), a per-init override its own init ignores, or a per-init
+    override of an init the run does not train. A top-level setting read by at least one init
+    counts as read (MNIST's cuts, with IRNN's schedule constant); settings a config file carries
+    for a variant it does not pick are not the user's and are left alone."""
+    typed = set(typed)
+    untrained = sorted(t for t in typed if t.startswith("per_init.") and t.split(".")[1] not in config.inits)
+    if untrained:
+        raise ConfigError(f"{untrained[0]} is ignored: {untrained[0].split('.')[1]} is not trained "
+                          f"(inits={','.join(config.inits)}); add it to inits or drop the setting")
     for name, (other, reader) in _READ_ONLY_WITH.items():
-        default = by_name[name].default
-        if config[name] != default and not any(init_settings(config, i)[other] == reader for i in config.inits):
+        if name in typed and not any(init_settings(config, i)[other] == reader for i in config.inits):
             kinds = sorted({init_settings(config, i)[other] for i in config.inits})
             raise ConfigError(f"{name}={config[name]!r} is ignored: no init has {other}={reader} (they have "
                               f"{other}={', '.join(kinds)}); drop it, or set {other}={reader}")
         for init in config.inits:
             overrides = config.per_init.get(init) or {}
-            if name in overrides and init_settings(config, init)[other] != reader:
+            if f"per_init.{init}.{name}" in typed and name in overrides and init_settings(config, init)[other] != reader:
                 raise ConfigError(f"per_init.{init}.{name}={overrides[name]!r} is ignored: {init} has "
                                   f"{other}={init_settings(config, init)[other]}; drop it, or set "
                                   f"per_init.{init}.{other}={reader}")

@@ -210,7 +210,7 @@ def read_config(workdir):
     """The validated config of a workdir's config.json (`workdir.WorkdirConfigError` if none)."""
     record = workdir_lib.read_config(workdir, config_lib.SCHEMA)
     settings = config_lib.with_defaults(record["config"])
-    return config_lib.validate(_tuples(settings), refuse_ignored=False), record
+    return config_lib.validate(_tuples(settings)), record
 
 
 def load_grid(workdir, init: str):

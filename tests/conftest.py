@@ -18,15 +18,6 @@ if "JAX_COMPILATION_CACHE_DIR" not in os.environ:
     os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
     os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "0")
 
-# The suite compiles hundreds of small programs and runs each briefly, so XLA's backend (LLVM)
-# optimizations cost more than they save (an earlier session measured 70 s instead of 97 for the
-# compile-heavy test_bptt/test_rnn/test_modules on the quiet 2-core machine). Every test compares
-# runs compiled the same way, or runs against a tolerance; subprocesses inherit the flag
-# (`device_flags` keeps it when a test gives a child its own device count).
-# NPRNN_TEST_XLA_OPT=1 keeps XLA's default.
-if not os.environ.get("NPRNN_TEST_XLA_OPT"):
-    os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " --xla_backend_optimization_level=0").strip()
-
 import pathlib
 
 import pytest
@@ -104,5 +95,5 @@ def run_binary(module, *args, env=None, timeout=600, in_process=None):
 
 
 def device_flags(count: int) -> str:
-    """XLA_FLAGS for a child process with ``count`` CPU host devices and this suite's other flags."""
+    """XLA_FLAGS for a child process with ``count`` CPU host devices (and any flags already set)."""
     return (os.environ.get("XLA_FLAGS", "") + f" --xla_force_host_platform_device_count={count}").strip()

@@ -86,7 +86,7 @@ def test_marked_pair_binaries_end_to_end(tmp_path, module):
 @pytest.mark.slow
 def test_mnist_binary_end_to_end(tmp_path):
     shared_data_dir()  # skipped (failed in CI) without the data
-    result = run("mnist", smoke("mnist"), "--config.optimizer=adam", "--config.per_init.irnn.optimizer=adam",
+    result = run("mnist", smoke("mnist"), "--config.optimizer=adam", "--config.per_init.np.optimizer=adam",
                  "--config.batch_size=32", "--config.permute=true", "--config.inits=np",
                  f"--workdir={tmp_path}")
     assert result.returncode == 0, result.stderr[-3000:]
