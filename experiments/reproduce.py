@@ -273,13 +273,18 @@ def snapshot_all(root: pathlib.Path, names: list, out: pathlib.Path) -> list:
     return lines
 
 
+def _sources(snapshots: pathlib.Path) -> list:
+    """Where a missing job's state is looked for: --snapshot's folder, else --resume_from's."""
+    return list(dict.fromkeys([snapshots, pathlib.Path(FLAGS.resume_from) / FLAGS.budget]))
+
+
 def run_queue(names: list, all_jobs: dict, root: pathlib.Path, snapshots: pathlib.Path, deadline) -> int:
     """Runs ``names`` through `queue_lib.Queue`; the exit status (1: a job failed). A job missing
     under ``root`` continues from its snapshot in ``snapshots`` (--snapshot), else in --resume_from
     (the committed records), and one finished in either is not run again."""
     from experiments.study import plan
 
-    sources = list(dict.fromkeys([snapshots, pathlib.Path(FLAGS.resume_from) / FLAGS.budget]))
+    sources = _sources(snapshots)
 
     def before_start(name):
         why = plan.frontier_stop(name, root, sources[-1]) if FLAGS.budget == "frontier" else None
@@ -378,8 +383,7 @@ def main(argv):
         executor = slurm.slurm_executor(root / "slurm", partition=FLAGS.slurm_partition, time_min=FLAGS.slurm_time,
                                         cpus=FLAGS.slurm_cpus, parallelism=FLAGS.slurm_parallelism,
                                         requeues=FLAGS.slurm_requeues)
-        sources = list(dict.fromkeys([snapshots, pathlib.Path(FLAGS.resume_from) / FLAGS.budget]))
-        submitted = slurm.submit(executor, names, all_jobs, root, sources, FLAGS.budget)
+        submitted = slurm.submit(executor, names, all_jobs, root, _sources(snapshots))
         for name, job in zip(names, submitted):
             print(f"{name}: submitted as SLURM job {job.job_id} (log: {root / f'{name}.log'})")
         print(f"when they have finished: python -m experiments.reproduce --budget={FLAGS.budget} "

@@ -534,7 +534,7 @@ def test_the_slurm_launcher_runs_an_array_and_a_requeued_task_resumes_to_the_sam
 
     smoke = plan.jobs("smoke")
     root = tmp_path / "requeued" / "smoke"
-    task = slurm.StudyTask(smoke, root, [], "smoke")
+    task = slurm.StudyTask(smoke, root, [])
     first = threading.Thread(target=lambda: pytest.raises(RuntimeError, task, "addition_a"))
     first.start()
     _wait_for_step(root / "addition_a", 20)
@@ -550,13 +550,13 @@ def test_the_slurm_launcher_runs_an_array_and_a_requeued_task_resumes_to_the_sam
     executor = submitit.LocalExecutor(folder=str(tmp_path / "submitit"))
     executor.update_parameters(timeout_min=30)
     array_root = tmp_path / "array" / "smoke"
-    a, b = slurm.submit(executor, ["addition_a", "addition_b"], smoke, array_root, [], "smoke")
+    a, b = slurm.submit(executor, ["addition_a", "addition_b"], smoke, array_root, [])
     assert result(a) == {"job": "addition_a", "exit": 0} and result(b) == {"job": "addition_b", "exit": 0}
     assert (array_root / "addition_a" / "summary.json").read_text() == (uninterrupted / "summary.json").read_text()
     # a finished job is not run again; a job whose binary fails raises with its exit status
-    [again] = slurm.submit(executor, ["addition_a"], smoke, array_root, [], "smoke")
+    [again] = slurm.submit(executor, ["addition_a"], smoke, array_root, [])
     assert result(again) == {"job": "addition_a", "exit": 0, "note": "finished before this task"}
     bad = {"addition_a": ("addition", "smoke", ["--config.num_steps=7"])}  # not a multiple of eval_every
-    [failing] = slurm.submit(executor, ["addition_a"], bad, tmp_path / "other", [], "smoke")
+    [failing] = slurm.submit(executor, ["addition_a"], bad, tmp_path / "other", [])
     with pytest.raises(Exception, match="addition_a: its binary ended with exit 2"):
         result(failing)

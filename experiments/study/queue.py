@@ -102,6 +102,17 @@ def _error_line(log_path: pathlib.Path) -> str:
     return (errors or lines or [""])[-1][:200]
 
 
+def job_env(core: Optional[int]) -> dict:
+    """The environment of a study job's binary: one XLA host device (the same records wherever it
+    runs), pinned to ``core`` (None: not pinned) and ending with its parent (the binary does both
+    at its start: `experiments.common`)."""
+    env = dict(os.environ)
+    flags = [f for f in env.get("XLA_FLAGS", "").split() if "xla_force_host_platform_device_count" not in f]
+    env["XLA_FLAGS"] = " ".join(flags + ["--xla_force_host_platform_device_count=1"])
+    env.update({"NPRNN_JOB_CORE": "" if core is None else str(core), "NPRNN_JOB_DIE_WITH_PARENT": "1"})
+    return env
+
+
 def _fmt_time(seconds: float) -> str:
     seconds = max(0, int(seconds))
     return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
@@ -172,13 +183,9 @@ class Queue:
         log = open(self.root / f"{name}.log", "a")
         log.write(f"\n=== {time.strftime('%Y-%m-%d %H:%M:%S')} core {core} {' '.join(command)}\n")
         log.flush()
-        env = dict(os.environ)
-        flags = [f for f in env.get("XLA_FLAGS", "").split() if "xla_force_host_platform_device_count" not in f]
-        env["XLA_FLAGS"] = " ".join(flags + ["--xla_force_host_platform_device_count=1"])
-        # the binary pins itself to its core and asks for SIGTERM when the driver dies
-        # (experiments.common); its own session: a Ctrl-C in the driver's terminal reaches the
-        # driver alone. No preexec_fn: nothing runs between fork and exec in a process with JAX.
-        env.update({"NPRNN_JOB_CORE": "" if core is None else str(core), "NPRNN_JOB_DIE_WITH_PARENT": "1"})
+        # its own session: a Ctrl-C in the driver's terminal reaches the driver alone. No
+        # preexec_fn: nothing runs between fork and exec in a process with JAX.
+        env = job_env(core)
         process = subprocess.Popen(command, stdout=log, stderr=log, env=env, start_new_session=True)
         record = {"job": name, "command": command[1:], "core": core}
         self.running[name] = Running(name, process, core, time.time(), log, record)

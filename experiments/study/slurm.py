@@ -25,8 +25,8 @@ REPO = pathlib.Path(__file__).resolve().parents[2]
 class StudyTask:
     """One array task: ``task(name)`` runs study job ``name`` to its end (or to a requeue)."""
 
-    def __init__(self, jobs: dict, root: pathlib.Path, snapshots: list, budget: str):
-        self.jobs, self.root, self.snapshots, self.budget = dict(jobs), pathlib.Path(root), list(snapshots), budget
+    def __init__(self, jobs: dict, root: pathlib.Path, snapshots: list):
+        self.jobs, self.root, self.snapshots = dict(jobs), pathlib.Path(root), list(snapshots)
         self._child: Optional[subprocess.Popen] = None
 
     def __getstate__(self):  # pickled by submitit, with its requeue too: never the running child
@@ -37,6 +37,7 @@ class StudyTask:
 
     def __call__(self, name: str) -> dict:
         from experiments import reproduce
+        from experiments.study import queue
 
         workdir = self.root / name
         if (workdir / "summary.json").is_file():
@@ -48,11 +49,7 @@ class StudyTask:
                 break
         workdir.parent.mkdir(parents=True, exist_ok=True)
         command = reproduce.command(self.jobs[name], workdir)
-        # as under the local queue: one XLA host device (the same records), ending with its task
-        env = dict(os.environ)
-        flags = [f for f in env.get("XLA_FLAGS", "").split() if "xla_force_host_platform_device_count" not in f]
-        env["XLA_FLAGS"] = " ".join(flags + ["--xla_force_host_platform_device_count=1"])
-        env["NPRNN_JOB_DIE_WITH_PARENT"] = "1"
+        env = queue.job_env(None)  # as under the local queue (SLURM's cgroup chooses the core)
         with open(self.root / f"{name}.log", "a") as log:
             self._child = subprocess.Popen(command, cwd=REPO, stdout=log, stderr=subprocess.STDOUT,
                                            start_new_session=True, env=env)
@@ -71,17 +68,17 @@ class StudyTask:
         if child is not None and child.poll() is None:
             child.send_signal(signal.SIGTERM)
             child.wait()
-        return submitit.helpers.DelayedSubmission(StudyTask(self.jobs, self.root, self.snapshots, self.budget), name)
+        return submitit.helpers.DelayedSubmission(StudyTask(self.jobs, self.root, self.snapshots), name)
 
 
-def submit(executor, names: list, jobs: dict, root: pathlib.Path, snapshots: list, budget: str) -> list:
+def submit(executor, names: list, jobs: dict, root: pathlib.Path, snapshots: list) -> list:
     """Submits ``names`` as one array on ``executor`` (a submitit executor; its parameters set by the
     caller); returns the submitit jobs, in the order of ``names``."""
     root.mkdir(parents=True, exist_ok=True)
     # the array tasks unpickle `StudyTask`: the checkout must be importable wherever they run
     os.environ["PYTHONPATH"] = os.pathsep.join([str(REPO)] + [p for p in os.environ.get("PYTHONPATH", "").split(
         os.pathsep) if p])
-    task = StudyTask({n: jobs[n] for n in names}, root, snapshots, budget)
+    task = StudyTask({n: jobs[n] for n in names}, root, snapshots)
     return executor.map_array(task, list(names))
 
 
