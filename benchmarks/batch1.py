@@ -57,17 +57,17 @@ def _matmul_peak_gflops():
 def measure(seq_len: int, steps: int, repeats: int) -> list:
     import jax
     import jax.numpy as jnp
-    from nprnn_jax import parallel, tasks, train
+    from nprnn_jax import parallel, rnn, tasks, train
 
     task = tasks.AdditionTask(seq_len=seq_len, train_size=100_000, test_size=16)
     data = task.train_data()
     hp = train.hparams(1e-3, 10.0)
     rows = []
 
-    def trainer(preset, chunk):
-        config = train.TrainConfig(preset=preset, hidden_size=HIDDEN, batch_size=1, num_steps=steps,
-                                   eval_every=steps, bptt_chunk=chunk)
-        return train.make_train(config, task)
+    def trainer(init, chunk):
+        config = train.TrainConfig(init=init, hidden_size=HIDDEN, batch_size=1, num_steps=steps,
+                                   eval_every=steps)
+        return train.make_train(config, task, execution=rnn.Execution(bptt_chunk=chunk))
 
     key = jax.random.PRNGKey(0)
     auto = parallel.auto_bptt_chunk([seq_len], "cpu")
@@ -82,7 +82,7 @@ def measure(seq_len: int, steps: int, repeats: int) -> list:
     chunk = 0
     trainers = [trainer(v, chunk) for v in relu]
     states = jax.tree.map(lambda *x: jnp.stack(x), *[jax.jit(t.init)(key, hp) for t in trainers])
-    one = trainers[0]  # the step is the same function for every ReLU preset: only the initial weights differ
+    one = trainers[0]  # the step is the same function for every ReLU init: only the initial weights differ
     for execution in ("map", "vmap"):
         grid = jax.jit(lambda s: parallel.over_runs(lambda x: one.run(x, hp, steps, data), 1, execution)(s))
         seconds = _median_seconds(lambda: jax.block_until_ready(grid(states)), repeats)

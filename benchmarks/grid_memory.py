@@ -23,7 +23,7 @@ flags.DEFINE_integer("seq_len", 200, "Sequence length T.", lower_bound=2)
 flags.DEFINE_integer("batch_size", 16, "Minibatch size.", lower_bound=1)
 flags.DEFINE_integer("hidden_size", 100, "Hidden units.", lower_bound=1)
 flags.DEFINE_integer("num_steps", 200, "Steps per timed segment.", lower_bound=1)
-flags.DEFINE_string("preset", "np", "The init (rnn.PRESETS).")
+flags.DEFINE_string("init", "np", "The init (rnn.INITS).")
 flags.DEFINE_enum("execution", "auto", ["vmap", "map", "auto"], "Runs of one device: vmap, map or auto.")
 flags.DEFINE_integer("bptt_chunk", -1, "-1 auto, 0 off, or k (parallel.execution_plan).", lower_bound=-1)
 FLAGS = flags.FLAGS
@@ -37,10 +37,9 @@ def main(argv):
     plan = parallel.execution_plan(num_seeds=args.num_seeds, batch_size=args.batch_size,
                                    seq_lens=task.seq_lens(), execution=args.execution, bptt_chunk=args.bptt_chunk)
     config = train.TrainConfig(hidden_size=args.hidden_size, batch_size=args.batch_size,
-                               num_steps=args.num_steps, eval_every=args.num_steps,
-                               bptt_chunk=plan.bptt_chunk)
+                               num_steps=args.num_steps, eval_every=args.num_steps)
     grid = runner.Grid(learning_rates=lrs, num_seeds=args.num_seeds)
-    run = runner.GridRun(task, runner.InitRun(args.preset, config, grid), plan)
+    run = runner.GridRun(task, runner.InitRun(args.init, config, grid), plan)
     state = run.initial_state()
     t0 = time.perf_counter()
     state, loss = run.segment(state, run.hp, run.data)

@@ -84,8 +84,8 @@ def ours_step(seq_len, input_size, seeds, backward, remat_every=0, shard=False, 
     `parallel.pmean_flat`), the engine's layout for one seed on several devices (`parallel.layout`)."""
     # the engine's chunk length (the execution plan's rule for this backend)
     chunk = parallel.auto_bptt_chunk((seq_len,), jax.default_backend()) if backward == "custom" else 0
-    config = rnn.RNNConfig(input_size=input_size, hidden_size=HIDDEN, output_size=1, preset="np",
-                           backward=backward, remat_every=remat_every, bptt_chunk=0 if remat_every else chunk)
+    config = rnn.RNNConfig(input_size=input_size, hidden_size=HIDDEN, output_size=1, init="np")
+    run = rnn.Execution(backward=backward, remat_every=remat_every, bptt_chunk=0 if remat_every else chunk)
     keys = jax.random.split(jax.random.key(0), seeds)
     params = jax.vmap(lambda k: rnn.init_params(k, config))(keys)
     xs = jax.random.uniform(jax.random.key(1), (seeds, BATCH, seq_len, input_size))
@@ -94,7 +94,7 @@ def ours_step(seq_len, input_size, seeds, backward, remat_every=0, shard=False, 
     def step(params, xs, ys):
         if split_batch:  # this device's rows; the gradients averaged over the devices below
             xs, ys = parallel.local_rows((xs, ys), "batch")
-        loss_fn = lambda p: jnp.mean((rnn.apply(p, xs, config) - ys) ** 2)
+        loss_fn = lambda p: jnp.mean((rnn.apply(p, xs, config, None, run) - ys) ** 2)
         loss, grads = jax.value_and_grad(loss_fn)(params)
         if split_batch:
             loss, grads = parallel.pmean_flat((loss, grads), "batch")

@@ -16,12 +16,12 @@ from nprnn_jax import rnn
 
 
 def step_ms(seq_len, input_size, backward, unroll, repeats=15):
-    config = rnn.RNNConfig(input_size=input_size, hidden_size=100, preset="np", backward=backward,
-                           unroll=unroll)
+    config = rnn.RNNConfig(input_size=input_size, hidden_size=100, init="np")
+    run = rnn.Execution(backward=backward, unroll=unroll)
     params = rnn.init_params(jax.random.key(0), config)
     xs = jax.random.uniform(jax.random.key(1), (16, seq_len, input_size))
     ys = jnp.ones((16, 1))
-    step = jax.jit(jax.value_and_grad(lambda p: jnp.mean((rnn.apply(p, xs, config) - ys) ** 2)))
+    step = jax.jit(jax.value_and_grad(lambda p: jnp.mean((rnn.apply(p, xs, config, None, run) - ys) ** 2)))
     jax.block_until_ready(step(params))
     times = []
     for _ in range(repeats):

@@ -29,25 +29,68 @@ FLAGS = flags.FLAGS
 CONFIGS = pathlib.Path(__file__).resolve().parent / "configs"
 
 
-TASK = {"name": None}  # the binary's task, for messages about its settings
+TASK = {"name": None, "fixed": False}  # the binary's task (fixed: a per-task alias), for messages
+
+# The config of `python -m experiments.main` without --config: the README's main job.
+MAIN_CONFIG = CONFIGS / "addition.py"
 
 
-def define_flags(task: str, argv=None):
-    """The flags of the binary for ``task`` in `FLAGS`: --config (+ overrides), --workdir, --show_config.
-    ``argv``: the command line whose --config.<name> overrides are registered (default sys.argv)."""
+def config_files() -> dict:
+    """The config files found in experiments/configs, ``{task: path}`` (each names its task)."""
+    return {p.stem: p for p in sorted(CONFIGS.glob("*.py")) if p.stem != "__init__"}
+
+
+def _config_spec(argv) -> tuple:
+    """(path, name) of the --config of ``argv`` (MAIN_CONFIG's default when none is given)."""
+    spec = next((a.split("=", 1)[1] for a in argv[1:] if a.startswith("--config=")), str(MAIN_CONFIG))
+    path, _, name = spec.partition(":")
+    return path, name or None
+
+
+def config_task(argv):
+    """The task that the config file of ``argv`` names (``config.task``), or None when it cannot be
+    read (the flag parsing then says why). Loading it imports the task module that the file
+    imports, which registers a task of one's own."""
+    import importlib.util
+
+    path, name = _config_spec(argv)
+    try:
+        spec = importlib.util.spec_from_file_location(f"_nprnn_config_{pathlib.Path(path).stem}", path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        config = module.get_config(name) if name else module.get_config()
+        task = config.get("task")
+    except Exception:  # noqa: BLE001  reported by the flag parsing, with its own message
+        return None
+    return task if isinstance(task, str) else None
+
+
+def define_flags(task, argv=None):
+    """The flags of a binary in `FLAGS`: --config (+ overrides), --workdir, --show_config.
+    ``task``: the task of a per-task alias (``experiments.addition``); None for
+    ``experiments.main``, whose task is the one its config names. ``argv``: the command line
+    whose --config.<name> overrides are registered (default sys.argv)."""
     from nprnn_jax import config as config_lib
+    from nprnn_jax import tasks
 
-    TASK["name"] = task
-    path = CONFIGS / f"{task}.py"
-    names = ", ".join(s.name for s in config_lib.settings_of(task))
+    argv = sys.argv if argv is None else argv
+    fixed = task is not None
+    task = task if fixed else config_task(argv)
+    TASK.update(name=task, fixed=fixed)
+    path = CONFIGS / f"{task}.py" if fixed else MAIN_CONFIG
+    names = (", ".join(s.name for s in config_lib.settings_of(task)) if task in tasks.names()
+             else "see --show_config")
+    found = ", ".join(str(p.relative_to(CONFIGS.parent.parent)) for p in config_files().values())
     config_flags.DEFINE_config_file(
         "config", str(path),
         f"A config file and optional named config, path.py[:name] (default: {path.name}'s default; names: "
-        f"see its docstring). Override any setting with --config.<name>=value; settings: {names}. "
+        f"see its docstring{'' if fixed else '; the config names its task; config files here: ' + found}). "
+        f"Override any setting with --config.<name>=value; settings: {names}. "
         "--show_config lists them with their values and meanings.", lock_config=True, flag_values=FLAGS,
         sys_argv=argv)
-    flags.DEFINE_string("workdir", f"workdirs/{task}", "Output folder (resumes if it holds the same config).",
-                        flag_values=FLAGS)
+    flags.DEFINE_string("workdir", f"workdirs/{task}" if fixed else None,
+                        "Output folder (resumes if it holds the same config)"
+                        + ("." if fixed else "; default workdirs/<the config's task>."), flag_values=FLAGS)
     flags.DEFINE_bool("show_config", False, "Print every setting with its value and meaning, then exit.",
                       flag_values=FLAGS)
     flags.DEFINE_bool("distributed", False, "Multi-host: jax.distributed.initialize() before the run; the "
@@ -58,7 +101,7 @@ def define_flags(task: str, argv=None):
     flags.DEFINE_integer("num_processes", None, "Number of processes (--distributed).", flag_values=FLAGS)
     flags.DEFINE_integer("process_id", None, "This process's index (--distributed).", flag_values=FLAGS)
     if _IN_PROCESS["on"]:
-        module = f"experiments.{task}"
+        module = f"experiments.{task if fixed else 'main'}"
     else:
         main_module = sys.modules["__main__"].__name__ if "__main__" in sys.modules else "__main__"
         module = sys.argv[0] if main_module == "__main__" else main_module
@@ -180,7 +223,8 @@ def _help_if_asked(argv):
     if any(arg in HELP_FLAGS for arg in argv[1:]):
         if _IN_PROCESS["on"]:
             import importlib
-            main = importlib.import_module(f"experiments.{_IN_PROCESS.get('module') or TASK['name']}")
+            binary = TASK["name"] if TASK.get("fixed") else "main"
+            main = importlib.import_module(f"experiments.{_IN_PROCESS.get('module') or binary}")
             print(main.__doc__.strip() + "\n")
             print(FLAGS.module_help(main.__name__) if "--helpfull" not in argv else FLAGS.get_help())
         else:
@@ -298,19 +342,29 @@ def run_main(argv):
 
     if len(argv) > 1:
         _error(f"unexpected arguments: {' '.join(argv[1:])} (settings are --config.<name>=value)")
-    if not FLAGS.workdir.strip():
+    if FLAGS.workdir is not None and not FLAGS.workdir.strip():
         _error("--workdir is empty: give the folder for the run's files")
     if "verbosity" in FLAGS and not FLAGS["verbosity"].present:
         logging.set_verbosity(logging.WARNING)  # orbax logs every save at INFO
+    workdir = FLAGS.workdir if FLAGS.workdir is not None else f"workdirs/{TASK['name']}"
     try:
         if FLAGS.config is None or not hasattr(FLAGS.config, "to_dict"):
             _error(f"--config={FLAGS['config'].config_filename}: its get_config() returned "
                    f"{type(FLAGS.config).__name__}, not an ml_collections.ConfigDict (a missing return?)")
-        if FLAGS.config.get("task") != TASK["name"]:
+        typed_task = any(a.startswith("--config.task=") for a in ARGV)
+        if TASK["fixed"] and FLAGS.config.get("task") != TASK["name"]:
             _error(f"task={FLAGS.config.get('task')!r} (from --config={FLAGS['config'].config_filename}"
-                   + (" or --config.task" if any(a.startswith("--config.task=") for a in ARGV) else "")
-                   + f"): this is the {TASK['name']} binary; run python -m experiments.{FLAGS.config.get('task')} "
-                   f"for that task, or give a config of experiments/configs/{TASK['name']}.py")
+                   + (" or --config.task" if typed_task else "")
+                   + f"): this is the {TASK['name']} binary; run python -m experiments.main "
+                   f"--config={FLAGS['config'].config_filename} for that task, or give a config of "
+                   f"experiments/configs/{TASK['name']}.py")
+        if not TASK["fixed"]:
+            if typed_task:
+                _error(f"--config.task={FLAGS.config.get('task')}: the config file names its task "
+                       f"({config_task(ARGV)!r} in {FLAGS['config'].config_filename}); give a config file of "
+                       f"that task instead (config files here: {', '.join(config_files())})")
+            TASK["name"] = FLAGS.config.get("task")
+        workdir = FLAGS.workdir if FLAGS.workdir is not None else f"workdirs/{FLAGS.config.get('task')}"
         config = config_lib.validate(FLAGS.config)
         # what the user typed and nothing reads is refused (a config file's settings for variants
         # it does not pick are left alone)
@@ -334,16 +388,16 @@ def run_main(argv):
                   f"{jax.devices()[0].platform} device(s)"
                   + (f" in {jax.process_count()} processes" if jax.process_count() > 1 else "")
                   + f"; {' '.join(overrides) or 'the default config'} (--show_config lists every setting; "
-                  f"{FLAGS.workdir}/config.json records them)", file=sys.stderr)
+                  f"{workdir}/config.json records them)", file=sys.stderr)
         start = time.perf_counter()
         from nprnn_jax import runner
         previous = _stop_on_signals(runner.request_stop)
         try:
-            experiment.run_validated(config, FLAGS.workdir)  # validated once, above
+            experiment.run_validated(config, workdir)  # validated once, above
         except runner.Stopped as stopped:
             runner.clear_stop()
             print(f"{stopped}: " + ("its checkpoint is written" if stopped.step else "nothing trained yet")
-                  + f"; run the same command to resume {FLAGS.workdir}", file=sys.stderr)
+                  + f"; run the same command to resume {workdir}", file=sys.stderr)
             _exit(STOPPED_EXIT)
         finally:
             _restore_signals(previous)
@@ -351,7 +405,7 @@ def run_main(argv):
     except (ValueError, OSError) as error:  # ConfigError, DataError, WorkdirConfigError are ValueErrors
         _error(str(error).splitlines()[0] if str(error) else type(error).__name__)
     except KeyboardInterrupt:
-        print(f"\ninterrupted: run the same command to resume {FLAGS.workdir} from its last checkpoint",
+        print(f"\ninterrupted: run the same command to resume {workdir} from its last checkpoint",
               file=sys.stderr)
         _exit(130)  # at once: no interpreter teardown racing orbax's and JAX's threads
     except Exception as error:  # noqa: BLE001  the boundary: one line, never a traceback by default
@@ -359,7 +413,7 @@ def run_main(argv):
     import jax
     if jax.process_index() != 0:
         return
-    workdir = pathlib.Path(FLAGS.workdir)
+    workdir = pathlib.Path(workdir)
     print(f"\n{title}: finished in {seconds:.0f} s; results in {workdir}\n")
     print((workdir / "results.md").read_text())
 
@@ -454,16 +508,18 @@ def _quiet_after_ctrl_c():
     threading.excepthook, sys.unraisablehook = thread_hook, unraisable_hook
 
 
-def run(task: str):
-    """Defines the flags of ``task``'s binary and runs it (call under ``if __name__ == "__main__"``)."""
+def run(task: str = None):
+    """Defines the flags of a binary and runs it (call under ``if __name__ == "__main__"``):
+    ``experiments.main`` (``task`` None: the task its config names) or a per-task alias."""
     _as_a_study_job()
     _quiet_after_ctrl_c()
     _define(task, sys.argv)
     app.run(run_main, flags_parser=parse_flags)
 
 
-def main(task: str, argv) -> int:
-    """``task``'s binary run inside this process (``argv[0]`` is the program's name): the same
+def main(task, argv) -> int:
+    """A binary run inside this process (``task`` None: ``experiments.main``; else the alias of
+    that task) (``argv[0]`` is the program's name): the same
     flags, checks, outputs and exit status as ``python -m experiments.<task>``, returned instead
     of ending the process. JAX has started, so the run uses the devices this process has (no
     host-device split). The tests call it; the command-line contract of a real process (Ctrl-C,

@@ -22,7 +22,7 @@ import jax
 import numpy as np
 from absl import app, flags, logging
 
-flags.DEFINE_string("inits", "np,irnn,irnn_scaled", "Comma list of sRNN presets (no lstm).")
+flags.DEFINE_string("inits", "np,irnn,irnn_scaled", "Comma list of sRNN inits (no lstm).")
 flags.DEFINE_string("workdir", "workdirs/dynamics", "Where the figures and dynamics.json go.")
 flags.DEFINE_string("trained_workdir", None, "A benchmark workdir (addition/multiplication) to analyse.")
 flags.DEFINE_float("learning_rate", None, "The trained run's learning rate (as load_params names a run); "
@@ -74,10 +74,10 @@ def run():
         task = tasks.AdditionTask(seq_len=FLAGS.seq_len, test_size=FLAGS.batch_size)
         inits = [i.strip() for i in FLAGS.inits.split(",") if i.strip()]
         if not inits:
-            raise ValueError(f"--inits={FLAGS.inits!r}: give one or more sRNN presets, e.g. np,irnn,irnn_scaled")
+            raise ValueError(f"--inits={FLAGS.inits!r}: give one or more sRNN inits, e.g. np,irnn,irnn_scaled")
     for init in inits:
-        if rnn.get_preset(init).cell == "lstm":
-            raise ValueError(f"init {init!r}: the analysis covers the sRNN presets; an LSTM has no single W_hh")
+        if rnn.get_init(init).cell == "lstm":
+            raise ValueError(f"init {init!r}: the analysis covers the sRNN inits; an LSTM has no single W_hh")
     xs = task.test_set()["xs"][:FLAGS.batch_size]
     chosen = {}
     for init in inits:  # the trained run of each init, checked before anything is written
@@ -102,16 +102,16 @@ def run():
     workdir.mkdir(parents=True, exist_ok=True)
     analysis.plot_phase_portraits(workdir / "phase_portraits.png")
     for init in inits:
-        cell = rnn.get_preset(init).cell
+        cell = rnn.get_init(init).cell
         if FLAGS.trained_workdir:
-            from nprnn_jax import workdir as workdir_lib
+            from nprnn_jax import checkpoints
             lr, dropout = chosen[init]
             load = lambda initial: jax.tree.map(jax.numpy.asarray, experiment.load_params(  # noqa: E731
                 FLAGS.trained_workdir, init, lr, FLAGS.seed, dropout, initial=initial))
-            step = workdir_lib.restore_params(FLAGS.trained_workdir, init)[1]
+            step = checkpoints.restore_params(FLAGS.trained_workdir, init)[1]
             stages = {"init": load(True), f"trained (step {step})": load(False)}
         else:
-            config = rnn.RNNConfig(input_size=2, hidden_size=FLAGS.hidden_size, preset=init)
+            config = rnn.RNNConfig(input_size=2, hidden_size=FLAGS.hidden_size, init=init)
             stages = {"init": rnn.init_params(jax.random.PRNGKey(FLAGS.seed), config)}
         for stage, params in stages.items():
             label = f"{init} {stage}" if len(stages) > 1 else init

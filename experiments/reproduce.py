@@ -127,7 +127,7 @@ def snapshot_job(workdir: pathlib.Path, to: pathlib.Path) -> list:
     """Copies an unfinished job's compact state to ``to``: its records and, per init, the
     newest checkpoint whose files match their recorded hashes (a resume truncates the
     metrics to it). Returns ``[(init, step)]`` of the checkpoints copied."""
-    from nprnn_jax import workdir as workdir_lib
+    from nprnn_jax import checkpoints
 
     staging = to.with_name(to.name + ".partial")
     shutil.rmtree(staging, ignore_errors=True)
@@ -150,7 +150,7 @@ def snapshot_job(workdir: pathlib.Path, to: pathlib.Path) -> list:
                 continue
             (staging / "checkpoint_hashes" / init_dir.name).mkdir(parents=True, exist_ok=True)
             shutil.copyfile(hashes, staging / "checkpoint_hashes" / init_dir.name / hashes.name)
-            if workdir_lib.checkpoint_damage(staging, init_dir.name, step) is None:  # the copy is intact
+            if checkpoints.damage(staging, init_dir.name, step) is None:  # the copy is intact
                 kept.append((init_dir.name, step))
                 break
             shutil.rmtree(target, ignore_errors=True)
@@ -180,7 +180,7 @@ def snapshot_problem(source: pathlib.Path, task: str) -> Optional[str]:
     task; a records file that is not JSON lines (file and line named); an init whose every
     checkpoint is damaged or lacks its hash record. (The job's binary compares the rest of the
     settings itself, and sets a damaged newest checkpoint aside when an older one is intact.)"""
-    from nprnn_jax import workdir as workdir_lib
+    from nprnn_jax import checkpoints
 
     config = source / "config.json"
     if not config.is_file():
@@ -208,19 +208,10 @@ def snapshot_problem(source: pathlib.Path, task: str) -> Optional[str]:
                     continue  # the last line, cut short while the job wrote it: the resume drops it
                 return f"{path}: line {number} is not a JSON record ({line[:40]!r})"
     for init_dir in sorted((source / "checkpoints").glob("*")):
-        steps = sorted((int(p.name) for p in init_dir.iterdir() if p.name.isdigit()), reverse=True)
-        problems = []
-        for step in steps:
-            if not (source / "checkpoint_hashes" / init_dir.name / f"{step}.json").is_file():
-                problems.append(f"step {step}: no hash record")
-                continue
-            damage = workdir_lib.checkpoint_damage(source, init_dir.name, step)
-            if damage is None:
-                break
-            problems.append(f"step {step}: {damage}")
-        else:
-            if steps:
-                return f"{init_dir}: no intact checkpoint ({'; '.join(problems)})"
+        steps = checkpoints.steps(source, init_dir.name)
+        if steps and checkpoints.newest_intact_step(source, init_dir.name, hashed_only=True) is None:
+            problems = [f"step {s}: {checkpoints.problem(source, init_dir.name, s, hashed_only=True)}" for s in steps]
+            return f"{init_dir}: no intact checkpoint ({'; '.join(problems)})"
     return None
 
 

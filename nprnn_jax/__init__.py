@@ -2,8 +2,8 @@
 
 from nprnn_jax import initializers
 from nprnn_jax import rnn
-from nprnn_jax.rnn import PRESETS, RNNConfig, apply, init_params
+from nprnn_jax.rnn import INITS, RNNConfig, apply, init_params
 
 __version__ = "0.1.0"
 
-__all__ = ["initializers", "rnn", "PRESETS", "RNNConfig", "apply", "init_params"]
+__all__ = ["initializers", "rnn", "INITS", "RNNConfig", "apply", "init_params"]

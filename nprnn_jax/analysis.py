@@ -4,7 +4,7 @@ input sensitivity and Lyapunov exponents of Elman RNNs.
 With zero input and zero bias a ReLU RNN with positive definite ``W_hh`` evolves
 as ``h_{t+1} = W_hh h_t`` inside the positive orthant, so the eigenvalues of
 ``W_hh`` decide everything (Talathi & Vartak, Sec. 3). Everything here works on
-any parameter dict of `nprnn_jax.rnn` (sRNN presets), initial or trained.
+any parameter dict of `nprnn_jax.rnn` (sRNN inits), initial or trained.
 
 Convention: row vectors, ``h_t = f(x_t W_hx + h_{t-1} W_hh + b_h)``.
 """
@@ -124,7 +124,7 @@ def eigenvalues_near_one(w_hh, within: float = 0.05) -> int:
 
 
 def sensitivity_any(params: Mapping, xs, config) -> jax.Array:
-    """`input_sensitivity` for any preset of `nprnn_jax.rnn` (sRNN or LSTM; ``config`` an
+    """`input_sensitivity` for any init of `nprnn_jax.rnn` (sRNN or LSTM; ``config`` an
     `rnn.RNNConfig`): ``||d h_T / d x_t||`` for t = 1..T, averaged over the batch ``xs``."""
     from nprnn_jax import rnn
 

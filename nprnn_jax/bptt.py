@@ -344,11 +344,11 @@ _final_state_chunked.defvjp(_final_state_chunked_fwd, _final_state_chunked_bwd)
 
 def final_state_chunked(x: jax.Array, w_in: jax.Array, bias: jax.Array, w: jax.Array,
                         activation: str = "relu", mask: Optional[jax.Array] = None, unroll: int = 1,
-                        remat_every: int = 100, recompute: bool = True) -> jax.Array:
+                        chunk: int = 100, recompute: bool = True) -> jax.Array:
     """``h_T`` of ``h_t = f(x_t w_in + bias + h_{t-1} w)`` in memory bounded by the chunk, with the fast VJP.
 
     For long sequences (T = 10,000): the sequence is cut into chunks of
-    ``k = remat_every`` steps, and each chunk's input projection (one matmul of
+    ``k = chunk`` steps, and each chunk's input projection (one matmul of
     its k x B rows) and states are computed where they are needed, so no
     ``[T, B, N]`` array exists: the forward pass keeps the T / k states that
     enter the chunks, and the backward pass walks the chunks in reverse,
@@ -361,13 +361,14 @@ def final_state_chunked(x: jax.Array, w_in: jax.Array, bias: jax.Array, w: jax.A
       x: ``[T, B, I]`` inputs, time-major.
       w_in: ``[I, N]`` input kernel; bias: ``[N]``; w: ``[N, N]`` recurrent kernel.
       activation, mask, unroll: as in `recurrence`.
-      remat_every: the chunk length k; it must divide T.
+      chunk: the chunk length k; it must divide T (`rnn.Execution`'s ``remat_every`` with
+        ``recompute``, its ``bptt_chunk`` without).
       recompute: True (the default) keeps only the states entering the chunks and
         recomputes the rest; False keeps every state (``[T, B, N]``, like
         `final_state`) but still works chunk by chunk, so every other array
         (projected inputs, gradients) is a chunk long.
     """
     _check_activation(activation)
-    _split_chunks(x, mask, remat_every)  # the divisor check, before tracing the VJP
+    _split_chunks(x, mask, chunk)  # the divisor check, before tracing the VJP
     x, w_in, bias, w = _match_varying(x, w_in, bias, w)
-    return _final_state_chunked(activation, unroll, remat_every, bool(recompute), x, w_in, bias, w, mask)
+    return _final_state_chunked(activation, unroll, chunk, bool(recompute), x, w_in, bias, w, mask)

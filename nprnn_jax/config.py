@@ -51,8 +51,8 @@ Setting = checks.Setting  # name, default, meaning, rule (declared where the val
 _S = Setting
 SETTINGS = (
     # What is compared.
-    _S("inits", ("np", "irnn", "irnn_scaled"), "variants compared (rnn.PRESETS); each is one compiled grid",
-       _tuple(_one_of(tuple(rnn.PRESETS)), unique=True)),
+    _S("inits", ("np", "irnn", "irnn_scaled"), "variants compared (rnn.INITS); each is one compiled grid",
+       _tuple(_one_of(tuple(rnn.INITS)), unique=True)),
     _S("num_seeds", _DEFAULT["num_seeds"], "seeds per (init, learning rate, dropout); the grid's seed axis", _ENGINE["num_seeds"]),
     _S("seed_offset", _DEFAULT["seed_offset"], "the first seed: seeds are seed_offset .. seed_offset + num_seeds - 1 (split a "
        "sweep into jobs)", _ENGINE["seed_offset"]),
@@ -122,13 +122,16 @@ def settings_of(task: str) -> tuple:
     return SETTINGS + tasks.get(task).settings
 
 
-def settings_by_name() -> dict:
-    """Every setting of every registered task, by name."""
+def settings_by_name(task: str = None) -> dict:
+    """The settings of ``task``'s binary by name; without a task, the common ones and those of
+    every registered task (for messages: a name two tasks declare, each with its own default
+    and rule, appears once)."""
+    if task is not None:
+        return {s.name: s for s in settings_of(task)}
     out = {s.name: s for s in SETTINGS}
-    for task in tasks.names():
-        for setting in tasks.get(task).settings:
-            if out.setdefault(setting.name, setting) != setting:
-                raise ValueError(f"setting {setting.name!r} is declared twice, differently (task {task!r})")
+    for name in tasks.names():
+        for setting in tasks.get(name).settings:
+            out.setdefault(setting.name, setting)
     return out
 
 
@@ -145,14 +148,14 @@ def base_config(task: str) -> ml_collections.ConfigDict:
     config.task = task
     for setting in settings_of(task):
         config[setting.name] = setting.default
-    # Every per-init setting of every preset is declared (unset), so that the command line
+    # Every per-init setting of every init is declared (unset), so that the command line
     # can set any of them (--config.per_init.irnn.learning_rates=1e-5); `validate` drops
     # the unset ones.
     from ml_collections import config_dict
 
     config.per_init = ml_collections.ConfigDict()
-    for preset in rnn.PRESETS:
-        config.per_init[preset] = ml_collections.ConfigDict(
+    for init in rnn.INITS:
+        config.per_init[init] = ml_collections.ConfigDict(
             {s.name: config_dict.placeholder(type(s.default)) for s in SETTINGS if s.per_init})
     return config
 
@@ -186,9 +189,10 @@ def _normalize(setting: Setting, value):
     return value
 
 
-def check_value(name: str, value, where: str = "") -> Any:
-    """The normalized value of setting ``name``, or `ConfigError` naming it and what is allowed."""
-    setting = settings_by_name()[name]
+def check_value(task: str, name: str, value, where: str = "") -> Any:
+    """The normalized value of ``task``'s setting ``name``, or `ConfigError` naming it and what is
+    allowed."""
+    setting = settings_by_name(task)[name]
     value = _normalize(setting, value)
     problem = setting.check(value)
     if problem:
@@ -269,15 +273,15 @@ def validate(config) -> Settings:
     for name in names:
         if name not in raw:
             raise ConfigError(f"{name}: missing from the config")
-        raw[name] = check_value(name, raw[name])
+        raw[name] = check_value(task, name, raw[name])
     per_init = {init: {k: v for k, v in (overrides or {}).items() if v is not None}
                 for init, overrides in (raw.get("per_init") or {}).items()}
     per_init = {init: overrides for init, overrides in per_init.items() if overrides}
-    _check_unknown(list(per_init.keys()), list(rnn.PRESETS), "per_init.")
+    _check_unknown(list(per_init.keys()), list(rnn.INITS), "per_init.")
     for init, overrides in per_init.items():
         _check_unknown(list(overrides.keys()), PER_INIT, f"per_init.{init}.")
         for name in list(overrides.keys()):
-            overrides[name] = check_value(name, overrides[name], f"per_init.{init}.")
+            overrides[name] = check_value(task, name, overrides[name], f"per_init.{init}.")
     raw["per_init"] = per_init
     config = Settings(raw)
     if config.log_every and config.eval_every % config.log_every:
@@ -402,7 +406,8 @@ def result_settings(config_json: dict) -> dict:
     """The part of a config's JSON that results depend on: execution settings, output settings
     (figures) and data locations left out (the data themselves are compared by their fingerprint, the task's
     record, so the same data under another path resume, and other data do not)."""
-    by_name = settings_by_name()
+    task = config_json.get("task")
+    by_name = settings_by_name(task if task in tasks.names() else None)
     return {k: v for k, v in config_json.items()
             if not (k in by_name and (by_name[k].execution or by_name[k].location or by_name[k].output))}
 
@@ -417,7 +422,7 @@ def check_settings(config_json: dict):
     try:
         for setting in settings_of(config_json["task"]):
             value = settings[setting.name]
-            check_value(setting.name, tuple(value) if isinstance(value, list) else value)
+            check_value(config_json["task"], setting.name, tuple(value) if isinstance(value, list) else value)
     except ConfigError as error:
         return str(error)
     return None

@@ -18,7 +18,7 @@ from typing import Optional
 import numpy as np
 
 from nprnn_jax import config as config_lib
-from nprnn_jax import parallel, report, rnn, runner, tasks
+from nprnn_jax import checkpoints, parallel, report, rnn, runner, tasks
 from nprnn_jax import workdir as workdir_lib
 from nprnn_jax.train import TrainConfig
 
@@ -111,28 +111,26 @@ def check_open_files(config, grouped: bool = False, limit: Optional[int] = None)
 
 def plan_for(config, task) -> dict:
     """The execution plan of ``config`` on the visible devices (`parallel.execution_plan`)."""
-    for length in task.seq_lens():
-        rnn.check_sequence_length(config.remat_every, 0, length)
     plan = parallel.execution_plan(num_seeds=config.num_seeds, batch_size=config.batch_size,
                                    seq_lens=task.seq_lens(), execution=config.execution, shard=config.shard,
                                    bptt_chunk=config.bptt_chunk, backward=config.backward,
-                                   group_inits=config.group_inits)
+                                   group_inits=config.group_inits, unroll=config.unroll,
+                                   remat_every=config.remat_every)
     check_memory(config, task, plan.devices if plan.layout == "seeds" else 1, grouped=plan.group_inits)
     check_open_files(config, grouped=plan.group_inits)
     return plan
 
 
-def init_runs(config, plan: parallel.ExecutionPlan) -> list:
+def init_runs(config) -> list:
     """One `runner.InitRun` per init of ``config``, its per-init settings resolved."""
     runs = []
     for init in config.inits:
         own = config_lib.init_settings(config, init)
         train_config = TrainConfig(
-            preset=init, hidden_size=config.hidden_size, input_init_n=config.input_init_n,
+            init=init, hidden_size=config.hidden_size, input_init_n=config.input_init_n,
             batch_size=config.batch_size, num_steps=config.num_steps, eval_every=config.eval_every,
             optimizer=own["optimizer"], momentum=own["momentum"], lr_cut_factor=own["lr_cut_factor"],
-            lr_cut_steps=config_lib.cut_steps(own, config.num_steps), unroll=config.unroll,
-            backward=config.backward, remat_every=config.remat_every, bptt_chunk=plan.bptt_chunk,
+            lr_cut_steps=config_lib.cut_steps(own, config.num_steps),
             eval_batch_size=config.eval_batch_size, clip_by=config.clip_by)
         grid = runner.Grid(learning_rates=own["learning_rates"], num_seeds=config.num_seeds,
                            clip_norm=own["clip_norm"], dropout_rates=config.dropout_rates,
@@ -185,9 +183,11 @@ def run_validated(config, workdir, *, progress_stream=None, on_event=None) -> li
         raise config_lib.ConfigError(f"batch_size={config.batch_size}: more than the {num_train} training examples "
                                      f"of {task.name}; at most {num_train}")
     plan = plan_for(config, task)
-    runs = init_runs(config, plan)
+    runs = init_runs(config)
     record = {"version": workdir_lib.CONFIG_VERSION, "task": task.describe(),
-              "config": config_lib.to_json(config), "plan": plan.to_json()}
+              "config": config_lib.to_json(config), "plan": plan.to_json(),
+              # what each init runs, resolved once (its per-init overrides applied)
+              "runs": {run.init: run.to_json() for run in runs}}
     summary = runner.run_experiment(task, runs, workdir, record=record, plan=plan, on_event=on_event,
                                     progress_stream=progress_stream, extra_files=extra_files,
                                     tensorboard=config.tensorboard, schema=config_lib.SCHEMA)
@@ -217,12 +217,11 @@ def load_grid(workdir, init: str):
     """``(initial state, final state, checkpoint step, config, InitRun)`` of ``init``'s grid in a
     finished or interrupted workdir, rebuilt from its config.json; states are
     ``[combination, seed, ...]`` with combinations ordered as ``InitRun.grid.combos``."""
-    config, record = read_config(workdir)
+    config, _ = read_config(workdir)
     if init not in config.inits:
         raise workdir_lib.WorkdirConfigError(f"{workdir} has no init {init!r}; it has {list(config.inits)}")
     task, _ = build_task(config)
-    plan = parallel.ExecutionPlan(bptt_chunk=record.get("plan", {}).get("bptt_chunk", 0))
-    run = next(r for r in init_runs(config, plan) if r.init == init)
+    run = next(r for r in init_runs(config) if r.init == init)
     initial, final, step = runner.load_grid_states(workdir, task, run)
     return initial, final, step, config, run
 
@@ -243,7 +242,7 @@ def load_params(workdir, init: str, learning_rate: float, seed: int, dropout: Op
 
         params = load_params("workdirs/addition", "np", learning_rate=0.01, seed=0)
         config, _ = read_config("workdirs/addition")
-        rnn_config = rnn.RNNConfig(input_size=2, hidden_size=config.hidden_size, preset="np")
+        rnn_config = rnn.RNNConfig(input_size=2, hidden_size=config.hidden_size, init="np")
         batch = tasks.AdditionTask(seq_len=config.seq_len).sample(jax.random.PRNGKey(1), 256)
         predictions = rnn.apply(params, batch["xs"], rnn_config)   # [256, 1]; targets batch["ys"]
     """
@@ -270,7 +269,7 @@ def load_params(workdir, init: str, learning_rate: float, seed: int, dropout: Op
     if seed not in grid.seeds:
         raise ValueError(f"{workdir}: seed={seed!r} is not one of the run's seeds "
                          f"{grid.seeds[0]}..{grid.seeds[-1]}")
-    params, _ = workdir_lib.restore_params(workdir, init, step=None if step is None else int(step),
+    params, _ = checkpoints.restore_params(workdir, init, step=None if step is None else int(step),
                                            allow_older=allow_older)
     one = {name: value[matches[0], grid.seeds.index(seed)] for name, value in params.items()}
     if not initial:
@@ -279,7 +278,7 @@ def load_params(workdir, init: str, learning_rate: float, seed: int, dropout: Op
 
     input_kernel = one["W_x"] if "W_x" in one else one["W_hx"]
     rnn_config = rnn.RNNConfig(input_size=input_kernel.shape[0], hidden_size=config.hidden_size,
-                               output_size=one["W_hy"].shape[-1], preset=init, input_init_n=config.input_init_n)
+                               output_size=one["W_hy"].shape[-1], init=init, input_init_n=config.input_init_n)
     with jax.default_device(jax.local_devices(backend="cpu")[0]):
         first = _initial_params(rnn_config)(jax.random.PRNGKey(seed))
     return {name: np.asarray(value) for name, value in first.items()}

@@ -233,6 +233,11 @@ class ExecutionPlan:
         resolves on the backend.
       bptt_chunk: BPTT in chunks of this many steps (0: off).
       group_inits: the inits that share a program train as one grid (`runner.init_groups`).
+      unroll, backward, remat_every: how the recurrence is scanned and differentiated (the
+        settings of the same names).
+
+    The recurrence gets its part as one argument, `recurrence` (an `rnn.Execution`), never
+    inside the network's config.
     """
 
     backend: str = "cpu"
@@ -241,6 +246,16 @@ class ExecutionPlan:
     execution: str = "auto"
     bptt_chunk: int = 0
     group_inits: bool = False
+    unroll: int = 1
+    backward: str = "custom"
+    remat_every: int = 0
+
+    @property
+    def recurrence(self):
+        """How the recurrence runs (`rnn.Execution`): unroll, backward pass, chunks."""
+        from nprnn_jax import rnn
+        return rnn.Execution(unroll=self.unroll, backward=self.backward, remat_every=self.remat_every,
+                             bptt_chunk=self.bptt_chunk)
 
     def to_json(self) -> dict:
         return dataclasses.asdict(self)
@@ -248,10 +263,10 @@ class ExecutionPlan:
 
 def execution_plan(*, num_seeds: int, batch_size: int, seq_lens: Sequence[int], execution: str = "auto",
                    shard: str = "auto", bptt_chunk: int = -1, backward: str = "custom",
-                   group_inits: str = "auto") -> ExecutionPlan:
+                   group_inits: str = "auto", unroll: int = 1, remat_every: int = 0) -> ExecutionPlan:
     """Resolves the speed-only settings for the visible devices into an explicit
     `ExecutionPlan`. ``bptt_chunk=-1`` is `auto_bptt_chunk`; an explicit k must divide every
-    sequence length.
+    sequence length, as ``remat_every`` must.
     """
     backend = jax.default_backend()
     grouped = resolve_group_inits(group_inits, backend)
@@ -264,5 +279,9 @@ def execution_plan(*, num_seeds: int, batch_size: int, seq_lens: Sequence[int], 
             if chunk and length % chunk:
                 raise ValueError(f"bptt_chunk={chunk} must divide the sequence length {length} "
                                  "(or use -1 for auto, 0 for off)")
-    return ExecutionPlan(backend=backend, devices=jax.device_count(), layout=kind, execution=resolve(execution),
-                         bptt_chunk=chunk, group_inits=grouped)
+    plan = ExecutionPlan(backend=backend, devices=jax.device_count(), layout=kind, execution=resolve(execution),
+                         bptt_chunk=chunk, group_inits=grouped, unroll=unroll, backward=backward,
+                         remat_every=remat_every)
+    for length in seq_lens:
+        plan.recurrence.check_length(length)  # the settings' own checks, and the lengths they must divide
+    return plan

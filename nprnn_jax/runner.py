@@ -26,9 +26,7 @@ from typing import Callable, NamedTuple, Optional, Sequence
 import jax
 import jax.numpy as jnp
 import numpy as np
-import orbax.checkpoint as ocp
-
-from nprnn_jax import checks, parallel, train, writers, workdir as workdir_lib
+from nprnn_jax import checkpoints, checks, parallel, train, writers, workdir as workdir_lib
 from nprnn_jax.progress import Progress
 from nprnn_jax.tasks import Task
 from nprnn_jax.train import DEFAULTS, RULES, TrainConfig, TrainState, hparams, make_train
@@ -73,7 +71,21 @@ class InitRun:
 
     def __post_init__(self):
         object.__setattr__(self, "train_config", dataclasses.replace(
-            self.train_config, preset=self.init, dropout=any(r > 0 for r in self.grid.dropout_rates)))
+            self.train_config, init=self.init, dropout=any(r > 0 for r in self.grid.dropout_rates)))
+
+    def to_json(self) -> dict:
+        """The run description config.json records: the engine's settings of this init (its
+        per-init overrides applied), its grid and its logging interval."""
+        def plain(value):  # a library caller's optimizer object is recorded by its name
+            if isinstance(value, (tuple, list)) and not hasattr(value, "_fields"):
+                return [plain(v) for v in value]
+            if isinstance(value, (str, int, float, bool, type(None))):
+                return value
+            return getattr(value, "__module__", "") + "." + getattr(value, "__qualname__", type(value).__name__)
+        return {"train": {f.name: plain(getattr(self.train_config, f.name))
+                          for f in dataclasses.fields(self.train_config)},
+                "grid": {f.name: plain(getattr(self.grid, f.name)) for f in dataclasses.fields(self.grid)},
+                "log_every": self.log_every}
 
 
 def host(tree):
@@ -103,7 +115,7 @@ class GridRun:
         self.layout = plan.layout
         self.sharding = parallel.mesh_sharding(self.layout)
         config, grid = run.train_config, run.grid
-        self.trainer = make_train(config, task, "batch" if self.layout == "batch" else None)
+        self.trainer = make_train(config, task, "batch" if self.layout == "batch" else None, plan.recurrence)
         self.config, self.grid, self.init = config, grid, run.init
         combos = grid.combos
         self.keys = jax.vmap(jax.random.PRNGKey)(jnp.asarray(grid.seeds))
@@ -163,10 +175,7 @@ def default_record(task: Task, runs: Sequence[InitRun], plan: Optional[parallel.
     """A config.json record for library callers that have no `nprnn_jax.config` config."""
     config = {"inits": [r.init for r in runs]}
     for r in runs:
-        config[r.init] = {"train": {k: list(v) if isinstance(v, tuple) else v
-                                    for k, v in dataclasses.asdict(r.train_config).items()},
-                          "grid": {k: list(v) if isinstance(v, tuple) else v
-                                   for k, v in dataclasses.asdict(r.grid).items()}}
+        config[r.init] = {k: v for k, v in r.to_json().items() if k in ("train", "grid")}
     return {"version": workdir_lib.CONFIG_VERSION, "task": task.describe(), "config": config,
             "plan": plan.to_json() if plan is not None else {}}
 
@@ -241,7 +250,7 @@ def group_key(run: InitRun):
     engine setting but the init, the seeds, the dropout rates and the logging interval. Their
     learning rates and clip norms may differ (they are per-run values, like a grid's)."""
     from nprnn_jax import rnn
-    return (rnn.get_preset(run.init).cell, dataclasses.replace(run.train_config, preset="np"),
+    return (rnn.get_init(run.init).cell, dataclasses.replace(run.train_config, init="np"),
             tuple(run.grid.seeds), tuple(run.grid.dropout_rates), run.log_every)
 
 
@@ -292,12 +301,11 @@ def _train_groups(task, groups, workdir, plan, test_set, validation_set, progres
             grid_run = GridRun(task, run, plan)
             template = grid_run.initial_state()
             parallel.barrier(f"{run.init}:ready")  # before the first collective (orbax's sync)
-            manager = workdir_lib.checkpoint_manager(workdir, run.init, max_to_keep=2, create=True)
-            state, start = workdir_lib.restore_newest_intact(manager, template, workdir, run.init, main,
-                                                             legacy=_legacy(template))
-            if manager.latest_step() is None:
+            store = checkpoints.Checkpoints(workdir, run.init, main, max_to_keep=2)
+            state, start = store.restore_newest_intact(template, legacy=_legacy(template))
+            if store.latest_step() is None:
                 start = 0
-            members.append(_Member(run, grid_run, manager, state, start))
+            members.append(_Member(run, grid_run, store, state, start))
         if len({m.start for m in members}) > 1:
             members = _align_starts(members, workdir, main)
         # Inits restored at different steps (a workdir of runs trained one after another) are
@@ -312,7 +320,7 @@ def _train_groups(task, groups, workdir, plan, test_set, validation_set, progres
                     validation[run.init] = workdir_lib.summary_records(
                         grid_run.rows(None, None, state, validation_metrics), host(state.diverged_step))
         for member in members:
-            member.manager.close()
+            member.store.close()
 
 
 def _align_starts(members: list, workdir: pathlib.Path, main: bool) -> list:
@@ -332,9 +340,9 @@ def _align_starts(members: list, workdir: pathlib.Path, main: bool) -> list:
         template = m.grid_run.initial_state()
         if target == 0:
             state = template
-        elif target in m.manager.all_steps() and workdir_lib.checkpoint_damage(workdir, m.run.init, target) is None:
+        elif target in m.store.steps() and m.store.damage(target) is None:
             try:
-                state = workdir_lib.restore_step(m.manager, target, template, _legacy(template))
+                state = m.store.restore(target, template, _legacy(template))
             except Exception:  # noqa: BLE001  not restorable: keep the members as they are
                 return members
         else:
@@ -342,10 +350,7 @@ def _align_starts(members: list, workdir: pathlib.Path, main: bool) -> list:
         aligned.append(m._replace(state=state, start=target))
     for m, new in zip(members, aligned):
         if new.start != m.start:
-            for step in [s for s in m.manager.all_steps() if s > target]:
-                m.manager.delete(step)
-                if main:
-                    (workdir / "checkpoint_hashes" / m.run.init / f"{step}.json").unlink(missing_ok=True)
+            m.store.drop_after(target)
             if main:
                 print(f"{m.run.init}: resumes at step {target} with the other inits of its group (its checkpoint "
                       f"at step {m.start} was written after theirs; the group recomputes it)", file=sys.stderr)
@@ -353,11 +358,11 @@ def _align_starts(members: list, workdir: pathlib.Path, main: bool) -> list:
 
 
 class _Member(NamedTuple):
-    """One init of a group, restored: its run, compiled grid, checkpoint manager, state and step."""
+    """One init of a group, restored: its run, compiled grid, checkpoints, state and step."""
 
     run: InitRun
     grid_run: "GridRun"
-    manager: ocp.CheckpointManager
+    store: "checkpoints.Checkpoints"
     state: TrainState
     start: int
 
@@ -394,7 +399,7 @@ def _train_group(task, members, start, workdir, test_set, validation_set, progre
     metrics or None)`` per member."""
     runs = [m.run for m in members]
     grid_runs = [m.grid_run for m in members]
-    managers = [m.manager for m in members]
+    stores = [m.store for m in members]
     lead = grid_runs[0]
     config = runs[0].train_config
     stack = _Stack(grid_runs)
@@ -436,22 +441,20 @@ def _train_group(task, members, start, workdir, test_set, validation_set, progre
         if on_event:
             for run in runs:
                 on_event("segment_done", run.init, step)
-        for run, manager, part in zip(runs, managers, parts):
-            manager.save(step, args=ocp.args.StandardSave(part))
-            if main:
-                workdir_lib.record_checkpoint(workdir, run.init, step)
+        for run, store, part in zip(runs, stores, parts):
+            store.save(step, part)
             if on_event:
                 on_event("checkpoint_started", run.init, step)
         progress.update(config.eval_every, _progress_message(rows, task))
         if _STOP.is_set() and step < config.num_steps:
             progress.close()
-            for manager in managers:
-                manager.wait_until_finished()
-                manager.close()
+            for store in stores:
+                store.wait()
+                store.close()
             raise Stopped("+".join(run.init for run in runs), step, config.num_steps)
     progress.close()
-    for manager in managers:
-        manager.wait_until_finished()
+    for store in stores:
+        store.wait()
     for run in runs:
         writer.finish(run.init)
     if test_metrics is None:  # resumed from the final checkpoint: nothing was evaluated yet
@@ -491,10 +494,11 @@ def load_grid_states(workdir, task: Task, run: InitRun):
     workdir = pathlib.Path(workdir)
     grid_run = GridRun(task, run)
     initial = grid_run.initial_state()
-    manager = workdir_lib.checkpoint_manager(workdir, run.init)
-    step = manager.latest_step()
+    store = checkpoints.Checkpoints(workdir, run.init, main=False, max_to_keep=None, create=False)
+    step = store.latest_step()
     if step is None:
+        store.close()
         raise WorkdirConfigError(f"{workdir}: no checkpoint of {run.init!r}")
-    final = workdir_lib.restore_step(manager, step, initial, _legacy(initial))
-    manager.close()
+    final = store.restore(step, initial, _legacy(initial))
+    store.close()
     return initial, final, step

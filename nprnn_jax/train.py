@@ -93,12 +93,13 @@ class TrainConfig:
     """Static settings of one init's runs (the grid's varying ones live in `hparams`).
 
     The fields are the engine's values (`DEFAULTS`, checked by `RULES`; the command line's
-    settings of the same names), resolved for one init: ``preset`` is the init, ``lr_cut_steps`` the
-    explicit steps of the cuts (empty: constant rate), ``dropout`` whether the
-    grid has dropout rates, and ``bptt_chunk`` the plan's chunk length (0: off).
+    settings of the same names), resolved for one init (``init``), ``lr_cut_steps`` the
+    explicit steps of the cuts (empty: constant rate), and ``dropout`` whether the
+    grid has dropout rates. How the recurrence runs (unroll, backward pass, chunks) is not
+    here: it is the trainer's `rnn.Execution` (`make_train`), from the execution plan.
     """
 
-    preset: str = "np"
+    init: str = "np"
     hidden_size: int = _SETTING_DEFAULT["hidden_size"]
     input_init_n: str = _SETTING_DEFAULT["input_init_n"]
     batch_size: int = _SETTING_DEFAULT["batch_size"]
@@ -112,17 +113,13 @@ class TrainConfig:
     lr_cut_factor: float = _SETTING_DEFAULT["lr_cut_factor"]
     lr_cut_steps: tuple = ()
     dropout: bool = False
-    unroll: int = _SETTING_DEFAULT["unroll"]
-    backward: str = _SETTING_DEFAULT["backward"]
-    remat_every: int = _SETTING_DEFAULT["remat_every"]
-    bptt_chunk: int = 0
     eval_batch_size: int = _SETTING_DEFAULT["eval_batch_size"]
     clip_by: str = _SETTING_DEFAULT["clip_by"]
 
     def __post_init__(self):
-        rnn.get_preset(self.preset)
+        rnn.get_init(self.init)
         for name in ("hidden_size", "input_init_n", "batch_size", "num_steps", "eval_every", "optimizer",
-                     "momentum", "lr_cut_factor", "unroll", "remat_every", "eval_batch_size", "clip_by"):
+                     "momentum", "lr_cut_factor", "eval_batch_size", "clip_by"):
             if name == "optimizer" and not isinstance(self.optimizer, str):
                 if not (callable(self.optimizer) or isinstance(self.optimizer, optax.GradientTransformation)):
                     raise ValueError(f"optimizer={self.optimizer!r}: give one of {', '.join(OPTIMIZERS)}, a "
@@ -130,7 +127,6 @@ class TrainConfig:
                                      "optax.GradientTransformation")
                 continue
             object.__setattr__(self, name, checks.checked(name, getattr(self, name), RULES[name]))
-        rnn.check_backward_settings(self.backward, self.remat_every, self.bptt_chunk)
         if self.num_steps % self.eval_every:
             raise ValueError(f"num_steps={self.num_steps} must be a multiple of "
                              f"eval_every={self.eval_every} (every segment has the same length, "
@@ -234,13 +230,13 @@ class Trainer:
     config: TrainConfig
     task: Task
     batch_axis: Optional[str] = None  # mesh axis that splits the minibatch (see the module doc)
+    execution: rnn.Execution = rnn.DEFAULT_EXECUTION  # how the recurrence runs (speed only)
 
     @property
     def rnn_config(self) -> rnn.RNNConfig:
         return rnn.RNNConfig(input_size=self.task.input_size, hidden_size=self.config.hidden_size,
-                             output_size=self.task.output_size, preset=self.config.preset,
-                             input_init_n=self.config.input_init_n, unroll=self.config.unroll, backward=self.config.backward,
-                             remat_every=self.config.remat_every, bptt_chunk=self.config.bptt_chunk)
+                             output_size=self.task.output_size, init=self.config.init,
+                             input_init_n=self.config.input_init_n)
 
     def init(self, key: jax.Array, hp: dict) -> TrainState:
         """The initial state of the run with PRNG ``key`` (raw uint32[2])."""
@@ -259,7 +255,7 @@ class Trainer:
 
     def loss(self, params, batch) -> jax.Array:
         """Mean training loss; ``batch["keep"]`` (if present) scales the last hidden state (dropout)."""
-        h = rnn.final_hidden(params, batch["xs"], self.rnn_config, batch.get("lengths"))
+        h = rnn.final_hidden(params, batch["xs"], self.rnn_config, batch.get("lengths"), self.execution)
         if "keep" in batch:
             h = h * batch["keep"]
         return self.task.loss(rnn.readout(params, h), batch)
@@ -337,7 +333,7 @@ class Trainer:
         batches = jax.tree.map(
             lambda x: jnp.concatenate([x, x[:pad]]).reshape((-1, size) + x.shape[1:]), batches)
         outputs = jax.lax.map(
-            lambda b: rnn.apply(params, b["xs"], self.rnn_config, b.get("lengths")), batches)
+            lambda b: rnn.apply(params, b["xs"], self.rnn_config, b.get("lengths"), self.execution), batches)
         return outputs.reshape((-1,) + outputs.shape[2:])[:count]
 
     def evaluate(self, params, test_set) -> dict:
@@ -361,10 +357,15 @@ class Trainer:
         return jax.lax.scan(segment, state, None, length=segments)
 
 
-def make_train(config: TrainConfig, task: Task, batch_axis: Optional[str] = None) -> Trainer:
+def make_train(config: TrainConfig, task: Task, batch_axis: Optional[str] = None,
+               execution: rnn.Execution = rnn.DEFAULT_EXECUTION) -> Trainer:
     """Returns the `Trainer` of ``config`` on ``task``; ``trainer.train(key, hparams)`` is pure.
 
     ``batch_axis``: a mesh axis name to split each minibatch over (data parallelism
     inside one run; call the trainer's functions inside a `jax.shard_map` over it).
+    ``execution``: how the recurrence runs (`rnn.Execution`; speed only), the execution
+    plan's `recurrence` in an experiment.
     """
-    return Trainer(config, task, batch_axis)
+    for length in task.seq_lens():
+        execution.check_length(length)
+    return Trainer(config, task, batch_axis, execution)

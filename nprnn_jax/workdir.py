@@ -1,16 +1,15 @@
 """The files of a workdir: config.json, metrics.jsonl, summary.json.
 
-    config.json          the resolved configuration and execution plan (a run with
-                         other result-relevant settings is refused)
+    config.json          the resolved configuration, execution plan and each init's run
+                         description (a run with other result-relevant settings is refused)
     metrics.jsonl        one row per run per evaluation
     summary.json         one record per run: its hyperparameters, final metrics, diverged
     validation.json      the same records with the final parameters evaluated on the task's
                          validation set (marked-pair tasks; data sets with validation_size);
                          the best setting is chosen on these, never on the test set
 
-    checkpoints/<init>/  the grid's states (orbax), with their files' hashes in
-                         checkpoint_hashes/<init>/; `restore_newest_intact` resumes from the newest
-                         one that is whole and sets damaged ones aside in damaged_checkpoints/
+    checkpoints/<init>/  the grid's states, with their files' hashes in checkpoint_hashes/<init>/:
+                         `nprnn_jax.checkpoints` (save, hash record, restore the newest intact)
 
 Every write is atomic (a temporary file renamed over the old one) or an fsynced
 append, so a crash leaves the previous state readable. How config.json's settings are read
@@ -60,7 +59,19 @@ class Schema:
     check: Callable[[dict], Optional[str]] = _fine
 
 
-PLAIN = Schema()
+# Keys a library caller's record (`runner.default_record`) held in each init's "train" before
+# the recurrence's speed-only settings left `train.TrainConfig` for `rnn.Execution`: they never
+# changed results, so a workdir that has them resumes.
+_SPEED_ONLY_TRAIN_KEYS = ("unroll", "backward", "remat_every", "bptt_chunk")
+
+
+def _library_result_settings(config_json: dict) -> dict:
+    return {k: (dict(v, train={kk: vv for kk, vv in v["train"].items() if kk not in _SPEED_ONLY_TRAIN_KEYS})
+                if isinstance(v, dict) and isinstance(v.get("train"), dict) else v)
+            for k, v in config_json.items()}
+
+
+PLAIN = Schema(result_settings=_library_result_settings)
 
 
 class WorkdirConfigError(ValueError):
@@ -145,6 +156,8 @@ def check_or_write_config(workdir: pathlib.Path, record: dict, write: bool = Tru
         diffs = _differences(_comparable(old, schema), _comparable(record, schema))
         if diffs and _extends(schema.with_defaults(old["config"]), record, diffs, workdir):
             extended = dict(old, config=dict(old["config"], num_steps=record["config"]["num_steps"]))
+            if "runs" in record:  # what each init runs now (its steps and cuts follow num_steps)
+                extended["runs"] = record["runs"]
             extended["extended"] = old.get("extended", []) + [
                 {"from_num_steps": schema.with_defaults(old["config"])["num_steps"],
                  "to_num_steps": record["config"]["num_steps"]}]
@@ -188,7 +201,7 @@ def check_record(record, path, schema: Schema = PLAIN) -> dict:
         raise WorkdirConfigError(
             f"{path} was written by another nprnn_jax (config version {record.get('version', 1)!r}, this one "
             f"reads {CONFIG_VERSION}); its checkpoints cannot be resumed: use a new workdir")
-    for part, kind in (("config", dict), ("task", dict), ("plan", dict)):
+    for part, kind in (("config", dict), ("task", dict), ("plan", dict), ("runs", dict)):
         if part in record and not isinstance(record[part], kind) or part == "config" and part not in record:
             raise WorkdirConfigError(f"{path}: its {part!r} is {type(record.get(part)).__name__}, not a "
                                      f"{kind.__name__}; the file was edited or damaged: use a new workdir")
@@ -292,51 +305,6 @@ def truncate_metrics(path: pathlib.Path, init: str, last_step: int):
     atomic_write(path, "".join(line + "\n" for line in kept))
 
 
-def _checkpoint_files(folder: pathlib.Path) -> dict:
-    import hashlib
-    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(folder.rglob("*")) if p.is_file()}
-
-
-def record_checkpoint(workdir: pathlib.Path, init: str, step: int):
-    """Writes the SHA-256 of every file of a saved checkpoint to
-    ``checkpoint_hashes/<init>/<step>.json``, so that a damaged checkpoint is recognised
-    before orbax reads it."""
-    folder = workdir / "checkpoint_hashes" / init
-    folder.mkdir(parents=True, exist_ok=True)
-    files = _checkpoint_files(workdir / "checkpoints" / init / str(step))
-    atomic_write(folder / f"{step}.json", json.dumps(files, indent=0, sort_keys=True) + "\n")
-
-
-def looks_like_checkpoint(workdir: pathlib.Path, init: str, step: int) -> bool:
-    """Whether ``checkpoints/<init>/<step>`` is a checkpoint orbax finished writing (its
-    metadata file) or one whose hashes were recorded (then `checkpoint_damage` judges it)."""
-    folder = workdir / "checkpoints" / init / str(step)
-    return (folder / "_CHECKPOINT_METADATA").is_file() or \
-        (workdir / "checkpoint_hashes" / init / f"{step}.json").is_file()
-
-
-def checkpoint_damage(workdir: pathlib.Path, init: str, step: int) -> Optional[str]:
-    """What is wrong with a checkpoint's files against their recorded hashes (None: intact,
-    or no record, e.g. a kill between the save and the record: then orbax has to tell)."""
-    path = workdir / "checkpoint_hashes" / init / f"{step}.json"
-    if not path.is_file():
-        return None
-    try:
-        expected = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError):
-        return None
-    found = _checkpoint_files(workdir / "checkpoints" / init / str(step))
-    for name in sorted(set(expected) | set(found)):
-        if name not in found:
-            return f"{name} is missing"
-        if name not in expected:
-            return f"{name} was not part of the saved checkpoint"
-        if found[name] != expected[name]:
-            return f"{name} has changed since it was saved"
-    return None
-
-
 def summary_records(final_rows: list, diverged_steps) -> list:
     """summary.json's records from the rows of the final evaluation (same order)."""
     records = []
@@ -364,165 +332,3 @@ def read_config(workdir, schema: Schema = PLAIN) -> dict:
     except (OSError, json.JSONDecodeError) as error:
         raise WorkdirConfigError(f"{workdir}: no readable config.json ({error})") from None
     return check_record(record, workdir / "config.json", schema)
-
-
-# --- Checkpoints: the orbax manager, and restoring the newest intact one (repairing the rest) ---
-
-def checkpoint_manager(workdir: pathlib.Path, init: str, **options):
-    """The orbax manager of ``checkpoints/<init>`` (synchronous saves)."""
-    import orbax.checkpoint as ocp
-
-    # Synchronous saves: the states are small, and a save that returns is on disk
-    # (orbax writes to a temporary folder and renames it: a crash mid-write leaves
-    # the previous checkpoint as the latest).
-    return ocp.CheckpointManager((workdir / "checkpoints" / init).absolute(),
-                                 options=ocp.CheckpointManagerOptions(enable_async_checkpointing=False,
-                                                                      **options))
-
-
-def restore_step(manager, step: int, template, legacy=None):
-    """The checkpoint at ``step`` restored into ``template``'s structure. ``legacy``: an optional
-    ``(legacy_template, upgrade)`` for checkpoints of an older layout; when the checkpoint does
-    not restore into ``template``, it is restored into ``legacy_template`` and returned as
-    ``upgrade(restored)``. Raises what orbax raises when neither fits (a damaged checkpoint)."""
-    import orbax.checkpoint as ocp
-
-    try:
-        return manager.restore(step, args=ocp.args.StandardRestore(template))
-    except Exception as error:  # noqa: BLE001  a tree-structure mismatch, or damage (then the legacy try fails too)
-        if legacy is None:
-            raise
-        first = error
-    legacy_template, upgrade = legacy
-    try:
-        restored = manager.restore(step, args=ocp.args.StandardRestore(legacy_template))
-    except Exception:  # noqa: BLE001
-        raise first from None
-    return upgrade(restored)
-
-
-def restore_newest_intact(manager, template, workdir: pathlib.Path, init: str, main: bool, legacy=None):
-    """(state, step) from the newest checkpoint that restores, or (template, 0) when there is
-    none. A damaged newer checkpoint is moved to ``damaged_checkpoints/<init>/<step>`` with a
-    warning line; when every checkpoint is damaged, `WorkdirConfigError` names them.
-    ``legacy``: as in `restore_step` (checkpoints written by an older layout still resume)."""
-    import shutil
-    import sys
-
-    from absl import logging
-
-    steps = sorted(manager.all_steps(), reverse=True)
-    damaged = []
-    # A step folder that orbax never finished or that is not a checkpoint at all (no metadata
-    # and no recorded hashes, e.g. a stray `mkdir`) is set aside by name, before orbax (whose
-    # manager then fails on every step) reads it.
-    stray = [step for step in steps if not looks_like_checkpoint(workdir, init, step)]
-    if stray and main:
-        for step in stray:
-            target = workdir / "damaged_checkpoints" / init / str(step)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.move(str(workdir / "checkpoints" / init / str(step)), str(target))
-            print(f"warning: {init}: checkpoints/{init}/{step} is not a checkpoint (no metadata, no "
-                  f"recorded hashes); moved to {target}", file=sys.stderr)
-        manager.reload()
-    steps = [step for step in steps if step not in stray]
-    for step in steps:
-        why = checkpoint_damage(workdir, init, step)
-        if why:  # recognised from the recorded hashes, before orbax reads anything
-            damaged.append((step, why))
-            continue
-        try:
-            state = restore_step(manager, step, template, legacy)
-        except Exception as error:  # noqa: BLE001  orbax/tensorstore raise many kinds for a damaged file
-            damaged.append((step, f"{type(error).__name__}: {str(error).splitlines()[0][:160] if str(error) else ''}"))
-            continue
-        if damaged and main:
-            for bad, why in damaged:
-                target = workdir / "damaged_checkpoints" / init / str(bad)
-                target.parent.mkdir(parents=True, exist_ok=True)
-                shutil.move(str(workdir / "checkpoints" / init / str(bad)), str(target))
-                print(f"warning: {init}: the checkpoint at step {bad} is damaged ({why}); moved to {target}",
-                      file=sys.stderr)
-            print(f"warning: {init}: resuming from step {step}; metrics after it are dropped",
-                  file=sys.stderr)
-            manager.reload()
-        logging.info("%s: resumed from the checkpoint at step %d", init, step)
-        return state, step
-    if damaged:
-        raise WorkdirConfigError(
-            f"{workdir}/checkpoints/{init}: no intact checkpoint (step {damaged[0][0]}: {damaged[0][1]}); "
-            "use a new workdir")
-    return template, 0
-
-
-def restore_params(workdir, init: str, step: Optional[int] = None, allow_older: bool = True) -> tuple:
-    """``(params, step)``: the network parameters of every run of ``init``'s grid, as
-    NumPy arrays ``[combination, seed, ...]``, from its newest intact checkpoint.
-
-    Reads only the parameters, onto this process's first device, whatever devices or
-    processes wrote the checkpoint (no data, no compilation). A checkpoint whose files do
-    not match their recorded hashes is passed over; `WorkdirConfigError` when none is left.
-    ``step``: that checkpoint only (`WorkdirConfigError` if it is missing or damaged). Older
-    weights than the newest checkpoint's are never returned silently: with ``allow_older`` a
-    warning names the step returned, without it `WorkdirConfigError`.
-    """
-    import jax
-    import orbax.checkpoint as ocp
-
-    workdir = pathlib.Path(workdir)
-    folder = workdir / "checkpoints" / init
-    steps = sorted((int(p.name) for p in folder.iterdir() if p.name.isdigit()), reverse=True) \
-        if folder.is_dir() else []
-    if not steps:
-        raise WorkdirConfigError(f"{workdir}: no checkpoint of {init!r} (not started, or not a workdir)")
-    if step is not None:
-        if step not in steps:
-            raise WorkdirConfigError(f"{workdir}: no checkpoint of {init!r} at step {step}; it has steps "
-                                     f"{sorted(steps)}")
-        steps = [step]
-    device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
-    checkpointer = ocp.PyTreeCheckpointer()
-    problems = []
-    quiet = _Quiet("absl")  # orbax warns of the step folder's metadata, which a parameter read does not need
-    for step in steps:
-        damage = checkpoint_damage(workdir, init, step)
-        if damage:
-            problems.append(f"step {step}: {damage}")
-            continue
-        path = (folder / str(step) / "default").absolute()
-        try:
-            with quiet:
-                saved = checkpointer.metadata(path).item_metadata.tree["params"]
-            target = {"params": {k: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=device) for k, m in saved.items()}}
-            restore_args = jax.tree.map(lambda x: ocp.ArrayRestoreArgs(sharding=device, global_shape=x.shape,
-                                                                       dtype=x.dtype), target)
-            with quiet:
-                state = checkpointer.restore(path, args=ocp.args.PyTreeRestore(
-                    item=target, restore_args=restore_args, partial_restore=True))
-        except Exception as error:  # noqa: BLE001  orbax/tensorstore raise many kinds for a damaged file
-            problems.append(f"step {step}: {type(error).__name__}")
-            continue
-        if step != steps[0]:
-            message = f"{workdir}: {init}'s newest checkpoint (step {steps[0]}) is damaged"
-            if not allow_older:
-                raise WorkdirConfigError(f"{message}; the newest intact one is step {step}: pass allow_older=True "
-                                         f"(or step={step}) to load those older weights")
-            import warnings
-            warnings.warn(f"{message}; returning the weights of step {step}", stacklevel=3)
-        return {k: np.asarray(v) for k, v in state["params"].items()}, step
-    raise WorkdirConfigError(f"{folder}: no intact checkpoint ({'; '.join(problems)})")
-
-
-class _Quiet:
-    """Raises a logger's level to ERROR inside a ``with`` block."""
-
-    def __init__(self, name: str):
-        import logging
-        self.logger = logging.getLogger(name)
-
-    def __enter__(self):
-        self.level = self.logger.level
-        self.logger.setLevel(40)
-
-    def __exit__(self, *exc):
-        self.logger.setLevel(self.level)

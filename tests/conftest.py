@@ -47,7 +47,12 @@ def data_dir():
     return shared_data_dir()
 
 
-BINARIES = ("addition", "multiplication", "mnist", "action_recognition")
+def _binaries() -> tuple:
+    from experiments import common
+    return ("main",) + tuple(common.config_files())  # found: each config file's task has its alias
+
+
+BINARIES = _binaries()
 
 
 def run_binary(module, *args, env=None, timeout=600, in_process=None):
@@ -83,7 +88,8 @@ def run_binary(module, *args, env=None, timeout=600, in_process=None):
         os.chdir(REPO)
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
             argv = [f"experiments/{module}.py", *args]
-            code = common.main(module, argv) if module in BINARIES else common.call_tool(module, argv)
+            code = (common.main(None if module == "main" else module, argv) if module in BINARIES
+                    else common.call_tool(module, argv))
     finally:
         os.chdir(cwd)
         for key, value in saved_env.items():

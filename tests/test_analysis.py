@@ -73,7 +73,7 @@ def test_lyapunov_identity_and_scaled_identity():
 
 
 def test_np_init_lyapunov_below_identity():
-    config = rnn.RNNConfig(input_size=2, hidden_size=50, preset="np")
+    config = rnn.RNNConfig(input_size=2, hidden_size=50, init="np")
     params = rnn.init_params(jax.random.key(5), config)
     xs = jax.random.uniform(jax.random.key(6), (4, 100, 2))
     exponent = float(analysis.lyapunov_exponent(params, xs))
@@ -164,10 +164,10 @@ def test_sensitivity_of_any_preset_matches_the_srnn_formula_and_runs_for_lstm():
 
     key = jax.random.PRNGKey(0)
     xs = jax.random.uniform(key, (3, 12, 2))
-    config = rnn.RNNConfig(input_size=2, hidden_size=8, preset="irnn")
+    config = rnn.RNNConfig(input_size=2, hidden_size=8, init="irnn")
     params = rnn.init_params(key, config)
     np.testing.assert_allclose(np.asarray(analysis.sensitivity_any(params, xs, config)),
                                np.asarray(analysis.input_sensitivity(params, xs, "relu")), rtol=1e-5)
-    lstm = rnn.RNNConfig(input_size=2, hidden_size=8, preset="lstm")
+    lstm = rnn.RNNConfig(input_size=2, hidden_size=8, init="lstm")
     curve = np.asarray(analysis.sensitivity_any(rnn.init_params(key, lstm), xs, lstm))
     assert curve.shape == (12,) and np.isfinite(curve).all() and curve[-1] > curve[0]

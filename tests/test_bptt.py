@@ -68,18 +68,18 @@ def test_custom_vjp_under_vmap(activation, masked):
     assert rel_err(custom[1][2], single[1]) < 1e-5
 
 
-@pytest.mark.parametrize("preset", ["np", "irnn", "np_tanh"])
+@pytest.mark.parametrize("init_name", ["np", "irnn", "np_tanh"])
 @pytest.mark.parametrize("masked", [False, True])
-def test_model_gradients_custom_equal_autodiff(preset, masked):
+def test_model_gradients_custom_equal_autodiff(init_name, masked):
     xs = jax.random.uniform(jax.random.key(2), (6, 40, 2))
     ys = jax.random.normal(jax.random.key(3), (6, 1))
     lengths = jnp.array([40, 3, 17, 25, 40, 1]) if masked else None
     grads = {}
     for backward in ("custom", "autodiff"):
-        config = rnn.RNNConfig(input_size=2, hidden_size=20, preset=preset, backward=backward)
+        config, run = rnn.RNNConfig(input_size=2, hidden_size=20, init=init_name), rnn.Execution(backward=backward)
         params = rnn.init_params(jax.random.key(4), config)
         grads[backward] = jax.grad(
-            lambda p: jnp.mean((rnn.apply(p, xs, config, lengths) - ys) ** 2))(params)
+            lambda p: jnp.mean((rnn.apply(p, xs, config, lengths, run) - ys) ** 2))(params)
     for name in grads["custom"]:
         assert rel_err(grads["custom"][name], grads["autodiff"][name]) < 1e-5, name
 
@@ -91,9 +91,9 @@ def test_remat_equals_plain(masked, backward):
     lengths = jnp.array([60, 13, 41]) if masked else None
     out = {}
     for remat in (0, 10):
-        config = rnn.RNNConfig(input_size=2, hidden_size=16, remat_every=remat, backward=backward)
+        config, run = rnn.RNNConfig(input_size=2, hidden_size=16), rnn.Execution(remat_every=remat, backward=backward)
         params = rnn.init_params(jax.random.key(6), config)
-        out[remat] = jax.value_and_grad(lambda p: jnp.sum(rnn.apply(p, xs, config, lengths) ** 2))(params)
+        out[remat] = jax.value_and_grad(lambda p: jnp.sum(rnn.apply(p, xs, config, lengths, run) ** 2))(params)
     np.testing.assert_allclose(out[0][0], out[10][0], rtol=1e-6)
     for name in out[0][1]:
         assert rel_err(out[10][1][name], out[0][1][name]) < 1e-5
@@ -124,7 +124,7 @@ def test_chunked_final_state_equals_autodiff(activation, masked, chunk, recomput
     reference = lambda x, w_in, bias, w: jnp.sum(
         bptt.final_state_autodiff(x @ w_in + bias, w, activation, mask) * g)
     chunked = lambda x, w_in, bias, w: jnp.sum(
-        bptt.final_state_chunked(x, w_in, bias, w, activation, mask, remat_every=chunk,
+        bptt.final_state_chunked(x, w_in, bias, w, activation, mask, chunk=chunk,
                                  recompute=recompute) * g)
     args = (x, w_in, bias, w)
     np.testing.assert_allclose(jax.jit(chunked)(*args), reference(*args), rtol=1e-6)
@@ -143,7 +143,7 @@ def test_chunked_final_state_under_vmap():
         return jax.jit(jax.vmap(jax.grad(lambda x, wi, b, w, g, m: jnp.sum(fn(x, wi, b, w, m) * g),
                                          argnums=(1, 2, 3))))(*stacked)
 
-    got = grads(lambda x, wi, b, w, m: bptt.final_state_chunked(x, wi, b, w, "relu", m, remat_every=15))
+    got = grads(lambda x, wi, b, w, m: bptt.final_state_chunked(x, wi, b, w, "relu", m, chunk=15))
     expected = grads(lambda x, wi, b, w, m: bptt.final_state_autodiff(x @ wi + b, w, "relu", m))
     for a, b in zip(got, expected):
         assert rel_err(a, b) < 1e-5
@@ -158,7 +158,7 @@ def test_chunked_final_state_memory_does_not_grow_with_the_sequence():
         compiled = jax.jit(jax.grad(loss, argnums=(0, 1, 2))).lower(w_in, bias, w).compile()
         return compiled.memory_analysis().temp_size_in_bytes
 
-    chunked = lambda x, wi, b, w: bptt.final_state_chunked(x, wi, b, w, remat_every=50)
+    chunked = lambda x, wi, b, w: bptt.final_state_chunked(x, wi, b, w, chunk=50)
     full = lambda x, wi, b, w: bptt.final_state(x @ wi + b, w)
     states_bytes = 4000 * 8 * 32 * 4  # one [T, B, N] float32 array
     assert temp_bytes(full, 4000) > 2 * states_bytes
@@ -174,9 +174,9 @@ def test_model_with_bptt_chunks_equals_autodiff(bptt_chunk, masked):
     lengths = jnp.array([50, 7, 33, 49]) if masked else None
     grads = {}
     for backward, chunk in (("custom", bptt_chunk), ("autodiff", 0)):
-        config = rnn.RNNConfig(input_size=2, hidden_size=16, backward=backward, bptt_chunk=chunk)
+        config, run = rnn.RNNConfig(input_size=2, hidden_size=16), rnn.Execution(backward=backward, bptt_chunk=chunk)
         params = rnn.init_params(jax.random.key(12), config)
-        grads[backward] = jax.jit(jax.grad(lambda p: jnp.mean((rnn.apply(p, xs, config, lengths) - ys) ** 2)))(
+        grads[backward] = jax.jit(jax.grad(lambda p: jnp.mean((rnn.apply(p, xs, config, lengths, run) - ys) ** 2)))(
             params)
     for name in grads["custom"]:
         assert rel_err(grads["custom"][name], grads["autodiff"][name]) < 1e-5, name
@@ -190,25 +190,30 @@ def test_bptt_chunk_length_rule_and_errors():
     assert parallel.auto_bptt_chunk((400, 300), "cpu") == 100  # divides train and test lengths
     assert parallel.auto_bptt_chunk((784,), "gpu") == 0
     with pytest.raises(ValueError, match="bptt_chunk=30 must divide the sequence length 784"):
-        rnn.check_sequence_length(0, 30, 784)
-    with pytest.raises(ValueError, match="RNNConfig.bptt_chunk must be 0 .off. or a positive int; got -1"):
-        rnn.RNNConfig(input_size=1, bptt_chunk=-1)
-    config = rnn.RNNConfig(input_size=1, hidden_size=4, bptt_chunk=7)
+        rnn.Execution(bptt_chunk=30).check_length(784)
+    with pytest.raises(ValueError, match="Execution.bptt_chunk must be 0 .off. or a positive int; got -1"):
+        rnn.Execution(bptt_chunk=-1)
+    config = rnn.RNNConfig(input_size=1, hidden_size=4)
     params = rnn.init_params(jax.random.key(0), config)
     with pytest.raises(ValueError, match="bptt_chunk=7 must divide the sequence length 20"):
-        rnn.apply(params, jnp.ones((2, 20, 1)), config)
+        rnn.apply(params, jnp.ones((2, 20, 1)), config, execution=rnn.Execution(bptt_chunk=7))
+    # the network's config holds what it is, not how it runs
+    with pytest.raises(TypeError, match="bptt_chunk"):
+        rnn.RNNConfig(input_size=1, bptt_chunk=7)
+    with pytest.raises(TypeError, match="execution must be an rnn.Execution; got dict"):
+        rnn.apply(params, jnp.ones((2, 20, 1)), config, execution={"bptt_chunk": 7})
 
 
 def test_remat_bad_divisor():
-    config = rnn.RNNConfig(input_size=1, hidden_size=4, remat_every=7)
+    config = rnn.RNNConfig(input_size=1, hidden_size=4)
     params = rnn.init_params(jax.random.key(0), config)
     with pytest.raises(ValueError, match="remat_every=7 must be a positive divisor of the sequence length 20"):
-        rnn.apply(params, jnp.ones((2, 20, 1)), config)
+        rnn.apply(params, jnp.ones((2, 20, 1)), config, execution=rnn.Execution(remat_every=7))
 
 
 def test_unknown_backward():
-    with pytest.raises(ValueError, match="unknown backward 'magic'; valid: custom, autodiff"):
-        rnn.RNNConfig(input_size=1, backward="magic")
+    with pytest.raises(ValueError, match="Execution.backward: unknown value 'magic'; valid: custom, autodiff"):
+        rnn.Execution(backward="magic")
 
 
 @pytest.mark.parametrize("activation", ["relu", "tanh"])
@@ -237,11 +242,11 @@ mesh = Mesh(np.array(jax.devices()), ("data",))
 xs = jax.random.uniform(jax.random.key(0), (4, 20, 2))
 ys = jax.random.normal(jax.random.key(1), (4, 1))
 worst = 0.0
-for preset, backward, remat in (("np", "custom", 0), ("np", "autodiff", 0), ("np", "custom", 5),
+for init_name, backward, remat in (("np", "custom", 0), ("np", "autodiff", 0), ("np", "custom", 5),
                                 ("np", "autodiff", 5), ("np_tanh", "custom", 0), ("lstm", "custom", 0)):
-    config = rnn.RNNConfig(input_size=2, hidden_size=8, preset=preset, backward=backward, remat_every=remat)
+    config, run = rnn.RNNConfig(input_size=2, hidden_size=8, init=init_name), rnn.Execution(backward=backward, remat_every=remat)
     params = rnn.init_params(jax.random.key(2), config)
-    loss = lambda p, x, y: jnp.sum((rnn.apply(p, x, config) - y) ** 2)
+    loss = lambda p, x, y: jnp.sum((rnn.apply(p, x, config, None, run) - y) ** 2)
     # The default shard_map (check_vma=True): replicated params, the batch split over "data".
     sharded = jax.jit(jax.shard_map(jax.grad(loss), mesh=mesh, in_specs=(P(), P("data"), P("data")),
                                     out_specs=P()))(params, xs, ys)

@@ -9,22 +9,24 @@ import numpy as np
 import pytest
 
 from conftest import REPO, device_flags, shared_data_dir
+from experiments import common
 from nprnn_jax import config as config_lib
 from nprnn_jax import experiment, parallel, rnn, tasks
 from nprnn_jax import workdir as workdir_lib
 
-CONFIG_FILES = ("addition", "multiplication", "mnist", "action_recognition")
+CONFIG_FILES = tuple(common.config_files())  # found, not listed: a new config file is tested too
 
 
 def variants(name):
     module = importlib.import_module(f"experiments.configs.{name}")
-    doc = module.__doc__
-    names = {"addition": ["default", "smoke"] + [f"{p}_T{t}" for p in ("paper", "cpu") for t in (150, 200, 300, 400, 500)],
-             "multiplication": ["default", "smoke"] + [f"{p}_T{t}" for p in ("paper", "cpu") for t in (50, 100, 200)],
-             "mnist": ["default", "paper", "cpu", "smoke"],
-             "action_recognition": ["default", "paper", "smoke", "cpu_BasicMotions", "cpu_GunPoint",
-                                    "cpu_PickupGestureWiimoteZ"]}[name]
-    return module, doc, names
+    return module, module.__doc__, list(module.named_configs())
+
+
+def test_the_config_files_are_found_and_name_their_tasks():
+    assert set(CONFIG_FILES) >= {"addition", "multiplication", "mnist", "action_recognition"}
+    assert set(CONFIG_FILES) <= set(tasks.names())
+    _, _, names = variants("addition")
+    assert {"default", "smoke", "paper_T150", "cpu_T500", "frontier_T10", "hs_T100", "paper_T150_first10"} <= set(names)
 
 
 @pytest.mark.parametrize("name", CONFIG_FILES)
@@ -148,6 +150,13 @@ def test_train_and_evaluate_runs_per_init_optimizers_in_one_experiment(tmp_path)
     assert record["config"]["per_init"] == {"irnn": {"learning_rates": [0.003], "optimizer": "adam"}}
     assert record["plan"]["bptt_chunk"] == 0 and record["plan"]["execution"] == "map"
     assert record["task"]["train_size"] == 64
+    # one typed run description per init, the overrides applied once, and that is what is recorded;
+    # how the recurrence runs is the plan's, not the run's
+    runs = record["runs"]
+    assert (runs["irnn"]["train"]["optimizer"], runs["irnn"]["grid"]["learning_rates"]) == ("adam", [0.003])
+    assert (runs["np"]["train"]["optimizer"], runs["np"]["grid"]["learning_rates"]) == ("sgd", [0.01, 0.05])
+    assert runs["np"]["train"]["init"] == "np" and "bptt_chunk" not in runs["np"]["train"]
+    assert {"unroll", "backward", "remat_every", "bptt_chunk"} <= set(record["plan"])
     # The optimizers really differ: irnn's checkpointed state is Adam's (first and second moments).
     _, final, _, _, run = experiment.load_grid(tmp_path, "irnn")
     assert run.train_config.optimizer == "adam"
@@ -205,7 +214,7 @@ def test_load_params_returns_one_run_that_reproduces_its_recorded_metrics(tmp_pa
     assert all(isinstance(v, np.ndarray) for v in params.values()) and params["W_hh"].shape == (8, 8)
     config, _ = experiment.read_config(tmp_path)
     task, _ = experiment.build_task(config)
-    trainer = train.make_train(experiment.init_runs(config, parallel.ExecutionPlan())[0].train_config, task)
+    trainer = train.make_train(experiment.init_runs(config)[0].train_config, task)
     metrics = trainer.evaluate(jax.tree.map(jax.numpy.asarray, params), task.test_set())
     record = next(r for r in summary if r["learning_rate"] == 0.05 and r["seed"] == 1)
     assert float(metrics["test_accuracy"]) == pytest.approx(record["test_accuracy"], abs=1e-6)

@@ -321,7 +321,7 @@ def test_a_setting_written_as_a_group_is_refused_in_one_line(tmp_path):
 
 def test_dynamics_with_no_inits_is_refused_before_its_folder_is_made(tmp_path):
     result = run_binary("dynamics", "--inits=", f"--workdir={tmp_path / 'd'}", timeout=300)
-    assert result.returncode == 2 and "error: --inits='': give one or more sRNN presets" in result.stderr, \
+    assert result.returncode == 2 and "error: --inits='': give one or more sRNN inits" in result.stderr, \
         result.stderr[-2000:]
     assert not (tmp_path / "d").exists()
 

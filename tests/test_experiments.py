@@ -520,7 +520,7 @@ def test_a_damaged_checkpoint_falls_back_to_the_newest_intact_one(tmp_path):
 
 
 def test_config_ergonomics_per_init_any_preset_repeated_lists_and_cut_fractions():
-    # any preset's per-init setting can be set from the command line, not only declared ones
+    # any init's per-init setting can be set from the command line, not only declared ones
     result = run("mnist", "--config=experiments/configs/mnist.py:paper", "--config.per_init.irnn_scaled.learning_rates=1e-5",
                  "--config.inits=np,irnn,irnn_scaled", "--config.num_steps=10", "--config.eval_every=5",
                  "--show_config")

@@ -24,7 +24,7 @@ def test_linen_simple_cell_accepts_np_init():
     params = {"W_hx": cell["i"]["kernel"], "W_hh": w_hh,
               "b_h": cell["i"]["bias"] + cell["h"].get("bias", 0.0),
               "W_hy": jnp.eye(16), "b_y": jnp.zeros(16)}
-    config = rnn.RNNConfig(input_size=3, hidden_size=16, output_size=16, preset="np")
+    config = rnn.RNNConfig(input_size=3, hidden_size=16, output_size=16, init="np")
     np.testing.assert_allclose(layer.apply(variables, xs)[:, -1], rnn.apply(params, xs, config),
                                atol=1e-5)
 
@@ -41,9 +41,9 @@ def test_nnx_simple_cell_accepts_np_init():
     assert abs(np.linalg.eigvalsh(w_hh)[-1] - 1) < 1e-5
 
 
-@pytest.mark.parametrize("preset", list(rnn.PRESETS))
-def test_linen_module_matches_core(preset):
-    config = rnn.RNNConfig(input_size=2, hidden_size=12, output_size=3, preset=preset)
+@pytest.mark.parametrize("init_name", list(rnn.INITS))
+def test_linen_module_matches_core(init_name):
+    config = rnn.RNNConfig(input_size=2, hidden_size=12, output_size=3, init=init_name)
     xs = jax.random.uniform(jax.random.key(1), (4, 9, 2))
     lengths = jnp.array([9, 2, 5, 9])
     module = modules.LinenRNN(config)
@@ -57,9 +57,9 @@ def test_linen_module_matches_core(preset):
                                   rnn.apply(core_params, xs, config))
 
 
-@pytest.mark.parametrize("preset", ["np", "irnn", "lstm"])
-def test_nnx_module_matches_core(preset):
-    config = rnn.RNNConfig(input_size=2, hidden_size=12, output_size=3, preset=preset)
+@pytest.mark.parametrize("init_name", ["np", "irnn", "lstm"])
+def test_nnx_module_matches_core(init_name):
+    config = rnn.RNNConfig(input_size=2, hidden_size=12, output_size=3, init=init_name)
     xs = jax.random.uniform(jax.random.key(1), (4, 9, 2))
     module = modules.NNXRNN(config, rngs=nnx.Rngs(params=3))
     params = module.params_dict()
@@ -76,39 +76,39 @@ def test_nnx_module_matches_core(preset):
 
 
 def test_linen_module_takes_the_input_size_from_its_inputs():
-    module = modules.LinenRNN(rnn.RNNConfig(hidden_size=12, output_size=2, preset="np"))
+    module = modules.LinenRNN(rnn.RNNConfig(hidden_size=12, output_size=2, init="np"))
     xs = jax.random.uniform(jax.random.key(1), (3, 5, 4))
     variables = module.init(KEY, xs)
     assert variables["params"]["W_hx"].shape == (4, 12)
-    config = rnn.RNNConfig(input_size=4, hidden_size=12, output_size=2, preset="np")
+    config = rnn.RNNConfig(input_size=4, hidden_size=12, output_size=2, init="np")
     np.testing.assert_array_equal(module.apply(variables, xs), rnn.apply(variables["params"], xs, config))
     with pytest.raises(ValueError, match="input_size=0: give the input size"):
         rnn.init_params(KEY, rnn.RNNConfig(hidden_size=12))
 
 
-@pytest.mark.parametrize("preset", ["np", "irnn", "nrnn", "np_tanh"])
-def test_elman_cells_in_flax_rnn_layers_reproduce_the_core(preset):
+@pytest.mark.parametrize("init_name", ["np", "irnn", "nrnn", "np_tanh"])
+def test_elman_cells_in_flax_rnn_layers_reproduce_the_core(init_name):
     xs = jax.random.uniform(jax.random.key(2), (3, 9, 2))
-    config = rnn.RNNConfig(input_size=2, hidden_size=10, output_size=1, preset=preset)
+    config = rnn.RNNConfig(input_size=2, hidden_size=10, output_size=1, init=init_name)
     readout = {"W_hy": jnp.zeros((10, 1)), "b_y": jnp.zeros(1)}
-    layer = nn.RNN(modules.ElmanCell(features=10, preset=preset))
+    layer = nn.RNN(modules.ElmanCell(features=10, init_name=init_name))
     variables = layer.init(KEY, xs)
     cell = variables["params"]["cell"]
     assert set(cell) == {"W_hx", "W_hh", "b_h"}
     np.testing.assert_allclose(layer.apply(variables, xs), rnn.hidden_states({**cell, **readout}, xs, config),
                                rtol=1e-5, atol=1e-6)
-    nnx_cell = modules.NNXElmanCell(2, 10, preset, rngs=nnx.Rngs(0))
+    nnx_cell = modules.NNXElmanCell(2, 10, init_name, rngs=nnx.Rngs(0))
     params = {"W_hx": nnx_cell.W_hx[...], "W_hh": nnx_cell.W_hh[...], "b_h": nnx_cell.b_h[...], **readout}
     np.testing.assert_allclose(nnx.RNN(nnx_cell)(xs), rnn.hidden_states(params, xs, config), rtol=1e-5, atol=1e-6)
-    # the preset's initializers: the NNX cell's weights equal the core's for the same key
+    # the init_name's initializers: the NNX cell's weights equal the core's for the same key
     core = rnn.init_params(nnx.Rngs(0).params(), config)
     np.testing.assert_array_equal(nnx_cell.W_hh[...], core["W_hh"])
-    with pytest.raises(ValueError, match="the Elman cells cover the sRNN presets"):
+    with pytest.raises(ValueError, match="the Elman cells cover the sRNN inits"):
         modules.NNXElmanCell(2, 10, "lstm", rngs=nnx.Rngs(0))
 
 
 def test_which_modules_draw_the_cores_values_for_a_key():
-    config = rnn.RNNConfig(input_size=2, hidden_size=6, preset="np")
+    config = rnn.RNNConfig(input_size=2, hidden_size=6, init="np")
     core = rnn.init_params(nnx.Rngs(params=KEY).params(), config)  # the key NNX's rngs hand out
     nnx_module = modules.NNXRNN(config, rngs=nnx.Rngs(params=KEY))
     for name, value in core.items():

@@ -6,7 +6,7 @@ import pytest
 from nprnn_jax import rnn
 
 KEY = jax.random.key(42)
-PRESET_NAMES = list(rnn.PRESETS)
+INIT_NAMES = list(rnn.INITS)
 
 
 def reference_loop(params, xs, cell, lengths=None):
@@ -35,31 +35,31 @@ def reference_loop(params, xs, cell, lengths=None):
     return np.stack(outs)
 
 
-def make(preset, input_size=3, hidden_size=16, output_size=2, unroll=1):
+def make(init_name, input_size=3, hidden_size=16, output_size=2):
     config = rnn.RNNConfig(input_size=input_size, hidden_size=hidden_size,
-                           output_size=output_size, preset=preset, unroll=unroll)
+                           output_size=output_size, init=init_name)
     params = rnn.init_params(KEY, config)
-    # Make the small default weights of irnn presets visible in the output.
-    params = {k: (v * 300 if preset.startswith("irnn") and k in ("W_hx", "W_hy") else v)
+    # Make the small default weights of irnn inits visible in the output.
+    params = {k: (v * 300 if init_name.startswith("irnn") and k in ("W_hx", "W_hy") else v)
               for k, v in params.items()}
     params = {k: (v + 0.1 if k.startswith("b") else v) for k, v in params.items()}
     return config, params
 
 
-@pytest.mark.parametrize("preset", PRESET_NAMES)
+@pytest.mark.parametrize("init_name", INIT_NAMES)
 @pytest.mark.parametrize("unroll", [1, 4])
-def test_scan_equals_python_loop(preset, unroll):
-    config, params = make(preset, unroll=unroll)
+def test_scan_equals_python_loop(init_name, unroll):
+    config, params = make(init_name)
     xs = jax.random.uniform(jax.random.key(1), (4, 20, 3))
-    out = jax.jit(rnn.apply, static_argnums=2)(params, xs, config)
+    out = jax.jit(rnn.apply, static_argnums=(2, 4))(params, xs, config, None, rnn.Execution(unroll=unroll))
     ref = reference_loop(params, xs, config.cell)
     assert np.abs(ref).max() > 1e-2  # the comparison is not between zeros
     np.testing.assert_allclose(out, ref, atol=1e-6, rtol=1e-5)
 
 
-@pytest.mark.parametrize("preset", PRESET_NAMES)
-def test_masked_lengths_equal_single_runs(preset):
-    config, params = make(preset)
+@pytest.mark.parametrize("init_name", INIT_NAMES)
+def test_masked_lengths_equal_single_runs(init_name):
+    config, params = make(init_name)
     xs = jax.random.uniform(jax.random.key(2), (5, 12, 3))
     lengths = jnp.array([12, 1, 7, 3, 10])
     padded = rnn.apply(params, xs, config, lengths)
@@ -73,10 +73,10 @@ def test_masked_lengths_equal_single_runs(preset):
     np.testing.assert_array_equal(rnn.apply(params, noisy, config, lengths), padded)
 
 
-@pytest.mark.parametrize("preset", PRESET_NAMES)
+@pytest.mark.parametrize("init_name", INIT_NAMES)
 @pytest.mark.parametrize("masked", [False, True])
-def test_gradients_match_float64_reference(preset, masked):
-    config, params = make(preset, hidden_size=10)
+def test_gradients_match_float64_reference(init_name, masked):
+    config, params = make(init_name, hidden_size=10)
     xs = jax.random.uniform(jax.random.key(3), (3, 15, 3))
     ys = jax.random.normal(jax.random.key(4), (3, 2))
     lengths = jnp.array([15, 6, 11]) if masked else None
@@ -124,20 +124,20 @@ def test_hidden_states_last_equals_final_hidden():
 
 def test_presets_use_the_documented_initializers():
     n = 100
-    p = rnn.init_params(KEY, rnn.RNNConfig(input_size=2, hidden_size=n, preset="np"))
+    p = rnn.init_params(KEY, rnn.RNNConfig(input_size=2, hidden_size=n, init="np"))
     np.testing.assert_allclose(np.linalg.eigvalsh(np.asarray(p["W_hh"], np.float64))[-1], 1, atol=1e-5)
     assert float(jnp.abs(p["b_h"]).max()) == 0.0
-    p = rnn.init_params(KEY, rnn.RNNConfig(input_size=2, hidden_size=n, preset="irnn"))
+    p = rnn.init_params(KEY, rnn.RNNConfig(input_size=2, hidden_size=n, init="irnn"))
     np.testing.assert_array_equal(p["W_hh"], np.eye(n))
-    p = rnn.init_params(KEY, rnn.RNNConfig(input_size=2, hidden_size=n, preset="irnn_scaled"))
+    p = rnn.init_params(KEY, rnn.RNNConfig(input_size=2, hidden_size=n, init="irnn_scaled"))
     np.testing.assert_allclose(p["W_hh"], 0.01 * np.eye(n))
-    p = rnn.init_params(KEY, rnn.RNNConfig(input_size=2, hidden_size=n, preset="lstm"))
+    p = rnn.init_params(KEY, rnn.RNNConfig(input_size=2, hidden_size=n, init="lstm"))
     np.testing.assert_array_equal(p["b"][n:2 * n], 1.0)
 
 
 def test_unknown_preset_lists_valid_names():
-    with pytest.raises(ValueError, match="unknown preset 'bogus'; valid presets: np, irnn, irnn_scaled, nrnn, ornn, grnn, np_tanh, np_no_identity, irnn_le"):
-        rnn.RNNConfig(input_size=1, preset="bogus")
+    with pytest.raises(ValueError, match="unknown init 'bogus'; valid inits: np, irnn, irnn_scaled, nrnn, ornn, grnn, np_tanh, np_no_identity, irnn_le"):
+        rnn.RNNConfig(input_size=1, init="bogus")
 
 
 def test_bad_shapes_are_clear_errors():
@@ -152,10 +152,10 @@ def test_bad_shapes_are_clear_errors():
         rnn.RNNConfig(input_size=1, hidden_size=0)
 
 
-# --- the paper's variants: independent checks of every preset's weights -------------------
+# --- the paper's variants: independent checks of every init_name's weights -------------------
 
-def _params(preset, n=100, input_size=2, output_size=1, input_init_n="hidden", key=KEY):
-    config = rnn.RNNConfig(input_size=input_size, hidden_size=n, output_size=output_size, preset=preset,
+def _params(init_name, n=100, input_size=2, output_size=1, input_init_n="hidden", key=KEY):
+    config = rnn.RNNConfig(input_size=input_size, hidden_size=n, output_size=output_size, init=init_name,
                            input_init_n=input_init_n)
     return {k: np.asarray(v, np.float64) for k, v in rnn.init_params(key, config).items()}
 
@@ -164,10 +164,10 @@ def _alpha(n):  # Sussillo & Abbott's random-walk gain, written out independentl
     return np.sqrt(2.0) * np.exp(1.2 / (max(n, 6) - 2.4))
 
 
-@pytest.mark.parametrize("preset", rnn.PAPER_VARIANTS)
-def test_paper_variants_share_w_hx_w_hy_and_zero_biases(preset):
+@pytest.mark.parametrize("init_name", rnn.PAPER_VARIANTS)
+def test_paper_variants_share_w_hx_w_hy_and_zero_biases(init_name):
     n, inputs, outputs = 100, 50, 40  # enough entries to estimate a std within a few percent
-    p = _params(preset, n, inputs, outputs)
+    p = _params(init_name, n, inputs, outputs)
     assert p["W_hx"].std() == pytest.approx(_alpha(n) / np.sqrt(n), rel=0.05)  # 0.143, not 0.001
     assert p["W_hy"].std() == pytest.approx(np.sqrt(2.0 / (n + outputs)), rel=0.05)  # Glorot normal
     assert np.abs(p["W_hy"]).max() > 2.2 * np.sqrt(2.0 / (n + outputs))  # not truncated at 2 std
@@ -207,29 +207,29 @@ def test_ornn_is_orthogonal_and_grnn_has_its_stated_std():
 
 
 def test_np_variants_are_the_paper_eq9():
-    for preset, act in (("np", "relu"), ("np_tanh", "tanh")):
-        w = _params(preset)["W_hh"]
+    for init_name, act in (("np", "relu"), ("np_tanh", "tanh")):
+        w = _params(init_name)["W_hh"]
         eigenvalues = np.linalg.eigvalsh(w)
         np.testing.assert_allclose(w, w.T, atol=1e-7)
         assert eigenvalues[-1] == pytest.approx(1.0, abs=1e-5) and eigenvalues[0] > 0.1
-        assert rnn.get_preset(preset).cell == act
+        assert rnn.get_init(init_name).cell == act
 
 
 def test_le_baselines_keep_their_small_weights():
-    for preset, gain in (("irnn_le", 1.0), ("irnn_scaled_le", 0.01)):
-        p = _params(preset, n=100, input_size=50, output_size=40)
+    for init_name, gain in (("irnn_le", 1.0), ("irnn_scaled_le", 0.01)):
+        p = _params(init_name, n=100, input_size=50, output_size=40)
         np.testing.assert_allclose(p["W_hh"], gain * np.eye(100), atol=1e-8)
         assert p["W_hx"].std() == pytest.approx(0.001, rel=0.05)
         assert p["W_hy"].std() == pytest.approx(0.001, rel=0.05)
     # their own W_hx and W_hy; the paper's variants share the paper's (no override)
-    assert rnn.get_preset("irnn_le").input_init is not None and rnn.get_preset("irnn_le").output_init is not None
-    assert rnn.get_preset("irnn").input_init is None and rnn.get_preset("irnn").output_init is None
+    assert rnn.get_init("irnn_le").input_init is not None and rnn.get_init("irnn_le").output_init is not None
+    assert rnn.get_init("irnn").input_init is None and rnn.get_init("irnn").output_init is None
 
 
 def test_the_public_np_baseline_start_has_its_measured_scales_on_a_large_draw():
     # np_plrnn: W_hx ~ N(0, 0.0033^2), W_hy ~ N(0, 0.049^2), b_y ~ U(-0.158, 0.158), W_hh np's;
     # each initializer drawn at 1,000 x 1,000 (std of U(-a, a): a / sqrt(3)).
-    specs = rnn.param_specs(rnn.RNNConfig(input_size=2, hidden_size=40, preset="np_plrnn"))
+    specs = rnn.param_specs(rnn.RNNConfig(input_size=2, hidden_size=40, init="np_plrnn"))
     key = jax.random.key(3)
     w_hx = np.asarray(specs["W_hx"][0](jax.random.fold_in(key, 0), (1000, 1000)))
     w_hy = np.asarray(specs["W_hy"][0](jax.random.fold_in(key, 1), (1000, 1000)))
@@ -238,7 +238,7 @@ def test_the_public_np_baseline_start_has_its_measured_scales_on_a_large_draw():
     assert w_hy.std() == pytest.approx(0.049, rel=0.01) and abs(w_hy.mean()) < 1e-4
     assert b_y.std() == pytest.approx(0.158 / np.sqrt(3), rel=0.01)
     assert b_y.min() >= -0.158 and b_y.max() <= 0.158 and b_y.max() > 0.1579
-    # W_hh is np's own, and the other presets keep a zero output bias
+    # W_hh is np's own, and the other inits keep a zero output bias
     assert specs["W_hh"][0] is not None
-    zero = rnn.init_params(key, rnn.RNNConfig(input_size=2, hidden_size=40, preset="np"))["b_y"]
+    zero = rnn.init_params(key, rnn.RNNConfig(input_size=2, hidden_size=40, init="np"))["b_y"]
     assert not np.any(np.asarray(zero))

@@ -129,7 +129,7 @@ def test_bad_train_config_errors():
         train.TrainConfig(num_steps=45, eval_every=10)
     with pytest.raises(ValueError, match=r"learning_rates=\(0.01, -0.1\): item -0.1 must be a finite number > 0"):
         runner.Grid(learning_rates=(0.01, -0.1))
-    with pytest.raises(ValueError, match="unknown preset 'foo'"):
+    with pytest.raises(ValueError, match="unknown init 'foo'"):
         runner.InitRun("foo", CONFIG, runner.Grid())
 
 
@@ -561,7 +561,8 @@ def test_layout_kind_for_device_counts():
 def test_execution_plan_resolves_every_speed_setting_once():
     plan = parallel.execution_plan(num_seeds=4, batch_size=16, seq_lens=(784, 784))
     assert plan.to_json() == {"backend": "cpu", "devices": 1, "layout": None, "execution": "map", "bptt_chunk": 98,
-                              "group_inits": False}  # auto: off on a CPU
+                              "group_inits": False,  # auto: off on a CPU
+                              "unroll": 1, "backward": "custom", "remat_every": 0}
     assert parallel.execution_plan(num_seeds=4, batch_size=16, seq_lens=(784,), group_inits="on").group_inits
     with pytest.raises(ValueError, match="unknown group_inits 'yes'; valid: auto, on, off"):
         parallel.execution_plan(num_seeds=4, batch_size=16, seq_lens=(784,), group_inits="yes")
@@ -574,6 +575,9 @@ def test_execution_plan_resolves_every_speed_setting_once():
     assert parallel.execution_plan(num_seeds=1, batch_size=1, seq_lens=(50, 50), bptt_chunk=10,
                                    execution="vmap") == parallel.ExecutionPlan(
         backend="cpu", devices=1, layout=None, execution="vmap", bptt_chunk=10, group_inits=False)
+    # the recurrence gets the plan's part as one argument
+    assert parallel.execution_plan(num_seeds=1, batch_size=1, seq_lens=(50, 50), bptt_chunk=10, unroll=2,
+                                   backward="custom").recurrence == rnn.Execution(unroll=2, bptt_chunk=10)
     with pytest.raises(ValueError, match="bptt_chunk=7 must divide the sequence length 324"):
         parallel.execution_plan(num_seeds=1, batch_size=1, seq_lens=(14, 324), bptt_chunk=7)
 

@@ -81,8 +81,12 @@ def smoke():
     return config
 
 
-def get_config(name=None):
+def named_configs():
     named = {"default": default, "paper": paper, "smoke": smoke}
     for dataset in UEA_TRAIN_SIZES:
         named[f"cpu_{dataset}"] = (lambda dataset=dataset: cpu(dataset))
-    return addition.pick(named, name)
+    return named
+
+
+def get_config(name=None):
+    return addition.pick(named_configs(), name)

@@ -60,6 +60,9 @@ def smoke():
     return config
 
 
+def named_configs():
+    return {"default": lambda: cpu(num_steps=1000), "paper": paper, "cpu": cpu, "smoke": smoke}
+
+
 def get_config(name=None):
-    return addition.pick({"default": lambda: cpu(num_steps=1000), "paper": paper, "cpu": cpu,
-                          "smoke": smoke}, name)
+    return addition.pick(named_configs(), name)

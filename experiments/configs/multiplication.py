@@ -43,7 +43,7 @@ def cpu(seq_len: int):
     return config
 
 
-def get_config(name=None):
+def named_configs():
     named = {"default": lambda: addition.default("multiplication"),
                 "smoke": lambda: addition.smoke("multiplication")}
     for t in SEQ_LENS:
@@ -51,4 +51,8 @@ def get_config(name=None):
         named[f"cpu_T{t}"] = (lambda t=t: cpu(t))
     for t in addition.FRONTIER_SEQ_LENS:
         named[f"frontier_T{t}"] = (lambda t=t: addition.frontier(t, "multiplication"))
-    return addition.pick(named, name)
+    return named
+
+
+def get_config(name=None):
+    return addition.pick(named_configs(), name)

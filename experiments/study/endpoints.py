@@ -14,6 +14,7 @@ from typing import Optional
 
 import numpy as np
 
+from experiments.study import protocols
 from nprnn_jax import initializers, rnn, study, tasks
 
 METRIC = "test_accuracy"  # the marked-pair tasks' headline: the share of test sequences within 0.04
@@ -72,7 +73,7 @@ def robust_endpoints(root: pathlib.Path, kept: Optional[pathlib.Path]) -> list:
         ends = endpoints_of(jobs)
         if not ends:
             continue
-        threshold = tasks.get(task).success_threshold
+        threshold = protocols.get(task).success_threshold
         cells.append((task, t, names, jobs, ends, threshold))
         variants += [key[0] for key in ends]
     if not cells:
@@ -153,7 +154,7 @@ def readings_section(root: pathlib.Path, kept: Optional[pathlib.Path]) -> list:
     loaded = [(n, w, j) for n, w, j in loaded if j is not None]
     if len(loaded) < 2:
         return []
-    paper = tasks.get("addition").paper_results({"seq_len": 150})
+    paper = protocols.get("addition").paper_results({"seq_len": 150})
     ends = {n: {key: v for key, v in endpoints_of([j]).items() if key[3] == 0} for n, _, j in loaded}
     variants = list(dict.fromkeys(list(paper) + [key[0] for e in ends.values() for key in e]))
     lines = ["### Which reading of the paper reproduces it?", "",

@@ -77,7 +77,7 @@ def init_dynamics(variants, task: str, seq_len: int, hidden: int, placement: str
     xs = _sequences(task, seq_len, placement, HORIZON_BATCH)
     values = {}
     for init in variants:
-        config = rnn.RNNConfig(input_size=2, hidden_size=hidden, preset=init)
+        config = rnn.RNNConfig(input_size=2, hidden_size=hidden, init=init)
         params = [train.initial_params(jax.random.PRNGKey(seed), config) for seed in range(HORIZON_SEEDS)]
         near = None if "W_hh" not in params[0] else float(np.mean([analysis.eigenvalues_near_one(p["W_hh"])
                                                                      for p in params]))
@@ -99,6 +99,7 @@ def _write_trained_horizons(folder: pathlib.Path, job: dict, cells: dict, t: int
     """Computes the horizons of ``job``'s trained networks at each variant's chosen learning rate
     (``cells``), on its own sequence length, from its checkpoints, into its horizon.json."""
     from nprnn_jax import rnn
+    from nprnn_jax import checkpoints
     from nprnn_jax import workdir as workdir_lib
     c = job["config"]
     xs = _sequences(c["task"], t, c.get("marker_placement", "halves"), HORIZON_BATCH)
@@ -107,11 +108,11 @@ def _write_trained_horizons(folder: pathlib.Path, job: dict, cells: dict, t: int
         cell = cells.get(init, {}).get(t)
         if cell is None:
             continue
-        params, _ = workdir_lib.restore_params(folder, init)
+        params, _ = checkpoints.restore_params(folder, init)
         combos = [(lr, d) for lr in _init_rates(c, init) for d in c["dropout_rates"]]
         index = combos.index((cell["learning_rate"], c["dropout_rates"][0]))
         input_kernel = params["W_x"] if "W_x" in params else params["W_hx"]  # [combo, seed, inputs, hidden]
-        config = rnn.RNNConfig(input_size=input_kernel.shape[-2], hidden_size=c["hidden_size"], preset=init)
+        config = rnn.RNNConfig(input_size=input_kernel.shape[-2], hidden_size=c["hidden_size"], init=init)
         per_seed = [{k: v[index, s] for k, v in params.items()} for s in range(c["num_seeds"])]
         out[init] = horizons(per_seed, config, xs)
     workdir_lib.atomic_write(folder / "horizon.json", json.dumps(out, indent=1) + "\n")

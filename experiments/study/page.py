@@ -15,6 +15,7 @@ from experiments.study.paper import (_fmt_setting, _paper_config, _summary_row, 
                                     unstated_choices, verdict_for)
 from experiments.study.plan import jobs
 from experiments.study.records import _costs, _find_job, _keep_records, merge_cost_records
+from experiments.study import protocols
 from nprnn_jax import study, tasks
 
 
@@ -48,7 +49,7 @@ def budget_part(root: pathlib.Path, jobs: dict, figures: pathlib.Path, rel: str,
         spent = costs.get(name, [])
         cost = sum(r["seconds"] for r in spent)
         c = job["config"]
-        seq = tasks.get(c["task"]).steps_per_sequence(c) if cost and c["task"] in tasks.names() else None
+        seq = protocols.get(c["task"]).steps_per_sequence(c) if cost and c["task"] in protocols.names() else None
         if seq is not None:
             measured[name] = {"us": cost * 1e6 / (len(job["summary"]) * c["num_steps"] * seq)}
         section.insert(3, f"Cost on this machine: {cost / 60:.0f} min wall clock over {len(spent)} "

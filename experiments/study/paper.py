@@ -11,17 +11,18 @@ from typing import Optional
 import numpy as np
 
 from experiments.study.figures import _plot_bars, _plot_curves, _plot_figure_cells, _plot_heatmap
+from experiments.study import protocols
 from experiments.study.plan import PAPER_FIGURES, jobs, named_config
 from experiments.study.records import _costs
 from nprnn_jax import study, tasks
 
 
 def _paper(task: str, config: dict) -> dict:
-    return tasks.get(task).paper_results(config)
+    return protocols.get(task).paper_results(config)
 
 
 def _budget_text(job: dict) -> str:
-    c, spec = job["config"], tasks.get(job["config"]["task"])
+    c, spec = job["config"], protocols.get(job["config"]["task"])
     seen = c["num_steps"] * c["batch_size"]
     updates = (f"{c['num_steps']:,} updates, {100 * c['num_steps'] / spec.paper_updates:.1f}% of the paper's "
                f"{spec.paper_updates:,}")
@@ -36,7 +37,7 @@ def _budget_text(job: dict) -> str:
 
 # The named config holding the paper's protocol for each job's experiment.
 def _paper_config(binary: str, config: dict) -> str:
-    return tasks.get(binary).paper_config(config)
+    return protocols.get(binary).paper_config(config)
 
 
 # Settings that describe logging or files, not the protocol: left out of the comparison.
@@ -65,14 +66,14 @@ def unstated_choices(task: str, c: dict) -> list:
     optimizers = sorted({(per_init.get(i) or {}).get("optimizer", c.get("optimizer")) for i in c["inits"]})
     clips = sorted({(per_init.get(i) or {}).get("clip_norm", c.get("clip_norm")) for i in c["inits"]})
     out = [("gradient clipping", f"by global norm (optax.clip_by_global_norm) at {', '.join(f'{x:g}' for x in clips)}",
-            "the paper says 'clip' without the kind" + tasks.get(task).clip_note),
+            "the paper says 'clip' without the kind" + protocols.get(task).clip_note),
            ("W_hx's N in alpha/sqrt(N)", f"{c.get('input_init_n', 'hidden')} size",
             "ambiguous in the paper (its Section 2 and Eq. 9 use N differently)"),
            ("W_hy", "Glorot normal, untruncated; biases 0", "the paper names Glorot without the variant"),
            ("gRNN's scale", "N(0, 1/N)", "not stated; the natural reading"),
            ("test set", f"{c.get('test_size') or 'the whole'} examples, from a key apart from training",
             "the paper gives the size only for addition")]
-    out += tasks.get(task).unstated(c)
+    out += protocols.get(task).unstated(c)
     if "rmsprop" in optimizers:
         out.append(("RMSprop", "optax.rmsprop: decay 0.9, eps 1e-8, no momentum, not centered",
                     "the paper names RMSprop without its constants"))
@@ -96,7 +97,7 @@ def chance_level(job: dict) -> Optional[float]:
     frequent class's share that the run recorded in results.md; None when unknown."""
     from nprnn_jax import config as config_lib
 
-    spec = tasks.get(job["config"]["task"])
+    spec = protocols.get(job["config"]["task"])
     if spec.chance is not None:
         return spec.chance(config_lib.with_defaults(job["config"]))
     folder = job.get("folder")
@@ -126,7 +127,7 @@ def _selection_text(job: dict, ours: dict) -> str:
 
 def job_section(name: str, job: dict, figures: pathlib.Path, rel: str, results: list, prefix: str = "") -> list:
     c, task = job["config"], job["config"]["task"]
-    spec = tasks.get(task)
+    spec = protocols.get(task)
     metric, threshold = "test_accuracy", spec.success_threshold
     paper = _paper(task, c)
     inits = c["inits"]
@@ -185,7 +186,7 @@ def job_section(name: str, job: dict, figures: pathlib.Path, rel: str, results: 
     _plot_bars(inits, [paper.get(i) for i in inits], [100 * ours[i]["best"]["mean"] for i in inits],
                [100 * ours[i]["best"]["min"] for i in inits], [100 * ours[i]["best"]["max"] for i in inits],
                figures / file, f"{name}: the paper's number and ours",
-               f"{spec.metric_text} (%)" + (f" (paper: {spec.paper_data})" if spec.paper_data else ""))
+               f"{tasks.get(task).metric_text} (%)" + (f" (paper: {spec.paper_data})" if spec.paper_data else ""))
     lines += [f"![paper vs ours]({rel}/{file})", ""]
     # Heat maps: learning rate x variant (and learning rate x dropout per variant for actions).
     if len(c["dropout_rates"]) > 1:
@@ -209,7 +210,7 @@ def job_section(name: str, job: dict, figures: pathlib.Path, rel: str, results: 
                   for init in inits]
         file = f"{prefix}{name}_lr_variant.png"
         _plot_heatmap(matrix, inits, [f"{lr:g}" for lr in lrs], figures / file,
-                      f"{name}: {spec.metric_text} (%)")
+                      f"{name}: {tasks.get(task).metric_text} (%)")
         lines += [f"![learning rate x variant]({rel}/{file})", ""]
     curves = {f"{init} (lr {ours[init]['best']['learning_rate']:g})":
               study.curve(job["rows"], init, ours[init]["best"]["learning_rate"], ours[init]["best"]["dropout"], metric)
@@ -246,7 +247,7 @@ def paper_budget_lines(kept_paper: Optional[pathlib.Path]) -> list:
         if not records or folder is None or not (folder / "summary.json").is_file():
             continue
         c = json.loads((folder / "config.json").read_text())["config"]
-        seq = tasks.get(binary).steps_per_sequence(c)
+        seq = protocols.get(binary).steps_per_sequence(c)
         if seq is None:
             continue
         seconds = sum(r["seconds"] for r in records)
@@ -266,7 +267,7 @@ def paper_budget_lines(kept_paper: Optional[pathlib.Path]) -> list:
              "|---|---|---|---|---|---|"]
     for name, (binary, named, _) in jobs("paper").items():
         c = named_config(binary, named)
-        seq = tasks.get(binary).steps_per_sequence(c)
+        seq = protocols.get(binary).steps_per_sequence(c)
         assumed = seq is None
         seq = 100 if assumed else seq
         runs = _job_runs(c)
@@ -277,7 +278,7 @@ def paper_budget_lines(kept_paper: Optional[pathlib.Path]) -> list:
         else:
             cpu = "-"
         gpu = len(c.inits) * c.num_steps * seq * H100_US_PER_TIMESTEP * 1e-6 / 3600
-        lines.append(f"| {name} | {runs} | {c.num_steps:,} | {seq}{f' ({tasks.get(binary).paper_data}: assumed)' if assumed else ''} "
+        lines.append(f"| {name} | {runs} | {c.num_steps:,} | {seq}{f' ({protocols.get(binary).paper_data}: assumed)' if assumed else ''} "
                      f"| {cpu} | {gpu:,.1f} |")
     return lines + [""]
 
@@ -295,20 +296,20 @@ def _summary_row(name: str, job: dict, ours: dict, verdict_text: str) -> str:
 
     np_value, np_runs = cell("np")
     irnn_value, irnn_runs = cell("irnn")
-    updates = f"{c['num_steps']:,} ({100 * c['num_steps'] / tasks.get(task).paper_updates:.1f}%)"
+    updates = f"{c['num_steps']:,} ({100 * c['num_steps'] / protocols.get(task).paper_updates:.1f}%)"
     return f"| {name} | {updates} | {np_value} | {irnn_value} | {np_runs} | {irnn_runs} | {verdict_text.split(':')[0]} |"
 
 
 def verdict_for(task: str, ours: dict, job: Optional[dict] = None) -> str:
     """The verdict on the paper's claim for np-RNN, qualified by the job's budget and data."""
-    baselines, claim = tasks.get(task).claim
+    baselines, claim = protocols.get(task).claim
     text = study.verdict(ours, "np", list(baselines), claim)
     return text + ("" if job is None else f" [{_qualifier(job)}]")
 
 
 def _qualifier(job: dict) -> str:
     """Where a verdict holds: the share of the paper's updates, and the data set if not the paper's."""
-    c, spec = job["config"], tasks.get(job["config"]["task"])
+    c, spec = job["config"], protocols.get(job["config"]["task"])
     share = c["num_steps"] / spec.paper_updates
     text = ("at the paper's number of updates" if abs(share - 1) < 1e-9 else
             f"at {100 * share:.1f}% of the paper's updates")
@@ -329,7 +330,7 @@ def baseline_line(task: str, c: dict, ours: dict) -> str:
         value, p = 100 * s["best"]["mean"], paper[init]
         word = "about the same" if abs(value - p) <= 10 else ("higher" if value > p else "lower")
         parts.append(f"{init} paper {p:g}%, ours {value:.1f}% ({word})")
-    spec = tasks.get(task)
+    spec = protocols.get(task)
     if spec.paper_data:
         return (f"The paper's numbers are {spec.paper_data} test accuracies, ours on other data: not comparable "
                 f"as numbers; the robustness counts (cells at >= {100 * spec.success_threshold:.0f}%) are compared "
@@ -350,7 +351,7 @@ def paper_figures(finished: dict, figures: pathlib.Path, rel: str, prefix: str, 
     """The paper's Figures 3 and 4 and Table 2 beside ours, cell by cell, with a verdict per figure."""
     lines = []
     for label, task, seq_lens, what in PAPER_FIGURES:
-        spec = tasks.get(task)
+        spec = protocols.get(task)
         threshold = spec.success_threshold
         one_cell = tuple(seq_lens) == (None,)
         cells = {t: _cell_runs(finished, task, t) for t in seq_lens}

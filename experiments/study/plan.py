@@ -7,6 +7,7 @@ from __future__ import annotations
 import pathlib
 from typing import Optional
 
+from experiments.study import protocols
 from nprnn_jax import study, tasks
 
 
@@ -86,7 +87,7 @@ def jobs(budget: str) -> dict:
 SEEDS_12 = ["--config.seed_offset=1", "--config.num_seeds=2"]
 # The paper's figures, their cells and the jobs holding each cell's runs.
 PAPER_FIGURES = tuple(sorted((spec.paper_figure[0], name, spec.paper_figure[1], spec.paper_figure[2])
-                            for name, spec in ((n, tasks.get(n)) for n in tasks.names()) if spec.paper_figure))
+                            for name, spec in ((n, protocols.get(n)) for n in protocols.names()) if spec.paper_figure))
 
 
 def named_config(binary: str, name: str):

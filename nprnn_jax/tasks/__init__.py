@@ -1,13 +1,14 @@
 """The tasks: one module per task, each declaring itself (`base.TaskSpec`) by name.
 
     from nprnn_jax import tasks
-    tasks.get("addition")            # its settings, data, metric, success rule, paper numbers
+    tasks.get("addition")            # its settings, data builder, title, metric
     tasks.AdditionTask(seq_len=150)  # its data: batches, test and validation sets
 
-Every module of this package (but `base`) is imported here and registers its task, so a
-new task is one module here (``TASK = base.register(base.TaskSpec(...))``), its config file
-(``experiments/configs/<name>.py``) and its binary (``experiments/<name>.py``); the
-configuration, the binaries, the report and the study read the declaration.
+Every module of this package (but `base`) is imported here and registers its task. A new
+task is one module (``TASK = tasks.register(tasks.TaskSpec(...))``, here or anywhere one's
+own code imports it) and one config file that names it (``config.task``) and imports its
+module; ``python -m experiments.main --config=<that file>`` runs it. The paper's side of the
+paper's tasks is the study's (`experiments.study.protocols`).
 """
 
 import importlib
@@ -16,7 +17,7 @@ import pkgutil
 from nprnn_jax.tasks.base import (  # noqa: F401  (the shared machinery, as nprnn_jax.tasks.<name>)
     DEFAULT_DATA_DIRS, MARKER_PLACEMENTS, ORDER_STREAM, POOL_STREAM, TEST_STREAM, TRAIN_STREAM,
     VALIDATION_STREAM, Batch, ClassificationTask, MarkedPairBuild, MarkedPairTask, Task, TaskSpec, best_constant_share,
-    data_dir, data_fingerprint, epoch_indices, get, hold_out, names, register)
+    data_dir, data_fingerprint, epoch_indices, get, hold_out, marked_pair_spec, names, register)
 
 for _module in sorted(m.name for m in pkgutil.iter_modules(__path__)):
     if _module != "base":

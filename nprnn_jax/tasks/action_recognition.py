@@ -2,8 +2,8 @@
 
 The paper used UCF101 features; the data here are UEA multivariate time-series sets
 (`nprnn_jax.datasets.load_uea`) or one's own ``train.npz``/``test.npz`` features. Declares
-the task (`TASK`): its settings, its data (`sequence_task`), its metric and success rule
-and the paper's numbers.
+the task (`TASK`): its settings, its data (`sequence_task`) and its metric (the paper's
+numbers for it are the study's: `experiments.study.protocols`).
 """
 
 from __future__ import annotations
@@ -14,14 +14,6 @@ import numpy as np
 
 from nprnn_jax import checks, datasets
 from nprnn_jax.tasks import base
-
-# Table 3: (validation accuracy, test accuracy, learning rate); Figure 6: (learning rate,
-# dropout) cells of 18 at a validation accuracy >= 0.6.
-PAPER_TABLE_3 = {
-    "irnn_scaled": (59, 56.6, 1e-3, 0), "irnn": (71, 67, 1e-2, 1), "np": (78.6, 75.2, 1e-3, 12),
-    "lstm": (80.3, 78.5, 1e-3, 13),
-}
-
 
 def sequence_task(name: str, train, test, test_size: Optional[int] = None, normalize: bool = True,
                   validation_size: int = 0):
@@ -66,19 +58,6 @@ def build(config):
                          normalize=config.normalize, validation_size=config.validation_size), {}
 
 
-def _data_note(config: dict, task: dict) -> str:
-    if config.get("dataset") == "npz":
-        return ""
-    return (f"on UEA {config.get('dataset')} ({task.get('num_train')} training cases, {task.get('num_classes')} "
-            f"classes, batch {config['batch_size']}), not UCF101")
-
-
-def _unstated(config: dict) -> list:
-    return [("dropout values", "drop probabilities (0.5 drops half of the units)",
-             "the paper's {0.5, 0.7, 0.9} could be keep probabilities"),
-            ("success bar", "test accuracy >= 60%", "the paper's Figure 6 threshold, on its validation group")]
-
-
 _S = checks.Setting
 TASK = base.register(base.TaskSpec(
     name="action_recognition",
@@ -90,18 +69,4 @@ TASK = base.register(base.TaskSpec(
     build=build,
     title=lambda config: f"action recognition ({config.dataset})",
     metric_text="test accuracy",
-    success_threshold=0.6,
-    success_text="test accuracy >= 60% (the threshold of the paper's Figure 6)",
-    chance_text="the most frequent test class",
-    paper_updates=2_660,  # 70 epochs of UCF101's 9,537 training videos at batch 256
-    paper_sequences=70 * 9_537,
-    paper_results=lambda config: {k: v[1] for k, v in PAPER_TABLE_3.items()},  # test accuracy (UCF101)
-    paper_data="UCF101",
-    paper_budget="70 epochs of UCF101's 9,537 videos",
-    paper_grid_cells={k: v[3] for k, v in PAPER_TABLE_3.items()},
-    data_note=_data_note,
-    claim=(("irnn", "irnn_scaled"), "np-RNN does well over more of the grid"),
-    clip_note="; the value 10 is its addition setting",
-    unstated=_unstated,
-    steps_per_sequence=lambda config: None,  # the paper's UCF101 sequences: not stated
 ))

@@ -29,7 +29,6 @@ each pool example exactly once (`epoch_indices`).
 from __future__ import annotations
 
 import dataclasses
-import functools
 import math
 import os
 import pathlib
@@ -422,58 +421,24 @@ def _no_check(config) -> Optional[str]:
     return None
 
 
-def _paper_protocol(config: dict) -> str:
-    return "paper"
-
-
-def _nothing_unstated(config: dict) -> list:
-    return []
-
-
-def _no_data_note(config: dict, task: dict) -> str:
-    return ""
-
-
 @dataclasses.dataclass(frozen=True)
 class TaskSpec:
-    """Everything the binaries, the report and the study know of a task, declared by its
-    module (`nprnn_jax.tasks.addition` and the others) and `register`-ed by name.
+    """What the engine, the configuration and the binaries know of a task, declared by its
+    module (`nprnn_jax.tasks.addition` and the others, or a module of one's own) and
+    `register`-ed by name. The paper's side of a task (its numbers, budget, bar of success)
+    is the study's, not the library's (`experiments.study.protocols`).
 
     Attributes:
-      name: the task's name: its binary (``experiments/<name>.py``), its config file and
-        ``config.task``.
-      settings: its own command-line settings (`checks.Setting`), besides the common ones
-        (`nprnn_jax.config`).
+      name: the task's name (``config.task``).
+      settings: its own settings (`checks.Setting`), besides the common ones
+        (`nprnn_jax.config`); their names are its own: two tasks may each declare ``seq_len``
+        with their own default and rule.
       build: ``build(config) -> (Task, {file name: text})``, the task of a validated config
         and the extra files its workdir records.
       title: ``title(config)``, the task in words (report titles).
+      metric_text: the headline metric (``test_accuracy``) in words (axes, tables).
       check: ``check(config)``, a rule between its settings (None when fine, else the
         message), after every setting's own rule.
-      metric_text: the headline metric (``test_accuracy``) in words.
-      success_threshold, success_text: the paper's bar for a successful run.
-      chance_text: what its chance level is (the report's "Chance level" line).
-      chance: ``chance(config JSON)``, the headline metric of the best constant prediction
-        computed from the config alone (None: read from the run's results).
-      paper_updates, paper_sequences: the paper protocol's parameter updates and training
-        sequences.
-      paper_results: ``paper_results(config JSON) -> {variant: percent}``, the paper's numbers
-        for the job's cell.
-      paper_config: the named config holding the paper's protocol for a job's config.
-      paper_figure: ``(label, cells, what)`` of the paper's figure or table of this task
-        (cells: its sequence lengths, ``(None,)`` for one cell), or None.
-      paper_data: the paper's data set when ours differ ("" when the same).
-      paper_budget: the paper's training in epochs of its data, when it is stated so ("": in
-        sequences, `paper_sequences`).
-      paper_grid_cells: ``{variant: cells}``, the paper's count of grid cells at the success bar
-        (its Figure 6), when it gives one.
-      data_note: ``data_note(config JSON, task record)``, where a verdict's data differ from the
-        paper's ("" when they do not).
-      claim: ``(baselines, claim)``: what the paper says np-RNN does against which variants.
-      clip_note: what the paper says of gradient clipping here.
-      unstated: ``unstated(config JSON) -> [(what, ours, why)]``, this task's choices that the
-        paper does not state.
-      steps_per_sequence: ``steps_per_sequence(config)``, the recurrent steps of one example
-        (the cost estimate; None when they vary or are not known).
     """
 
     name: str
@@ -481,24 +446,7 @@ class TaskSpec:
     build: Callable
     title: Callable
     metric_text: str
-    success_threshold: float
-    success_text: str
-    chance_text: str
-    paper_updates: int
-    paper_sequences: int
-    paper_results: Callable
-    claim: tuple
-    steps_per_sequence: Callable
     check: Callable = _no_check
-    chance: Optional[Callable] = None
-    paper_config: Callable = _paper_protocol
-    paper_figure: Optional[tuple] = None
-    paper_data: str = ""
-    paper_budget: str = ""
-    paper_grid_cells: Optional[dict] = None
-    data_note: Callable = _no_data_note
-    clip_note: str = ""
-    unstated: Callable = _nothing_unstated
 
 
 _REGISTRY: dict = {}
@@ -571,42 +519,13 @@ class MarkedPairBuild:
                               success_share=config.success_share), {}
 
 
-def marked_pair_chance(task_type):
-    """The ``chance`` of a marked-pair task: the best constant's share on the test set its
-    config generates."""
-    @functools.lru_cache(maxsize=None)
-    def share(seq_len, test_size, test_seed, placement, tolerance):
-        return task_type(seq_len=seq_len, test_size=test_size, test_seed=test_seed, marker_placement=placement,
-                         accuracy_tolerance=tolerance).best_constant_metric()
-
-    def chance(config: dict) -> float:
-        return share(config["seq_len"], config["test_size"], config.get("test_seed", 0),
-                     config.get("marker_placement", "halves"), config.get("accuracy_tolerance", 0.04))
-    return chance
-
-
-def marked_pair_spec(task_type, *, paper_figure: tuple, paper_numbers: dict, paper_updates: int,
-                     paper_sequences: int, clip_note: str, unstated: Callable = None) -> TaskSpec:
-    """The `TaskSpec` of a marked-pair task (``task_type``, a `MarkedPairTask`): what the
-    marked-pair tasks share, and the paper's numbers ``{T: {variant: percent}}`` of its figure."""
+def marked_pair_spec(task_type) -> TaskSpec:
+    """The `TaskSpec` of a marked-pair task (``task_type``, a `MarkedPairTask`)."""
     name = task_type.name
     return TaskSpec(
         name=name, settings=MARKED_PAIR_SETTINGS, build=MarkedPairBuild(task_type),
         title=lambda config: f"{name} (T={config.seq_len})", check=check_marked_pair,
-        metric_text="share of test sequences within 0.04", success_threshold=0.5,
-        success_text="share within 0.04 >= 50%", chance_text="the best constant prediction",
-        chance=marked_pair_chance(task_type), paper_updates=paper_updates, paper_sequences=paper_sequences,
-        paper_results=lambda config: paper_numbers.get(config["seq_len"], {}),
-        paper_config=lambda config: f"paper_T{config['seq_len']}",
-        paper_figure=(paper_figure, tuple(paper_numbers), "share of test sequences within 0.04"),
-        claim=(("irnn", "irnn_scaled"), "np-RNN succeeds at least as often"), clip_note=clip_note,
-        unstated=unstated or marked_pair_unstated, steps_per_sequence=lambda config: config["seq_len"])
-
-
-def marked_pair_unstated(config: dict) -> list:
-    placement = config.get("marker_placement", "halves")
-    return [("marker placement", placement + (": one marker in each half" if placement == "halves" else ": anywhere"),
-             "not stated")]
+        metric_text="share of test sequences within 0.04")
 
 
 # Where the data are looked for when neither config.data_dir nor $NPRNN_DATA_DIR says:

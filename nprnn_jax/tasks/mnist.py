@@ -1,8 +1,8 @@
 """Pixel MNIST and permuted pixel MNIST (the paper's Table 2): one pixel per step, 784 steps.
 
 Declares the task (`TASK`): its settings, its data (`mnist_task`, read by
-`nprnn_jax.datasets.load_mnist`, never downloaded), its metric and success rule and the
-paper's numbers.
+`nprnn_jax.datasets.load_mnist`, never downloaded) and its metric (the paper's numbers for it
+are the study's: `experiments.study.protocols`).
 """
 
 from __future__ import annotations
@@ -14,9 +14,6 @@ import numpy as np
 
 from nprnn_jax import checks, datasets
 from nprnn_jax.tasks import base
-
-PAPER_TABLE_2 = {"np": 92, "irnn": 83}  # test accuracy after 100 epochs, in percent
-
 
 def mnist_task(images, labels, test_images, test_labels, permute: bool = False,
                permutation_seed: int = 0, test_size: Optional[int] = None, validation_size: int = 0):
@@ -73,14 +70,4 @@ TASK = base.register(base.TaskSpec(
     build=build,
     title=lambda config: "permuted pixel MNIST" if config.permute else "pixel MNIST",
     metric_text="test accuracy",
-    success_threshold=0.5,
-    success_text="test accuracy >= 50%",
-    chance_text="the most frequent test class",
-    paper_updates=375_000,
-    paper_sequences=6_000_000,
-    paper_results=lambda config: PAPER_TABLE_2,
-    paper_figure=("Table 2", (None,), "test accuracy"),
-    claim=(("irnn",), "np-RNN reaches a higher accuracy"),
-    clip_note=" or, here, the value",
-    steps_per_sequence=lambda config: 784,
 ))
