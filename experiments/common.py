@@ -178,9 +178,9 @@ def _flag_error(error: Exception, argv):
                    type(error).__name__)
         others = config_lib.tasks_having(unknown[0].split(".")[0])
         if others and task:
-            _error(f"--config.{unknown[0]}: the {task} binary has no such setting (it is a setting of "
-                   f"{', '.join(t for t in others if t != task)}); list this binary's settings with "
-                   "--show_config")
+            who = f"the {task} binary" if TASK.get("fixed") else f"task {task} (the config's)"
+            _error(f"--config.{unknown[0]}: {who} has no such setting (it is a setting of "
+                   f"{', '.join(t for t in others if t != task)}); list its settings with --show_config")
         if unknown[0].startswith("per_init."):
             _error(f"--config.{unknown[0]}: this config has no such per_init entry; per_init entries are "
                    "declared in a config file (see --show_config for the ones it has)")

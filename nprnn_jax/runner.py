@@ -11,13 +11,12 @@ A grid's first axis is the hyperparameter combinations (learning rate x dropout
 rate), its second the seeds. How it is laid over the devices is the execution
 plan (`parallel.execution_plan`): the seed axis sharded over a "seeds" mesh, or
 each minibatch split over a "batch" mesh, or one device. The grid's results do
-not depend on the plan (up to float32 rounding).
+not depend on the plan (up to float32 rounding). What runs (each init's settings and grid) is
+`nprnn_jax.grid`; this module is how it runs.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import itertools
 import pathlib
 import threading
 import warnings
@@ -26,66 +25,15 @@ from typing import Callable, NamedTuple, Optional, Sequence
 import jax
 import jax.numpy as jnp
 import numpy as np
-from nprnn_jax import checkpoints, checks, parallel, train, writers, workdir as workdir_lib
+from nprnn_jax import checkpoints, parallel, train, writers, workdir as workdir_lib
 from nprnn_jax.progress import Progress
 from nprnn_jax.tasks import Task
-from nprnn_jax.train import DEFAULTS, RULES, TrainConfig, TrainState, hparams, make_train
+from nprnn_jax.grid import Grid, InitRun, group_key, init_groups  # noqa: F401  (what runs; re-exported)
+from nprnn_jax.train import TrainState, hparams, make_train
 from nprnn_jax.workdir import WorkdirConfigError  # noqa: F401  (re-exported for callers)
 
 # Counts traces of the jitted grid functions; tests read it to check "compiles once".
 TRACE_COUNTS: dict = {}
-
-
-@dataclasses.dataclass(frozen=True)
-class Grid:
-    """One init's grid: learning rates x dropout rates x seeds (``seed_offset`` onwards), the clip norm."""
-
-    learning_rates: Sequence[float] = DEFAULTS["learning_rates"]
-    num_seeds: int = DEFAULTS["num_seeds"]
-    clip_norm: float = DEFAULTS["clip_norm"]
-    dropout_rates: Sequence[float] = DEFAULTS["dropout_rates"]
-    seed_offset: int = DEFAULTS["seed_offset"]
-
-    def __post_init__(self):
-        for name in ("learning_rates", "num_seeds", "clip_norm", "dropout_rates", "seed_offset"):
-            object.__setattr__(self, name, checks.checked(name, getattr(self, name), RULES[name]))
-
-    @property
-    def seeds(self) -> list:
-        return list(range(self.seed_offset, self.seed_offset + self.num_seeds))
-
-    @property
-    def combos(self) -> list:
-        """(learning rate, dropout rate) of each index of the grid's first axis."""
-        return list(itertools.product(self.learning_rates, self.dropout_rates))
-
-
-@dataclasses.dataclass(frozen=True)
-class InitRun:
-    """What one init runs: its name, its engine settings and its grid."""
-
-    init: str
-    train_config: TrainConfig
-    grid: Grid
-    log_every: int = 0  # steps per logged training loss (0: once per segment)
-
-    def __post_init__(self):
-        object.__setattr__(self, "train_config", dataclasses.replace(
-            self.train_config, init=self.init, dropout=any(r > 0 for r in self.grid.dropout_rates)))
-
-    def to_json(self) -> dict:
-        """The run description config.json records: the engine's settings of this init (its
-        per-init overrides applied), its grid and its logging interval."""
-        def plain(value):  # a library caller's optimizer object is recorded by its name
-            if isinstance(value, (tuple, list)) and not hasattr(value, "_fields"):
-                return [plain(v) for v in value]
-            if isinstance(value, (str, int, float, bool, type(None))):
-                return value
-            return getattr(value, "__module__", "") + "." + getattr(value, "__qualname__", type(value).__name__)
-        return {"train": {f.name: plain(getattr(self.train_config, f.name))
-                          for f in dataclasses.fields(self.train_config)},
-                "grid": {f.name: plain(getattr(self.grid, f.name)) for f in dataclasses.fields(self.grid)},
-                "log_every": self.log_every}
 
 
 def host(tree):
@@ -243,24 +191,6 @@ def run_experiment(task: Task, runs: Sequence[InitRun], workdir, *, record: Opti
         return _run_experiment(task, runs, workdir, **options)
     with workdir_lib.locked(workdir):  # one writer per workdir
         return _run_experiment(task, runs, workdir, **options)
-
-
-def group_key(run: InitRun):
-    """What inits must share to be trained as one program: the cell (the step's code), every
-    engine setting but the init, the seeds, the dropout rates and the logging interval. Their
-    learning rates and clip norms may differ (they are per-run values, like a grid's)."""
-    from nprnn_jax import rnn
-    return (rnn.get_init(run.init).cell, dataclasses.replace(run.train_config, init="np"),
-            tuple(run.grid.seeds), tuple(run.grid.dropout_rates), run.log_every)
-
-
-def init_groups(runs: Sequence[InitRun]) -> list:
-    """``runs`` partitioned into groups trained as one program (`group_key`), each group in
-    the order of its first member, its members in ``runs``' order."""
-    groups: dict = {}
-    for run in runs:
-        groups.setdefault(group_key(run), []).append(run)
-    return list(groups.values())
 
 
 def _run_experiment(task, runs, workdir, *, record, plan, on_event, progress_stream, extra_files, tensorboard,

@@ -154,7 +154,7 @@ def check_or_write_config(workdir: pathlib.Path, record: dict, write: bool = Tru
             raise WorkdirConfigError(f"{path} is not valid JSON ({error}); use a new workdir") from None
         check_record(old, path, schema)
         diffs = _differences(_comparable(old, schema), _comparable(record, schema))
-        if diffs and _extends(schema.with_defaults(old["config"]), record, diffs, workdir):
+        if diffs and _extends(schema.with_defaults(old["config"]), record, diffs, workdir, old.get("runs")):
             extended = dict(old, config=dict(old["config"], num_steps=record["config"]["num_steps"]))
             if "runs" in record:  # what each init runs now (its steps and cuts follow num_steps)
                 extended["runs"] = record["runs"]
@@ -216,12 +216,14 @@ def check_record(record, path, schema: Schema = PLAIN) -> dict:
     return record
 
 
-def _extends(old: dict, new: dict, diffs: list, workdir) -> bool:
+def _extends(old: dict, new: dict, diffs: list, workdir, old_runs: Optional[dict] = None) -> bool:
     """Whether ``new`` (a record) only extends the training of ``old`` (its settings, with
     defaults) by more steps, nothing else changed.
 
-    Raises `WorkdirConfigError` for a shorter run, or for a schedule whose cuts sit at
-    equal intervals of num_steps (they would move).
+    Raises `WorkdirConfigError` for a shorter run, or for a schedule whose cuts would move. Both
+    records' run descriptions (``runs``: each init's resolved cut steps) decide where they hold
+    them; an older record without them is read from its settings (cuts at equal intervals or
+    fractions of num_steps move, explicit ones do not).
     """
     if len(diffs) != 1 or not diffs[0].startswith("config.num_steps:"):
         return False
@@ -230,7 +232,17 @@ def _extends(old: dict, new: dict, diffs: list, workdir) -> bool:
     if after < before:
         raise WorkdirConfigError(f"workdir {workdir} holds a run of num_steps={before}; it cannot be shortened "
                                  f"to {after} (use a new workdir)")
+    new_runs = new.get("runs") or {}
     for init in new["config"].get("inits", []):
+        if init in (old_runs or {}) and init in new_runs:
+            was = old_runs[init].get("train", {}).get("lr_cut_steps")
+            now = new_runs[init].get("train", {}).get("lr_cut_steps")
+            if was != now:
+                raise WorkdirConfigError(
+                    f"workdir {workdir}: num_steps cannot be extended from {before} to {after} because {init}'s "
+                    f"learning-rate cuts would move from steps {was} to {now}; give explicit lr_cut_steps "
+                    "(or use a new workdir)")
+            continue
         own = (new["config"].get("per_init") or {}).get(init) or {}  # per-init overrides first
         schedule, cuts = (own.get(k, new["config"].get(k)) for k in ("lr_schedule", "lr_cut_steps"))
         if schedule == "step" and not cuts:

@@ -190,6 +190,22 @@ def test_show_config_lists_every_setting_with_its_value():
     assert "--config.<name>=value" in help_text and "learning_rates" in help_text and "--show_config" in help_text
 
 
+def test_the_one_binary_takes_its_task_from_the_config():
+    """experiments.main: the config file names the task; the per-task binaries are its aliases."""
+    shown = run("main", "--config=experiments/configs/mnist.py:smoke", "--show_config")
+    assert shown.returncode == 0, shown.stderr[-2000:]
+    assert "--config.permute=False" in shown.stdout and "--config.seq_len" not in shown.stdout
+    default = run("main", "--show_config")  # the main job's config: addition's default
+    assert default.returncode == 0 and "--config.seq_len=50" in default.stdout
+    assert run("addition", "--show_config").stdout == default.stdout
+    wrong = run("main", "--config=experiments/configs/mnist.py:smoke", "--config.seq_len=5")
+    assert wrong.returncode == 2 and "Traceback" not in wrong.stderr
+    assert "--config.seq_len: task mnist (the config's) has no such setting (it is a setting of addition" \
+        in wrong.stderr
+    helped = run("main", "--help")
+    assert helped.returncode == 0 and "the config names its task" in helped.stdout
+
+
 @pytest.mark.parametrize("tool,in_process", [("addition", True), ("dynamics", True), ("merge", True),
                                              ("reproduce", True), ("addition", False), ("reproduce", False)])
 def test_every_tool_helps_with_exit_0_and_refuses_a_bad_flag_with_one_line(tool, in_process):

@@ -378,12 +378,16 @@ def test_sharding_splits_the_seed_axis():
     assert "SHARDS 4 (1, 1, 4, 4)" in out.stdout, out.stderr[-2000:]
 
 
-def _record(seq_len=20, **settings):
+def _record(seq_len=20, runs=False, **settings):
     config = config_lib.base_config("addition")
     for name, value in settings.items():
         config[name] = value
-    return {"version": workdir_lib.CONFIG_VERSION, "task": tasks.AdditionTask(seq_len=seq_len).describe(),
-            "config": config_lib.to_json(config_lib.validate(config)), "plan": {"bptt_chunk": 10}}
+    record = {"version": workdir_lib.CONFIG_VERSION, "task": tasks.AdditionTask(seq_len=seq_len).describe(),
+              "config": config_lib.to_json(config_lib.validate(config)), "plan": {"bptt_chunk": 10}}
+    if runs:  # the run descriptions today's binaries record
+        from nprnn_jax import experiment
+        record["runs"] = {run.init: run.to_json() for run in experiment.init_runs(config_lib.validate(config))}
+    return record
 
 
 def test_workdir_with_other_config_is_refused(tmp_path):
@@ -796,6 +800,22 @@ def test_num_steps_may_grow_on_resume_but_not_shrink_or_move_the_cuts(tmp_path):
                                                         lr_cut_steps=(300, 600)), schema=config_lib.SCHEMA)
     workdir_lib.check_or_write_config(explicit, _record(num_steps=2000, eval_every=100, lr_schedule="step",
                                                         lr_cut_steps=(300, 600)), schema=config_lib.SCHEMA)
+    # with the run descriptions recorded, the resolved cut steps decide, and the message names them
+    moving = tmp_path / "fractions"
+    workdir_lib.check_or_write_config(moving, _record(runs=True, num_steps=1000, eval_every=100, lr_schedule="step",
+                                                      lr_cut_fractions=(0.5,)), schema=config_lib.SCHEMA)
+    with pytest.raises(workdir_lib.WorkdirConfigError, match=r"np's learning-rate cuts would move from steps \[500\] "
+                                                             r"to \[1000\]"):
+        workdir_lib.check_or_write_config(moving, _record(runs=True, num_steps=2000, eval_every=100,
+                                                          lr_schedule="step", lr_cut_fractions=(0.5,)),
+                                          schema=config_lib.SCHEMA)
+    kept = tmp_path / "kept"
+    workdir_lib.check_or_write_config(kept, _record(runs=True, num_steps=1000, eval_every=100, lr_schedule="step",
+                                                    lr_cut_steps=(300, 600)), schema=config_lib.SCHEMA)
+    workdir_lib.check_or_write_config(kept, _record(runs=True, num_steps=2000, eval_every=100, lr_schedule="step",
+                                                    lr_cut_steps=(300, 600)), schema=config_lib.SCHEMA)
+    extended = json.loads((kept / "config.json").read_text())
+    assert extended["runs"]["np"]["train"]["num_steps"] == 2000  # the record says what runs now
 
 
 def test_one_writer_per_workdir(tmp_path):
@@ -883,3 +903,22 @@ def test_the_hochreiter_schmidhuber_fixed_pool_is_one_pool_read_in_epochs_reshuf
     assert not np.array_equal(first, second)
     other = _drawn_rows(trainer, data, 200, seed=1)
     assert np.array_equal(np.sort(other), np.arange(100_000)) and not np.array_equal(other, first)
+
+
+def test_a_library_workdir_recorded_before_rnn_execution_resumes(tmp_path):
+    """A library caller's config.json of the earlier layout (the recurrence's speed-only settings in
+    each init's "train") still resumes: they never changed results."""
+    small = train.TrainConfig(hidden_size=4, batch_size=4, num_steps=10, eval_every=10)
+    runs = init_runs(("np",), (0.01,), 1, config=small)
+    first = runner.run_experiment(TASK, runs, tmp_path)
+    path = tmp_path / "config.json"
+    record = json.loads(path.read_text())
+    assert "unroll" not in record["config"]["np"]["train"]
+    record["config"]["np"]["train"].update(unroll=1, backward="custom", remat_every=0, bptt_chunk=0)
+    record = {k: v for k, v in record.items() if k != "fingerprint"}
+    path.write_text(json.dumps(dict(record, fingerprint=workdir_lib.fingerprint(record))))
+    assert runner.run_experiment(TASK, runs, tmp_path) == first
+    # a setting that changes results still differs
+    other = init_runs(("np",), (0.02,), 1, config=small)
+    with pytest.raises(workdir_lib.WorkdirConfigError, match=r"np.grid.learning_rates: \[0.01\] in workdir vs \[0.02\]"):
+        runner.run_experiment(TASK, other, tmp_path)
