@@ -271,14 +271,7 @@ def execution_plan(*, num_seeds: int, batch_size: int, seq_lens: Sequence[int], 
     backend = jax.default_backend()
     grouped = resolve_group_inits(group_inits, backend)
     kind = layout_kind(num_seeds, batch_size, jax.device_count(), shard)
-    if bptt_chunk == -1:
-        chunk = auto_bptt_chunk(seq_lens, backend) if backward == "custom" else 0
-    else:
-        chunk = bptt_chunk
-        for length in seq_lens:
-            if chunk and length % chunk:
-                raise ValueError(f"bptt_chunk={chunk} must divide the sequence length {length} "
-                                 "(or use -1 for auto, 0 for off)")
+    chunk = (auto_bptt_chunk(seq_lens, backend) if backward == "custom" else 0) if bptt_chunk == -1 else bptt_chunk
     plan = ExecutionPlan(backend=backend, devices=jax.device_count(), layout=kind, execution=resolve(execution),
                          bptt_chunk=chunk, group_inits=grouped, unroll=unroll, backward=backward,
                          remat_every=remat_every)

@@ -211,7 +211,7 @@ class Execution:
             bptt.check_remat_every(self.remat_every, num_steps)
         if self.bptt_chunk and num_steps % self.bptt_chunk:
             raise ValueError(f"bptt_chunk={self.bptt_chunk} must divide the sequence length {num_steps} "
-                             "(or be 0 for one pass)")
+                             "(or be 0 for one pass; the binaries' -1 picks a divisor)")
 
 
 DEFAULT_EXECUTION = Execution()
