@@ -11,7 +11,7 @@ import pytest
 from conftest import REPO, device_flags, shared_data_dir
 from experiments import common
 from nprnn_jax import config as config_lib
-from nprnn_jax import experiment, parallel, rnn, tasks
+from nprnn_jax import experiment, rnn, tasks
 from nprnn_jax import workdir as workdir_lib
 
 CONFIG_FILES = tuple(common.config_files())  # found, not listed: a new config file is tested too

@@ -15,7 +15,7 @@ from typing import Optional
 import numpy as np
 
 from experiments.study import protocols
-from nprnn_jax import initializers, rnn, study, tasks
+from nprnn_jax import initializers, rnn, study
 
 METRIC = "test_accuracy"  # the marked-pair tasks' headline: the share of test sequences within 0.04
 
@@ -102,8 +102,9 @@ def robust_endpoints(root: pathlib.Path, kept: Optional[pathlib.Path]) -> list:
         for task, t, _, _, ends, _ in cells:
             matched = study.seed_matched(ends, "np", "irnn", which)
             pairs += [(a, b) for *_, a, b in matched]
-            per_cell.append(f"{task} T={t}: " + ", ".join(f"seed {s} {_pct(a)} vs {_pct(b)}"
-                                                           for _, _, s, a, b in matched))
+            if matched:  # a cell whose IRNN has not finished yet has no pair
+                per_cell.append(f"{task} T={t}: " + ", ".join(f"seed {s} {_pct(a)} vs {_pct(b)}"
+                                                               for _, _, s, a, b in matched))
         test = study.sign_test(pairs)
         if which == "last":
             lines += ["**np-RNN against IRNN, seed by seed** (the same seed gives both the same data order; "

@@ -16,7 +16,7 @@ from experiments.study.paper import (_fmt_setting, _paper_config, _summary_row, 
 from experiments.study.plan import jobs
 from experiments.study.records import _costs, _find_job, _keep_records, merge_cost_records
 from experiments.study import protocols
-from nprnn_jax import study, tasks
+from nprnn_jax import study
 
 
 def budget_part(root: pathlib.Path, jobs: dict, figures: pathlib.Path, rel: str, budget: str,

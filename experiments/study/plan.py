@@ -8,7 +8,7 @@ import pathlib
 from typing import Optional
 
 from experiments.study import protocols
-from nprnn_jax import study, tasks
+from nprnn_jax import study
 
 
 def jobs(budget: str) -> dict:
