@@ -297,7 +297,8 @@ def test_settings_that_nothing_reads_or_that_the_user_did_not_type_are_refused(t
 def test_another_task_s_config_file_is_refused_by_the_binary(tmp_path):
     result = binary("addition", "--config=experiments/configs/mnist.py:smoke", f"--workdir={tmp_path / 'w'}")
     assert result.returncode == 2 and "error: task='mnist' (from --config=experiments/configs/mnist.py:smoke): this " \
-        "is the addition binary; run python -m experiments.mnist" in result.stderr, result.stderr[-2000:]
+        "is the addition binary; run python -m experiments.main --config=experiments/configs/mnist.py:smoke for " \
+        "that task" in result.stderr, result.stderr[-2000:]
     assert not (tmp_path / "w").exists()
 
 
