@@ -137,24 +137,24 @@ def snapshot_job(workdir: pathlib.Path, to: pathlib.Path) -> list:
             shutil.copyfile(workdir / file, staging / file)
     kept = []
     for init_dir in sorted((workdir / "checkpoints").glob("*")) if (workdir / "checkpoints").is_dir() else ():
-        steps = sorted((int(p.name) for p in init_dir.iterdir() if p.name.isdigit()), reverse=True)
-        for step in steps:
-            hashes = workdir / "checkpoint_hashes" / init_dir.name / f"{step}.json"
+        init = init_dir.name
+        for step in checkpoints.step_folders(workdir, init):
+            hashes, copied = checkpoints.hash_record(workdir, init, step), checkpoints.hash_record(staging, init, step)
             if not hashes.is_file():
                 continue
-            target = staging / "checkpoints" / init_dir.name / str(step)
+            target = staging / "checkpoints" / init / str(step)
             try:  # the job may delete an old checkpoint while we copy: then the next one
                 shutil.copytree(init_dir / str(step), target)
             except (OSError, shutil.Error):
                 shutil.rmtree(target, ignore_errors=True)
                 continue
-            (staging / "checkpoint_hashes" / init_dir.name).mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(hashes, staging / "checkpoint_hashes" / init_dir.name / hashes.name)
-            if checkpoints.damage(staging, init_dir.name, step) is None:  # the copy is intact
-                kept.append((init_dir.name, step))
+            copied.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(hashes, copied)
+            if checkpoints.damage(staging, init, step) is None:  # the copy is intact
+                kept.append((init, step))
                 break
             shutil.rmtree(target, ignore_errors=True)
-            (staging / "checkpoint_hashes" / init_dir.name / hashes.name).unlink(missing_ok=True)
+            copied.unlink(missing_ok=True)
     # Atomic for a reader: the old snapshot is moved aside before the new one takes its name, and
     # a reader finds it there (`snapshot_folder`) if a kill falls between the two renames.
     old = to.with_name(to.name + ".old")
@@ -208,7 +208,7 @@ def snapshot_problem(source: pathlib.Path, task: str) -> Optional[str]:
                     continue  # the last line, cut short while the job wrote it: the resume drops it
                 return f"{path}: line {number} is not a JSON record ({line[:40]!r})"
     for init_dir in sorted((source / "checkpoints").glob("*")):
-        steps = checkpoints.steps(source, init_dir.name)
+        steps = checkpoints.step_folders(source, init_dir.name)
         if steps and checkpoints.newest_intact_step(source, init_dir.name, hashed_only=True) is None:
             problems = [f"step {s}: {checkpoints.problem(source, init_dir.name, s, hashed_only=True)}" for s in steps]
             return f"{init_dir}: no intact checkpoint ({'; '.join(problems)})"

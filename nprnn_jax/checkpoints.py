@@ -35,14 +35,15 @@ def _files(folder: pathlib.Path) -> dict:
             for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
-def _hash_record(workdir: pathlib.Path, init: str, step: int) -> pathlib.Path:
+def hash_record(workdir: pathlib.Path, init: str, step: int) -> pathlib.Path:
+    """Where the hashes of the checkpoint of ``init`` at ``step`` are recorded."""
     return workdir / "checkpoint_hashes" / init / f"{step}.json"
 
 
 def record(workdir: pathlib.Path, init: str, step: int):
     """Writes the SHA-256 of every file of the saved checkpoint ``checkpoints/<init>/<step>`` to
     ``checkpoint_hashes/<init>/<step>.json``."""
-    path = _hash_record(workdir, init, step)
+    path = hash_record(workdir, init, step)
     path.parent.mkdir(parents=True, exist_ok=True)
     files = _files(workdir / "checkpoints" / init / str(step))
     atomic_write(path, json.dumps(files, indent=0, sort_keys=True) + "\n")
@@ -52,13 +53,13 @@ def looks_like_checkpoint(workdir: pathlib.Path, init: str, step: int) -> bool:
     """Whether ``checkpoints/<init>/<step>`` is a checkpoint orbax finished writing (its
     metadata file) or one whose hashes were recorded (then `damage` judges it)."""
     folder = workdir / "checkpoints" / init / str(step)
-    return (folder / "_CHECKPOINT_METADATA").is_file() or _hash_record(workdir, init, step).is_file()
+    return (folder / "_CHECKPOINT_METADATA").is_file() or hash_record(workdir, init, step).is_file()
 
 
 def damage(workdir: pathlib.Path, init: str, step: int) -> Optional[str]:
     """What is wrong with a checkpoint's files against their recorded hashes (None: intact,
     or no record, e.g. a kill between the save and the record: then orbax has to tell)."""
-    path = _hash_record(workdir, init, step)
+    path = hash_record(workdir, init, step)
     if not path.is_file():
         return None
     try:
@@ -76,7 +77,7 @@ def damage(workdir: pathlib.Path, init: str, step: int) -> Optional[str]:
     return None
 
 
-def steps(workdir: pathlib.Path, init: str) -> list:
+def step_folders(workdir: pathlib.Path, init: str) -> list:
     """The step folders of ``checkpoints/<init>``, newest first (intact or not)."""
     folder = pathlib.Path(workdir) / "checkpoints" / init
     return sorted((int(p.name) for p in folder.iterdir() if p.name.isdigit()), reverse=True) \
@@ -88,7 +89,7 @@ def problem(workdir: pathlib.Path, init: str, step: int, hashed_only: bool = Fal
     without orbax (None: intact as far as files tell): no hash record (with ``hashed_only``),
     not a finished checkpoint, or files that differ from their record."""
     workdir = pathlib.Path(workdir)
-    if hashed_only and not _hash_record(workdir, init, step).is_file():
+    if hashed_only and not hash_record(workdir, init, step).is_file():
         return "no hash record"
     if not looks_like_checkpoint(workdir, init, step):
         return "not a finished checkpoint (no metadata, no hash record)"
@@ -98,7 +99,7 @@ def problem(workdir: pathlib.Path, init: str, step: int, hashed_only: bool = Fal
 def newest_intact_step(workdir: pathlib.Path, init: str, hashed_only: bool = False) -> Optional[int]:
     """The newest step of ``init`` with no `problem` (``hashed_only``: and a hash record); None
     when there is none."""
-    return next((step for step in steps(workdir, init) if problem(workdir, init, step, hashed_only) is None), None)
+    return next((step for step in step_folders(workdir, init) if problem(workdir, init, step, hashed_only) is None), None)
 
 
 def _set_aside(workdir: pathlib.Path, init: str, step: int, why: str):
@@ -209,7 +210,7 @@ class Checkpoints:
         for later in [s for s in self.manager.all_steps() if s > step]:
             self.manager.delete(later)
             if self.main:
-                _hash_record(self.workdir, self.init, later).unlink(missing_ok=True)
+                hash_record(self.workdir, self.init, later).unlink(missing_ok=True)
 
     def wait(self):
         self.manager.wait_until_finished()
@@ -234,7 +235,7 @@ def restore_params(workdir, init: str, step: Optional[int] = None, allow_older: 
 
     workdir = pathlib.Path(workdir)
     folder = workdir / "checkpoints" / init
-    found = steps(workdir, init)
+    found = step_folders(workdir, init)
     if not found:
         raise WorkdirConfigError(f"{workdir}: no checkpoint of {init!r} (not started, or not a workdir)")
     if step is not None:

@@ -235,7 +235,7 @@ def _train_groups(task, groups, workdir, plan, test_set, validation_set, progres
             state, start = store.restore_newest_intact(template, legacy=_legacy(template))
             if store.latest_step() is None:
                 start = 0
-            members.append(_Member(run, grid_run, store, state, start))
+            members.append(_Member(run, grid_run, store, state, start, template))
         if len({m.start for m in members}) > 1:
             members = _align_starts(members, workdir, main)
         # Inits restored at different steps (a workdir of runs trained one after another) are
@@ -267,12 +267,11 @@ def _align_starts(members: list, workdir: pathlib.Path, main: bool) -> list:
         if m.start == target:
             aligned.append(m)
             continue
-        template = m.grid_run.initial_state()
         if target == 0:
-            state = template
+            state = m.template
         elif target in m.store.steps() and m.store.damage(target) is None:
             try:
-                state = m.store.restore(target, template, _legacy(template))
+                state = m.store.restore(target, m.template, _legacy(m.template))
             except Exception:  # noqa: BLE001  not restorable: keep the members as they are
                 return members
         else:
@@ -288,13 +287,15 @@ def _align_starts(members: list, workdir: pathlib.Path, main: bool) -> list:
 
 
 class _Member(NamedTuple):
-    """One init of a group, restored: its run, compiled grid, checkpoints, state and step."""
+    """One init of a group, restored: its run, compiled grid, checkpoints, state and step, and its
+    initial state (the restore's template)."""
 
     run: InitRun
     grid_run: "GridRun"
     store: "checkpoints.Checkpoints"
     state: TrainState
     start: int
+    template: TrainState
 
 
 class _Stack:
