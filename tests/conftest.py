@@ -8,6 +8,8 @@ os.environ.setdefault("TFDS_DATA_DIR", "/nonexistent-tfds-dir")
 # compile the same small programs: JAX's persistent compilation cache, in a folder of this
 # test session, compiles each once. Measured on the 2-core CI kind of machine: the smoke
 # addition binary takes 16.6 s with an empty cache and 7.3 s with a warm one (22 s without).
+# A cache folder given by the caller (CI gives the default suite and the slow tests one folder)
+# is kept; one made here is removed at the end.
 if "JAX_COMPILATION_CACHE_DIR" not in os.environ:
     import atexit
     import shutil
@@ -15,8 +17,8 @@ if "JAX_COMPILATION_CACHE_DIR" not in os.environ:
 
     os.environ["JAX_COMPILATION_CACHE_DIR"] = tempfile.mkdtemp(prefix="nprnn-jax-test-cache-")
     atexit.register(shutil.rmtree, os.environ["JAX_COMPILATION_CACHE_DIR"], ignore_errors=True)
-    os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
-    os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "0")
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "0")
 
 import pathlib
 
@@ -40,6 +42,13 @@ def shared_data_dir(required: bool = True) -> pathlib.Path:
             pytest.fail(message + " (NPRNN_REQUIRE_DATA is set: data tests are required here)")
         pytest.skip(message)
     return path
+
+
+def pytest_terminal_summary(terminalreporter, config):
+    """Say which tests the default suite left out, and the command that runs them."""
+    if config.getoption("markexpr") == "not slow":  # pytest.ini's default (workers under -n do the selecting)
+        terminalreporter.write_line("The tests marked slow (end-to-end runs, several processes) are not part of this "
+                                    "default run: `python -m pytest -q -m slow` runs them (CI runs both).")
 
 
 @pytest.fixture

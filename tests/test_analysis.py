@@ -95,6 +95,7 @@ def test_figures_are_written(tmp_path):
         assert (tmp_path / name).read_bytes()[:4] == b"\x89PNG"
 
 
+@pytest.mark.slow
 def test_dynamics_binary_on_init_and_trained_workdir(tmp_path):
     import json
 

@@ -258,6 +258,7 @@ print("DEVICES", jax.device_count(), "WORST", worst)
 """
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("devices", [2])
 def test_gradients_inside_shard_map_with_vma_checks(devices):
     # Weights replicated, batch split: every backward mode must type-check under

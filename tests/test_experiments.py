@@ -109,6 +109,7 @@ def test_action_recognition_binary_end_to_end(tmp_path):
     assert "| dropout |" in (tmp_path / "results.md").read_text()
 
 
+@pytest.mark.slow
 def test_action_recognition_npz(tmp_path):
     rng = np.random.default_rng(0)
     for split, n in (("train", 40), ("test", 20)):
@@ -207,7 +208,9 @@ def test_the_one_binary_takes_its_task_from_the_config():
 
 
 @pytest.mark.parametrize("tool,in_process", [("addition", True), ("dynamics", True), ("merge", True),
-                                             ("reproduce", True), ("addition", False), ("reproduce", False)])
+                                             ("reproduce", True),
+                                             pytest.param("addition", False, marks=pytest.mark.slow),
+                                             pytest.param("reproduce", False, marks=pytest.mark.slow)])
 def test_every_tool_helps_with_exit_0_and_refuses_a_bad_flag_with_one_line(tool, in_process):
     # in_process=False: the real process's exit status and output (the contract in-process calls mirror)
     helped = run(tool, "--help", in_process=in_process)
@@ -282,6 +285,7 @@ def test_ts_inconsistent_lengths(tmp_path):
     assert_clean_error(result, "GunPoint_TRAIN.ts", "length 145; @seriesLength says 150")
 
 
+@pytest.mark.slow
 def test_workdir_of_another_config_is_refused_and_kept(tmp_path):
     workdir = tmp_path / "w"
     first = run("addition", smoke("addition"), "--config.seq_len=5", f"--workdir={workdir}")

@@ -244,6 +244,7 @@ for kind in ("default", "Explicit", "Auto"):
 """
 
 
+@pytest.mark.slow
 def test_out_sharding_on_two_device_meshes_of_each_axis_type():
     # jax.make_mesh's default axis type (Explicit) made every initializer of the project raise an
     # AssertionError from with_sharding_constraint where jax.nn.initializers.normal worked; with

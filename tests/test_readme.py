@@ -49,6 +49,7 @@ def test_every_benchmark_script_starts(module):
     assert result.returncode == 0, result.stderr[-2000:]
 
 
+@pytest.mark.slow
 def test_the_batch1_benchmark_runs_its_smallest_setting():
     import subprocess
     import sys

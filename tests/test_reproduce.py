@@ -78,6 +78,7 @@ def _paper_job(path: pathlib.Path, seq_len: int, values: dict, seeds=(0,)):
     (path / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
 
 
+@pytest.mark.slow
 def test_the_page_puts_the_papers_figures_beside_ours_cell_by_cell(tmp_path):
     root = tmp_path / "study"
     _paper_job(root / "paper" / "addition_T150", 150, {"np": [0.97], "irnn": [0.40]})
@@ -167,6 +168,7 @@ def _frontier_job(path: pathlib.Path, seq_len: int, test: dict, validation: dict
     (path / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
 
 
+@pytest.mark.slow
 def test_the_frontier_chooses_on_validation_and_finds_the_longest_solved_length(tmp_path):
     root = tmp_path / "study" / "frontier"
     # T=10: np solves at lr 0.01 (3/3), irnn at both rates; validation picks np's lr 0.01 and
@@ -203,6 +205,7 @@ def test_the_frontier_chooses_on_validation_and_finds_the_longest_solved_length(
     assert "| irnn | 100.0 |" in text and "Does the horizon at init predict the frontier?" in text
 
 
+@pytest.mark.slow
 def test_the_frontier_measures_trained_horizons_from_a_real_workdir(tmp_path):
     config = addition.smoke()
     config.num_steps, config.eval_every = 20, 20
@@ -224,6 +227,7 @@ def test_the_frontier_measures_trained_horizons_from_a_real_workdir(tmp_path):
     assert not (kept / "checkpoints").exists()
 
 
+@pytest.mark.slow
 def test_the_frontier_stops_where_two_lengths_in_a_row_had_no_success(tmp_path, capsys):
     root = tmp_path / "study" / "frontier"
     fail, win = {"np": {0.01: [0.1, 0.2]}, "irnn": {0.01: [0.3, 0.1]}}, {"np": {0.01: [0.1, 0.6]}, "irnn": {0.01: [0.1, 0.1]}}
@@ -451,6 +455,7 @@ def test_cost_records_merge_instead_of_replacing_the_kept_ones():
     assert records.merge_cost_records("", new) == new
 
 
+@pytest.mark.slow
 def test_a_damaged_partial_or_foreign_snapshot_is_refused_before_anything_is_copied(tmp_path, uninterrupted):
     import shutil
     unfinished = tmp_path / "unfinished"

@@ -122,6 +122,7 @@ def difference(monkeypatch):
     return DIFFERENCE
 
 
+@pytest.mark.slow
 def test_a_task_declared_outside_the_package_runs_end_to_end(tmp_path, difference):
     from experiments.study import paper
     from nprnn_jax import experiment

@@ -56,17 +56,20 @@ def test_train_is_deterministic():
 def test_diverging_run_is_frozen_and_others_untouched():
     trainer = train.make_train(CONFIG, TASK)
     keys = jax.vmap(jax.random.PRNGKey)(jnp.arange(2))
-    good = jnp.array([0.01, 0.03])
-    state_ok, loss_ok = grid_train(trainer, keys, train.hparams(good, jnp.ones(2)))
+    run = jax.jit(jax.vmap(jax.vmap(trainer.train, (0, None)), (None, 0)))  # one program, both grids
+    state_ok, loss_ok = run(keys, train.hparams(jnp.array([0.01, 0.02, 0.03]), jnp.ones(3)))
     lrs = jnp.array([0.01, 1e6, 0.03])
-    state, losses = grid_train(trainer, keys, train.hparams(lrs, jnp.array([1.0, 1e12, 1.0])))
+    state, losses = run(keys, train.hparams(lrs, jnp.array([1.0, 1e12, 1.0])))
     assert bool(jnp.all(state.diverged[1])) and not bool(jnp.any(state.diverged[jnp.array([0, 2])]))
+    assert not bool(jnp.any(state_ok.diverged))
     assert bool(jnp.all(state.diverged_step[1] >= 0))
     # The frozen run kept finite parameters (those of the step before it diverged).
     assert all(bool(jnp.all(jnp.isfinite(p[1]))) for p in state.params.values())
+    # Its neighbours in the grid are untouched: equal to a grid in which nothing diverged.
+    kept = jnp.array([0, 2])
     for name in state.params:
-        np.testing.assert_array_equal(state.params[name][jnp.array([0, 2])], state_ok.params[name])
-    np.testing.assert_array_equal(losses[jnp.array([0, 2])], loss_ok)
+        np.testing.assert_array_equal(state.params[name][kept], state_ok.params[name][kept])
+    np.testing.assert_array_equal(losses[kept], loss_ok[kept])
 
 
 @pytest.mark.parametrize("optimizer", train.OPTIMIZERS)
@@ -321,6 +324,7 @@ def test_init_groups_share_cell_and_settings():
     assert len(runner.init_groups(RUNS[:1] + init_runs(("irnn",), config=adam))) == 2
 
 
+@pytest.mark.slow
 def test_grouped_inits_give_each_init_exactly_its_own_records(tmp_path, uninterrupted):
     # The same runs as `uninterrupted` (each init its own program), but np and irnn trained as
     # one program; irnn_scaled with its own learning rates and clip norm joins them. On one
@@ -346,6 +350,7 @@ def test_grouped_inits_give_each_init_exactly_its_own_records(tmp_path, uninterr
     assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == ["irnn", "irnn_scaled", "np"]
 
 
+@pytest.mark.slow
 def test_grouped_run_killed_resumes_to_identical_results(tmp_path, uninterrupted):
     # np saved step 20, irnn did not: the group restarts together at step 10 (np's checkpoint of
     # step 20 dropped and recomputed), so its rows keep the uninterrupted order.
@@ -360,6 +365,7 @@ def test_workdir_of_separate_inits_resumes_grouped(tmp_path, uninterrupted):
     assert read_results(tmp_path) == read_results(uninterrupted[0])
 
 
+@pytest.mark.slow
 def test_sharding_splits_the_seed_axis():
     code = textwrap.dedent("""
         import jax, jax.numpy as jnp
@@ -423,7 +429,7 @@ def test_workdir_of_an_older_version_is_refused_with_a_clear_message(tmp_path):
     assert json.loads((tmp_path / "config.json").read_text()) == old
 
 
-@pytest.mark.parametrize("devices", [1, 2])
+@pytest.mark.parametrize("devices", [1, pytest.param(2, marks=pytest.mark.slow)])
 def test_map_and_vmap_executions_agree(devices):
     code = textwrap.dedent("""
         import json, jax, numpy as np
@@ -586,6 +592,7 @@ def test_execution_plan_resolves_every_speed_setting_once():
         parallel.execution_plan(num_seeds=1, batch_size=1, seq_lens=(14, 324), bptt_chunk=7)
 
 
+@pytest.mark.slow
 def test_two_host_devices_split_one_seed_batch_and_match_one_device(tmp_path):
     code = textwrap.dedent("""
         import jax, numpy as np
@@ -734,12 +741,13 @@ def _dropout_trainer(dropout: bool, steps=6):
 def test_dropout_rate_zero_is_no_dropout_bit_for_bit_and_evaluation_never_drops():
     key = jax.random.PRNGKey(0)
     with_dropout, without = _dropout_trainer(True), _dropout_trainer(False)
-    state, losses = jax.jit(with_dropout.train)(key, train.hparams(0.05, 1.0, 0.0))
+    train_with = jax.jit(with_dropout.train)  # one program for both rates
+    state, losses = train_with(key, train.hparams(0.05, 1.0, 0.0))
     plain, plain_losses = jax.jit(without.train)(key, train.hparams(0.05, 1.0, 0.0))
     for a, b in zip(jax.tree.leaves(state.params), jax.tree.leaves(plain.params)):
         np.testing.assert_array_equal(a, b)
     np.testing.assert_array_equal(losses, plain_losses)
-    dropped, _ = jax.jit(with_dropout.train)(key, train.hparams(0.05, 1.0, 0.5))
+    dropped, _ = train_with(key, train.hparams(0.05, 1.0, 0.5))
     assert not np.allclose(dropped.params["W_hh"], plain.params["W_hh"])  # rate 0.5 trains differently
     # The rate is a grid axis of one program: rates (0, 0.5) vmapped equal the single runs.
     grid = jax.jit(jax.vmap(with_dropout.train, (None, 0)))(key, train.hparams(0.05, 1.0, jnp.array([0.0, 0.5])))
@@ -905,6 +913,7 @@ def test_the_hochreiter_schmidhuber_fixed_pool_is_one_pool_read_in_epochs_reshuf
     assert np.array_equal(np.sort(other), np.arange(100_000)) and not np.array_equal(other, first)
 
 
+@pytest.mark.slow
 def test_a_library_workdir_recorded_before_rnn_execution_resumes(tmp_path):
     """A library caller's config.json of the earlier layout (the recurrence's speed-only settings in
     each init's "train") still resumes: they never changed results."""
