@@ -63,19 +63,46 @@ def test_a_killed_invocation_is_recorded_from_its_heartbeat(tmp_path):
     assert not (tmp_path / "job.running.json").exists()
 
 
-def _paper_job(path: pathlib.Path, seq_len: int, values: dict, seeds=(0,)):
+def _paper_job(path: pathlib.Path, seq_len: int, values: dict, seeds=(0,), running=None):
+    """A paper-budget addition job's records; ``running``: ``{init: step}`` of inits still
+    running (then the job is unfinished: no summary.json, their rows end at that step)."""
     path.mkdir(parents=True)
-    config = {"task": "addition", "seq_len": seq_len, "inits": list(values), "num_steps": 1_000_000,
+    running = running or {}
+    config = {"task": "addition", "seq_len": seq_len, "inits": list(values) + list(running), "num_steps": 1_000_000,
               "batch_size": 1, "dropout_rates": [0.0], "optimizer": "sgd", "per_init": {},
               "learning_rates": [0.001], "num_seeds": len(seeds), "seed_offset": seeds[0], "eval_every": 20_000,
               "train_size": 100_000}
     summary = [{"init": init, "learning_rate": 0.001, "dropout": 0.0, "seed": seed, "test_accuracy": v[i],
                 "test_loss": 0.01, "diverged": False} for init, v in values.items() for i, seed in enumerate(seeds)]
     rows = [dict(r, step=s, test_loss=1.0 if s == 0 else 0.01) for r in summary for s in (0, 1_000_000)]
+    rows += [{"init": init, "learning_rate": 0.001, "dropout": 0.0, "seed": seed, "test_accuracy": 0.5,
+              "test_loss": 1.0 if s == 0 else 0.01, "diverged": False, "step": s}
+             for init, last in running.items() for seed in seeds for s in (0, last)]
     (path / "config.json").write_text(json.dumps({"version": 2, "config": config, "plan": {"devices": 1},
                                                   "task": {"name": "addition", "seq_len": seq_len}}))
-    (path / "summary.json").write_text(json.dumps(summary))
+    if not running:
+        (path / "summary.json").write_text(json.dumps(summary))
     (path / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+
+def test_an_unfinished_jobs_finished_runs_are_read_from_its_metrics(tmp_path):
+    from experiments.study import records
+
+    _paper_job(tmp_path / "addition_T300", 300, {"np": [0.30], "grnn": [0.12]}, running={"irnn": 500_000})
+    job = records.find_unfinished("addition_T300", tmp_path, None)
+    assert job["summary"] == [
+        {"init": "np", "learning_rate": 0.001, "dropout": 0.0, "seed": 0, "test_accuracy": 0.30, "test_loss": 0.01,
+         "diverged": False},
+        {"init": "grnn", "learning_rate": 0.001, "dropout": 0.0, "seed": 0, "test_accuracy": 0.12, "test_loss": 0.01,
+         "diverged": False}]
+    assert job["running"] == {"irnn": 500_000} and job["config"]["num_steps"] == 1_000_000
+    # a finished job is `_find_job`'s, and a job's folder holding another task's run is refused
+    _paper_job(tmp_path / "kept" / "addition_T200", 200, {"np": [0.2]})
+    assert records.find_unfinished("addition_T200", tmp_path, tmp_path / "kept") is None
+    assert records.find_unfinished("addition_T400", tmp_path, tmp_path / "kept") is None
+    _paper_job(tmp_path / "multiplication_T200", 200, {"np": [0.2]}, running={"irnn": 10})
+    with pytest.raises(records.JobRecordsError, match="holds a 'addition' run, not this job's 'multiplication'"):
+        records.find_unfinished("multiplication_T200", tmp_path, None)
 
 
 @pytest.mark.slow
@@ -85,6 +112,8 @@ def test_the_page_puts_the_papers_figures_beside_ours_cell_by_cell(tmp_path):
     _paper_job(root / "paper" / "addition_T150_seeds12", 150, {"np": [0.91, 0.30], "irnn": [0.60, 0.10]},
                seeds=(1, 2))
     _paper_job(root / "paper" / "addition_T200", 200, {"np": [0.20], "irnn": [0.80]})
+    # an unfinished job: np has finished (30%), IRNN is at update 500,000
+    _paper_job(root / "paper" / "addition_T300", 300, {"np": [0.30]}, running={"irnn": 500_000})
     (root / "paper" / "jobs.jsonl").write_text(
         json.dumps({"job": "addition_T150", "seconds": 3600.0, "exit": 0}) + "\n"
         + json.dumps({"job": "addition_T200", "seconds": 1800.0, "exit": "killed"}) + "\n")
@@ -92,18 +121,28 @@ def test_the_page_puts_the_papers_figures_beside_ours_cell_by_cell(tmp_path):
     text = page.write_page(root, out)
     assert text.index("## Part 1: the paper's own budget") < text.index("### Figure 3: addition")
     # T=150: three seeds (0.97, 0.91, 0.30): mean 72.7, range 30.0-97.0, 2 of 3 >= 50%
-    assert "| np | 95 / 72.7 (30.0-97.0; 2/3) | 94.5 / 20.0 |" in text
-    assert "| irnn | 85.5 / 36.7 (10.0-60.0; 1/3) | 87.5 / 80.0 |" in text
+    assert "| variant | T = 150 | T = 200 | T = 300 (unfinished) |" in text
+    assert "| np | 95 / 72.7 (30.0-97.0; 2/3) | 94.5 / 20.0 | 88 / 30.0 |" in text
+    assert "| irnn | 85.5 / 36.7 (10.0-60.0; 1/3) | 87.5 / 80.0 | 75 / running (500,000 of 1,000,000 updates) |" \
+        in text
     assert "cost of these cells on this machine: 1.5 h" in text
-    # np's runs counted, not its mean: 2 of 3 at T=150 and 0 of 1 at T=200 reach 50% (the paper's
-    # one run: both lengths); np's mean is the best at T=150 only (paper: both)
-    assert "2 of 4 np-RNN runs reach the success bar (50%) (T=150 2/3, T=200 0/1; the paper's one run per " \
-           "cell: at 2 of 2 sequence lengths), and np-RNN's mean is the best variant's at 1 of 2 sequence " \
-           "lengths (the paper: 2)" in text
+    # np's runs counted, not its mean: 2 of 3 at T=150, 0 of 1 at T=200 and at T=300 (finished
+    # there though its job has not) reach 50% (the paper's one run: every length); np's mean is
+    # the best at T=150 only (paper: both), judged where every variant has finished
+    assert "2 of 5 np-RNN runs reach the success bar (50%) (T=150 2/3, T=200 0/1, T=300 0/1; the paper's one " \
+           "run per cell: at 3 of 3 sequence lengths), and np-RNN's mean is the best variant's at 1 of 2 " \
+           "sequence lengths where every variant has finished (the paper: 2)" in text
+    assert ("`addition_T300` (addition paper_T300): still running or interrupted when this report was made; "
+            "`python -m experiments.reproduce --budget=paper --root=DIR --only=addition_T300` resumes it. "
+            "Finished runs (in the figure's table above): np; still running: irnn at update 500,000 of "
+            "1,000,000.") in text
     assert (tmp_path / "docs" / "reproduction" / "paper_addition_figure.png").read_bytes()[:4] == b"\x89PNG"
     assert (tmp_path / "docs" / "reproduction" / "workdirs" / "paper" / "addition_T150" / "summary.json").is_file()
-    assert "`addition_T300` (addition paper_T300): not started yet" in text
-    # rebuilt from the kept records alone, the page is the same
+    assert "`addition_T400` (addition paper_T400): not started yet" in text
+    # rebuilt from the kept records alone (an unfinished job's: its snapshot there), the page is the same
+    import shutil
+    shutil.copytree(root / "paper" / "addition_T300", tmp_path / "docs" / "reproduction" / "workdirs" / "paper"
+                    / "addition_T300")
     again = page.write_page(tmp_path / "elsewhere", out)
     assert again.replace(str(tmp_path / "elsewhere"), str(root)) == text
 

@@ -299,3 +299,27 @@ def test_readings_section_answers_from_the_records(tmp_path):
     assert "**Answer**: `addition_T150_whx_input` shows the paper's pattern" in text
     assert "`addition_T150_first10` still running." in text
     assert endpoints.readings_section(tmp_path / "none", None) == []
+
+
+def test_the_report_reads_each_inits_settings_from_its_recorded_run_else_from_the_config():
+    import json
+
+    from experiments.study import paper, plan, records
+    from nprnn_jax import config as config_lib, experiment
+
+    config = plan.named_config("mnist", "paper")  # np-RNN SGD 1e-4, IRNN RMSprop 1e-6 through per_init
+    legacy = {"config": json.loads(json.dumps(config_lib.to_json(config)))}  # a record written before `runs`
+    recorded = {**legacy, "runs": json.loads(json.dumps({r.init: r.to_json() for r in experiment.init_runs(config)}))}
+    for record in (legacy, recorded):
+        assert records.run_setting(record, "irnn", "optimizer") == "rmsprop"
+        assert records.run_setting(record, "irnn", "learning_rates") == [1e-6]
+        assert records.run_setting(record, "np", "optimizer") == "sgd"
+        assert records.run_setting(record, "np", "learning_rates") == [1e-4]
+    # The recorded run is what counts: it is read, not resolved again from the config.
+    recorded["runs"]["irnn"]["grid"]["learning_rates"] = [0.5]
+    recorded["runs"]["irnn"]["train"]["optimizer"] = "adam"
+    assert records.run_setting(recorded, "irnn", "learning_rates") == [0.5]
+    assert ("RMSprop" in dict((w, o) for w, o, _ in paper.unstated_choices("mnist", legacy)))
+    assert ("RMSprop" not in dict((w, o) for w, o, _ in paper.unstated_choices("mnist", recorded)))
+    with pytest.raises(KeyError, match="'hidden_size' is not a per-init setting"):
+        records.run_setting(legacy, "np", "hidden_size")

@@ -148,7 +148,7 @@ def test_a_task_declared_outside_the_package_runs_end_to_end(tmp_path, differenc
     job = {"config": record["config"], "task": record["task"], "folder": tmp_path}
     assert paper.chance_level(job) == DIFFERENCE_PROTOCOL.chance(config_lib.with_defaults(record["config"]))
     assert 0.04 < paper.chance_level(job) < 0.5
-    choices = [what for what, _, _ in paper.unstated_choices("difference", record["config"])]
+    choices = [what for what, _, _ in paper.unstated_choices("difference", record)]
     assert "marker placement" in choices and "learning rate at batch 16" not in choices
 
 

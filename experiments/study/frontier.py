@@ -13,7 +13,7 @@ import numpy as np
 
 from experiments.study.figures import _plot_frontier
 from experiments.study.plan import FRONTIER_GROUPS, frontier_stop, jobs
-from experiments.study.records import _costs, _find_job, _keep_records
+from experiments.study.records import _costs, _find_job, _keep_records, run_setting
 from nprnn_jax import study, tasks
 
 
@@ -109,7 +109,7 @@ def _write_trained_horizons(folder: pathlib.Path, job: dict, cells: dict, t: int
         if cell is None:
             continue
         params, _ = checkpoints.restore_params(folder, init)
-        combos = [(lr, d) for lr in _init_rates(c, init) for d in c["dropout_rates"]]
+        combos = [(lr, d) for lr in run_setting(job["record"], init, "learning_rates") for d in c["dropout_rates"]]
         index = combos.index((cell["learning_rate"], c["dropout_rates"][0]))
         input_kernel = params["W_x"] if "W_x" in params else params["W_hx"]  # [combo, seed, inputs, hidden]
         config = rnn.RNNConfig(input_size=input_kernel.shape[-2], hidden_size=c["hidden_size"], init=init)
@@ -143,10 +143,6 @@ def analyze_horizons(root: pathlib.Path, kept: Optional[pathlib.Path] = None) ->
             _write_trained_horizons(folder, job, cells, int(name[len(prefix):]))
             written.append(folder / "horizon.json")
     return written
-
-
-def _init_rates(c: dict, init: str) -> list:
-    return list(((c.get("per_init") or {}).get(init) or {}).get("learning_rates", c["learning_rates"]))
 
 
 def _horizon_text(values: list, t: int) -> str:

@@ -14,7 +14,7 @@ from experiments.study.paper import (_fmt_setting, _paper_config, _summary_row, 
                                     differences_from_paper, job_section, paper_budget_lines, paper_figures,
                                     unstated_choices, verdict_for)
 from experiments.study.plan import jobs
-from experiments.study.records import _costs, _find_job, _keep_records, merge_cost_records
+from experiments.study.records import _costs, _find_job, _keep_records, find_unfinished, merge_cost_records
 from experiments.study import protocols
 from nprnn_jax import study
 
@@ -29,7 +29,7 @@ def budget_part(root: pathlib.Path, jobs: dict, figures: pathlib.Path, rel: str,
     """
     costs = (_costs(root) or _costs(kept)) if kept is not None else _costs(root)
     results, lines, missing = [], [], []
-    verdicts, measured, summary_rows, finished = [], {}, [], {}
+    verdicts, measured, summary_rows, finished, unfinished = [], {}, [], {}, {}
     for name, job_spec in jobs.items():
         folder, job = _find_job(name, root, kept)
         if job is None:
@@ -38,6 +38,14 @@ def budget_part(root: pathlib.Path, jobs: dict, figures: pathlib.Path, rel: str,
             why = (f"still running or interrupted when this report was made; {resume} resumes it"
                    if runs or (root / name).exists() or (kept is not None and (kept / name).exists())
                    else f"not started yet when this report was made; {resume} runs it")
+            partial = find_unfinished(name, root, kept) if budget == "paper" else None
+            if partial is not None and partial["summary"]:
+                unfinished[name] = partial
+                n = partial["config"]["num_steps"]
+                why += (f". Finished runs (in the figure's table above): "
+                        f"{', '.join(dict.fromkeys(r['init'] for r in partial['summary']))}; still running: "
+                        + (", ".join(f"{i} at update {s:,} of {n:,}" for i, s in partial["running"].items())
+                           or "none (the job has not written its summary yet)"))
             missing.append(f"- `{name}` ({job_spec[0]} {job_spec[1]}"
                            f"{''.join(' ' + o for o in job_spec[2])}): {why}.")
             continue
@@ -64,7 +72,7 @@ def budget_part(root: pathlib.Path, jobs: dict, figures: pathlib.Path, rel: str,
                              or "none") + ".")
         section.insert(6, "")
         section.insert(7, "Choices the paper does not state (ours, and why): " + "; ".join(
-            f"{what}: {ours_value} ({why})" for what, ours_value, why in unstated_choices(c["task"], c)) + ".")
+            f"{what}: {ours_value} ({why})" for what, ours_value, why in unstated_choices(c["task"], job["record"])) + ".")
         section.insert(8, "")
         v = verdict_for(job["config"]["task"], ours, job)
         verdicts.append(f"- **{name}**: {v}.")
@@ -82,7 +90,7 @@ def budget_part(root: pathlib.Path, jobs: dict, figures: pathlib.Path, rel: str,
                "| IRNN runs succeeding | verdict |", "|---|---|---|---|---|---|---|"] + summary_rows + [""]
     head = summary if summary_rows else []
     if budget == "paper":
-        head = paper_figures(finished, figures, rel, prefix, costs) + head
+        head = paper_figures(finished, figures, rel, prefix, costs, unfinished) + head
     lines = head + lines
     level = "###" if budget == "paper" else "##"
     lines += [f"{level} Verdicts", ""] + (verdicts or ["- no job has finished yet."]) + [""]

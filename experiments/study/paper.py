@@ -13,7 +13,7 @@ import numpy as np
 from experiments.study.figures import _plot_bars, _plot_curves, _plot_figure_cells, _plot_heatmap
 from experiments.study import protocols
 from experiments.study.plan import PAPER_FIGURES, jobs, named_config
-from experiments.study.records import _costs
+from experiments.study.records import _costs, run_setting
 from nprnn_jax import study, tasks
 
 
@@ -56,15 +56,15 @@ def differences_from_paper(binary: str, config: dict) -> list:
             if k not in _NOT_PROTOCOL and ours.get(k) != paper.get(k)]
 
 
-def unstated_choices(task: str, c: dict) -> list:
+def unstated_choices(task: str, record: dict) -> list:
     """``[(what, ours, why)]``: every choice of the job's protocol that the paper does not
-    state (METHOD.md), with our value read from the job's config."""
+    state (METHOD.md), with our value read from the job's record (its config.json: each init's
+    recorded run where there is one, `records.run_setting`)."""
     from nprnn_jax import config as config_lib
 
-    c = config_lib.with_defaults(c)
-    per_init = c.get("per_init") or {}
-    optimizers = sorted({(per_init.get(i) or {}).get("optimizer", c.get("optimizer")) for i in c["inits"]})
-    clips = sorted({(per_init.get(i) or {}).get("clip_norm", c.get("clip_norm")) for i in c["inits"]})
+    c = config_lib.with_defaults(record["config"])
+    optimizers = sorted({run_setting(record, i, "optimizer") for i in c["inits"]})
+    clips = sorted({run_setting(record, i, "clip_norm") for i in c["inits"]})
     out = [("gradient clipping", f"by global norm (optax.clip_by_global_norm) at {', '.join(f'{x:g}' for x in clips)}",
             "the paper says 'clip' without the kind" + protocols.get(task).clip_note),
            ("W_hx's N in alpha/sqrt(N)", f"{c.get('input_init_n', 'hidden')} size",
@@ -139,7 +139,7 @@ def job_section(name: str, job: dict, figures: pathlib.Path, rel: str, results: 
     relative = None if chance is None else study.chance_relative_bar(chance)
     ours_relative = {} if relative is None else {
         init: study.variant_summary(job["summary"], init, metric, relative, initial, validation) for init in inits}
-    per_init = c.get("per_init") or {}
+    record = job.get("record") or {"config": c}
     lines = [f"### {name}", "", f"Budget: {_budget_text(job)}.", "", _selection_text(job, ours), ""]
     if relative is not None:
         lines += [f"Chance level: {100 * chance:.1f}% ({spec.chance_text}); "
@@ -150,12 +150,12 @@ def job_section(name: str, job: dict, figures: pathlib.Path, rel: str, results: 
               f"runs succeeding ({spec.success_text}), 95% Wilson",
               "runs succeeding at the chance-relative bar", "diverged / blew up", "median first crossing of the bar (runs that crossed it, ending anywhere)"]
     lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    optimizers = {(per_init.get(i) or {}).get("optimizer", c["optimizer"]) for i in inits}
+    optimizers = {run_setting(record, i, "optimizer") for i in inits}
     for init in inits:
         s = ours[init]
         b = s["best"]
         setting = f"lr {b['learning_rate']:g}" + (f", dropout {b['dropout']:g}" if len(c["dropout_rates"]) > 1 else "")
-        optimizer = (per_init.get(init) or {}).get("optimizer", c["optimizer"])
+        optimizer = run_setting(record, init, "optimizer")
         if len(optimizers) > 1:  # the variants differ in optimizer (the paper's MNIST protocol)
             setting += f" ({optimizer})"
         steps = study.steps_to_success(job["rows"], init, b["learning_rate"], b["dropout"], metric, threshold)
@@ -347,24 +347,37 @@ def _cell_runs(finished: dict, task: str, seq_len) -> tuple:
     return [r for n in names for r in finished[n]["summary"]], [finished[n] for n in names], names
 
 
-def paper_figures(finished: dict, figures: pathlib.Path, rel: str, prefix: str, costs: dict) -> list:
-    """The paper's Figures 3 and 4 and Table 2 beside ours, cell by cell, with a verdict per figure."""
+def paper_figures(finished: dict, figures: pathlib.Path, rel: str, prefix: str, costs: dict,
+                  unfinished: Optional[dict] = None) -> list:
+    """The paper's Figures 3 and 4 and Table 2 beside ours, cell by cell, with a verdict per figure.
+
+    ``unfinished``: jobs still running (`records.find_unfinished`): their finished runs join
+    their cells, and each variant still running is shown as such."""
     lines = []
+    unfinished = unfinished or {}
+    every = {**unfinished, **finished}
     for label, task, seq_lens, what in PAPER_FIGURES:
         spec = protocols.get(task)
         threshold = spec.success_threshold
         one_cell = tuple(seq_lens) == (None,)
-        cells = {t: _cell_runs(finished, task, t) for t in seq_lens}
+        cells = {t: _cell_runs(every, task, t) for t in seq_lens}
         if not any(cells[t][0] for t in seq_lens):
             continue
-        variants = list(dict.fromkeys(r["init"] for t in seq_lens for r in cells[t][0]))
+        running = {t: {i: (step, j["config"]["num_steps"]) for j in cells[t][1]
+                       for i, step in j.get("running", {}).items()} for t in seq_lens}
+        variants = list(dict.fromkeys([r["init"] for t in seq_lens for r in cells[t][0]]
+                                      + [i for t in seq_lens if cells[t][0] for i in running[t]]))
         paper = {t: _paper(task, {"seq_len": t}) for t in seq_lens}
         columns = [t for t in seq_lens if cells[t][0]]
+        complete = [t for t in columns if not running[t]]
         lines += [f"### {label}: {task}" + ("" if one_cell else f", T = {', '.join(map(str, seq_lens))}"), "",
                   f"{what} (%), the paper's / ours; ours is one run where the paper ran one, and the mean "
                   f"(range) with the runs succeeding ({spec.success_text}) where seeds 1 and 2 were run too. "
-                  "Cells not finished are not shown.", "",
-                  "| variant | " + " | ".join("paper protocol" if t is None else f"T = {t}" for t in columns) + " |",
+                  "A cell none of whose runs has finished is not shown; a column marked unfinished holds "
+                  "the runs finished so far, and its variants still running say at which update they were "
+                  "when this report was made.", "",
+                  "| variant | " + " | ".join(("paper protocol" if t is None else f"T = {t}")
+                                           + (" (unfinished)" if running[t] else "") for t in columns) + " |",
                   "|---|" + "---|" * len(columns)]
         ours, counts = {}, {}
         for init in variants:
@@ -372,7 +385,9 @@ def paper_figures(finished: dict, figures: pathlib.Path, rel: str, prefix: str, 
             for t in columns:
                 values = [study._value(r, "test_accuracy") for r in cells[t][0] if r["init"] == init]
                 if not values:
-                    row.append("-")
+                    p = paper[t].get(init)
+                    row.append(f"{'-' if p is None else f'{p:g}'} / running ({running[t][init][0]:,} of "
+                               f"{running[t][init][1]:,} updates)" if init in running[t] else "-")
                     continue
                 initial = {k: v for j in cells[t][1] for k, v in study.initial_losses(j["rows"]).items()}
                 wins = sum(study.succeeded(r, "test_accuracy", threshold, initial.get(study._run_key(r)))
@@ -397,15 +412,17 @@ def paper_figures(finished: dict, figures: pathlib.Path, rel: str, prefix: str, 
         np_counts = [counts[("np", t)] for t in columns if ("np", t) in counts]
         per_length = ", ".join(f"{'' if t is None else f'T={t} '}{counts[('np', t)][0]}/{counts[('np', t)][1]}"
                                for t in columns if ("np", t) in counts)
-        top = [t for t in columns if ("np", t) in ours and ours[("np", t)] >= max(
+        # which variant is best: at the lengths where every variant has finished
+        top = [t for t in complete if ("np", t) in ours and ours[("np", t)] >= max(
             v for (i, tt), v in ours.items() if tt == t)]
-        paper_top = [t for t in columns if paper[t] and paper[t].get("np", 0) >= max(paper[t].values())]
+        paper_top = [t for t in complete if paper[t] and paper[t].get("np", 0) >= max(paper[t].values())]
         where = "" if one_cell else " sequence lengths"
         lines += [f"**Verdict ({label}, the paper's protocol and {', '.join(f'{u:,}' for u in updates)} updates"
                   f"{f', {task}' if one_cell else ''})**: {sum(w for w, _ in np_counts)} of "
                   f"{sum(n for _, n in np_counts)} np-RNN runs reach the success bar ({100 * threshold:.0f}%) "
                   f"({per_length}; the paper's one run per cell: at "
                   f"{sum(1 for t in columns if paper[t].get('np', 0) >= 100 * threshold)} of {len(columns)}"
-                  f"{where}), and np-RNN's mean is the best variant's at {len(top)} of {len(columns)}{where} "
+                  f"{where}), and np-RNN's mean is the best variant's at {len(top)} of {len(complete)}{where} "
+                  f"{'' if complete == columns else 'where every variant has finished '}"
                   f"(the paper: {len(paper_top)}).", ""]
     return lines

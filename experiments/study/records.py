@@ -38,6 +38,23 @@ def _load(workdir: pathlib.Path, binary: Optional[str] = None) -> Optional[dict]
     return job
 
 
+def run_setting(record: dict, init: str, name: str):
+    """One per-init setting (`nprnn_jax.config.PER_INIT`: learning rates, optimizer, clip norm,
+    schedule) of one init of a job as it ran. ``record`` is the job's config.json: its ``runs``,
+    the resolved run description of each init (`InitRun.to_json`), where recorded; else (a
+    record written before ``runs`` existed) the init's override over the config's value, as
+    `nprnn_jax.config.init_settings` resolves it."""
+    from nprnn_jax import config as config_lib
+    run = (record.get("runs") or {}).get(init)
+    if run is not None:
+        for part in ("grid", "train"):
+            if name in run[part]:
+                return run[part][name]
+    if name not in config_lib.PER_INIT:
+        raise KeyError(f"{name!r} is not a per-init setting (one of {', '.join(config_lib.PER_INIT)})")
+    return config_lib.init_settings(config_lib.with_defaults(record["config"]), init)[name]
+
+
 # The files of a job's workdir that the report reads (checkpoints are left behind).
 RECORD_FILES = ("config.json", "summary.json", "validation.json", "horizon.json", "metrics.jsonl", "results.md")
 
@@ -78,6 +95,49 @@ def _costs(root: pathlib.Path) -> dict:
                 job = json.loads(line)
                 costs.setdefault(job["job"], []).append(job)
     return costs
+
+
+def _load_unfinished(workdir: pathlib.Path, binary: Optional[str] = None) -> Optional[dict]:
+    """An unfinished job's runs that have reached its last update, from its metrics.jsonl: a
+    job like `_load`'s whose ``summary`` holds each such run's evaluation at ``num_steps`` (the
+    fields summary.json gives it, which equal that row's; ``diverged_step`` is not known from
+    the evaluations and is left out), plus ``running``: ``{init: last evaluated step}`` of
+    every init of the config without a finished run. None: no readable config and metrics, or
+    a finished job (`_load` reads those)."""
+    if (workdir / "summary.json").is_file() or not (workdir / "config.json").is_file() \
+            or not (workdir / "metrics.jsonl").is_file():
+        return None
+    try:
+        record = json.loads((workdir / "config.json").read_text())
+        config = record["config"]
+        rows = [json.loads(line) for line in (workdir / "metrics.jsonl").read_text().splitlines() if line.strip()]
+        num_steps = config["num_steps"]
+        summary = [{k: v for k, v in r.items() if k not in ("step", "train_loss")}
+                   for r in rows if r["step"] == num_steps]
+        last = {}
+        for r in rows:
+            last[r["init"]] = max(last.get(r["init"], 0), r["step"])
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise JobRecordsError(f"{workdir}: unreadable records of an unfinished job ({type(error).__name__}: "
+                              f"{str(error).splitlines()[0] if str(error) else ''})") from None
+    if binary is not None and config.get("task") != binary:
+        raise JobRecordsError(f"{workdir} holds a {config.get('task')!r} run, not this job's {binary!r}")
+    done = {r["init"] for r in summary}
+    return {"record": record, "config": config, "task": record.get("task"), "summary": summary, "rows": rows,
+            "folder": workdir, "validation": None,
+            "running": {i: last.get(i, 0) for i in config["inits"] if i not in done}}
+
+
+def find_unfinished(name: str, root: pathlib.Path, kept: Optional[pathlib.Path]) -> Optional[dict]:
+    """`_load_unfinished` of job ``name``: its workdir under ``root`` (the running job), else its
+    snapshot kept beside the page; None when neither holds one."""
+    binary = jobs_binary(name)
+    for folder in (root / name, None if kept is None else kept / name):
+        if folder is not None:
+            job = _load_unfinished(folder, binary)
+            if job is not None:
+                return job
+    return None
 
 
 def _find_job(name: str, root: pathlib.Path, kept: Optional[pathlib.Path]):
