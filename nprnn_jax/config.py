@@ -72,6 +72,8 @@ SETTINGS = (
        per_init=True),
     _S("clip_by", _DEFAULT["clip_by"], "global_norm: scale the gradient to global norm <= clip_norm; value: clip "
        "each entry to [-clip_norm, clip_norm]", _ENGINE["clip_by"]),
+    _S("loss_reduction", _DEFAULT["loss_reduction"], "the objective: the minibatch's mean loss, or its sum (mean x "
+       "batch_size: SGD steps batch_size times larger); the logged loss is the mean", _ENGINE["loss_reduction"]),
     _S("lr_schedule", "constant", "constant, or step: the rate times lr_cut_factor at each cut",
        _one_of(LR_SCHEDULES), per_init=True),
     _S("lr_cut_factor", _DEFAULT["lr_cut_factor"], "factor applied to the learning rate at each cut (schedule step)",

@@ -131,7 +131,8 @@ def init_runs(config) -> list:
             batch_size=config.batch_size, num_steps=config.num_steps, eval_every=config.eval_every,
             optimizer=own["optimizer"], momentum=own["momentum"], lr_cut_factor=own["lr_cut_factor"],
             lr_cut_steps=config_lib.cut_steps(own, config.num_steps),
-            eval_batch_size=config.eval_batch_size, clip_by=config.clip_by)
+            eval_batch_size=config.eval_batch_size, clip_by=config.clip_by,
+            loss_reduction=config.loss_reduction)
         grid = runner.Grid(learning_rates=own["learning_rates"], num_seeds=config.num_seeds,
                            clip_norm=own["clip_norm"], dropout_rates=config.dropout_rates,
                            seed_offset=config.seed_offset)

@@ -56,6 +56,10 @@ OPTIMIZERS = ("sgd", "momentum", "rmsprop", "adam")
 # or each entry to [-clip_norm, clip_norm] (`optax.clip`, the common reading of "clip 10" in
 # the RNN code of the paper's time).
 CLIP_BY = ("global_norm", "value")
+# The objective the gradient is taken of: the minibatch's mean loss, or its sum (the mean
+# times batch_size: with SGD a step batch_size times larger, the other reading of a paper
+# that does not say which). The training loss logged is the mean either way.
+LOSS_REDUCTIONS = ("mean", "sum")
 DROPOUT_STREAM = 5  # the dropout mask of a step: fold_in(the step's batch key, DROPOUT_STREAM)
 
 # The engine's values: their defaults and rules, declared here and read by `nprnn_jax.config`
@@ -65,7 +69,7 @@ DEFAULTS = {"hidden_size": 100, "input_init_n": "hidden", "batch_size": 16, "num
             "eval_every": 2_000, "optimizer": "sgd", "momentum": 0.9, "lr_cut_factor": 0.1, "unroll": 1,
             "backward": "custom", "remat_every": 0, "eval_batch_size": 1000,
             "learning_rates": (0.01,), "num_seeds": 4, "clip_norm": 10.0, "clip_by": "global_norm",
-            "dropout_rates": (0.0,), "seed_offset": 0}
+            "loss_reduction": "mean", "dropout_rates": (0.0,), "seed_offset": 0}
 RULES = {"hidden_size": checks.integer(1), "input_init_n": checks.one_of(rnn.INPUT_INIT_NS),
          "batch_size": checks.integer(1), "num_steps": checks.integer(1), "eval_every": checks.integer(1),
          "optimizer": checks.one_of(OPTIMIZERS), "momentum": checks.number(0, 1, high_open=True),
@@ -74,7 +78,7 @@ RULES = {"hidden_size": checks.integer(1), "input_init_n": checks.one_of(rnn.INP
          "eval_batch_size": checks.integer(1),
          "learning_rates": checks.sequence(checks.number(0, low_open=True), unique=True),
          "num_seeds": checks.integer(1), "clip_norm": checks.number(0, low_open=True),
-         "clip_by": checks.one_of(CLIP_BY),
+         "clip_by": checks.one_of(CLIP_BY), "loss_reduction": checks.one_of(LOSS_REDUCTIONS),
          "dropout_rates": checks.sequence(checks.number(0, 1, high_open=True), unique=True),
          "seed_offset": checks.integer(0)}
 _SETTING_DEFAULT = DEFAULTS
@@ -115,11 +119,12 @@ class TrainConfig:
     dropout: bool = False
     eval_batch_size: int = _SETTING_DEFAULT["eval_batch_size"]
     clip_by: str = _SETTING_DEFAULT["clip_by"]
+    loss_reduction: str = _SETTING_DEFAULT["loss_reduction"]
 
     def __post_init__(self):
         rnn.get_init(self.init)
         for name in ("hidden_size", "input_init_n", "batch_size", "num_steps", "eval_every", "optimizer",
-                     "momentum", "lr_cut_factor", "eval_batch_size", "clip_by"):
+                     "momentum", "lr_cut_factor", "eval_batch_size", "clip_by", "loss_reduction"):
             if name == "optimizer" and not isinstance(self.optimizer, str):
                 if not (callable(self.optimizer) or isinstance(self.optimizer, optax.GradientTransformation)):
                     raise ValueError(f"optimizer={self.optimizer!r}: give one of {', '.join(OPTIMIZERS)}, a "
@@ -283,11 +288,21 @@ class Trainer:
         """
         key, k_batch = jax.random.split(state.key)
         batch = self.batch(state, k_batch, hp, data)
+
+        def loss_and_grad(params, rows):
+            loss, grads = jax.value_and_grad(self.loss)(params, rows)
+            if self.config.loss_reduction == "sum":
+                # the gradient of the whole minibatch's summed loss: the mean's times batch_size
+                # (under batch_axis too: the all-reduce below averages the local ones); the
+                # loss logged stays the mean
+                grads = jax.tree.map(lambda g: g * self.config.batch_size, grads)
+            return loss, grads
+
         if self.batch_axis is None:
-            loss, grads = jax.value_and_grad(self.loss)(state.params, batch)
+            loss, grads = loss_and_grad(state.params, batch)
         else:
             local = parallel.local_rows(batch, self.batch_axis)
-            loss, grads = jax.value_and_grad(self.loss)(state.params, local)
+            loss, grads = loss_and_grad(state.params, local)
             loss, grads = parallel.pmean_flat((loss, grads), self.batch_axis)  # one all-reduce
         # The scheduled rate of this update stays readable in opt_state.hyperparams after it.
         updates, opt_state = self._optimizer(hp).update(grads, state.opt_state, state.params)

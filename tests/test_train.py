@@ -931,3 +931,28 @@ def test_a_library_workdir_recorded_before_rnn_execution_resumes(tmp_path):
     other = init_runs(("np",), (0.02,), 1, config=small)
     with pytest.raises(workdir_lib.WorkdirConfigError, match=r"np.grid.learning_rates: \[0.01\] in workdir vs \[0.02\]"):
         runner.run_experiment(TASK, other, tmp_path)
+
+
+def test_a_summed_loss_steps_along_the_gradient_of_the_minibatchs_summed_loss():
+    config = dataclasses_replace(CONFIG, optimizer="sgd", loss_reduction="sum")
+    summed, mean = train.make_train(config, TASK), train.make_train(dataclasses_replace(config, loss_reduction="mean"), TASK)
+    hp = train.hparams(0.01, 1e9)  # no clipping
+    state = summed.init(jax.random.PRNGKey(2), hp)
+    new, loss = jax.jit(lambda s: summed.step(s, hp))(state)
+    # the reference, by hand: the gradient of the sum over the minibatch of each example's loss
+    batch = summed.batch(state, jax.random.split(state.key)[1], hp)
+
+    def total(params):
+        out = rnn.apply(params, batch["xs"], summed.rnn_config)
+        return jnp.sum(jnp.mean((out - batch["ys"]) ** 2, -1)), jnp.mean((out - batch["ys"]) ** 2)
+
+    grads, mean_loss = jax.grad(total, has_aux=True)(state.params)
+    for name in grads:
+        np.testing.assert_allclose(new.params[name], state.params[name] - 0.01 * grads[name], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(loss, mean_loss, rtol=1e-6)  # the loss logged is the mean either way
+    # with SGD, the mean at a rate batch_size times larger takes the same step
+    same, _ = jax.jit(lambda s: mean.step(s, train.hparams(0.01 * CONFIG.batch_size, 1e9)))(state)
+    for name in grads:
+        np.testing.assert_allclose(same.params[name], new.params[name], rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="loss_reduction='max': unknown value; allowed: mean, sum"):
+        dataclasses_replace(CONFIG, loss_reduction="max")

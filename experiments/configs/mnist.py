@@ -9,6 +9,8 @@ experiment through per_init):
   paper    the paper's protocol: batch 16, 100 epochs (375,000 updates); np-RNN: SGD lr 1e-4
            for 33 epochs, 1e-5 for 33, 1e-6 to 100; IRNN: RMSprop lr 1e-6 throughout;
            clip 1 (the paper states none: ours); one seed; evaluation once per epoch.
+  paper_summed_loss  the same for np-RNN alone, the objective the minibatch's summed loss
+           instead of its mean (the paper states neither).
   cpu      the reproduction study's budget: 10,000 steps (160,000 images: 2.7%), the np-RNN
            cuts compressed to 33% and 66% of the steps, 2 seeds.
   smoke    a tiny run for the tests.
@@ -40,6 +42,16 @@ def paper():
     return config
 
 
+def paper_summed_loss():
+    """The paper's protocol, np-RNN alone, with the minibatch's summed loss as the objective
+    (the paper does not say mean or sum: with SGD at batch 16 the sum's steps are 16 times
+    larger, before clipping at norm 1)."""
+    config = paper()
+    config.inits = ("np",)
+    config.loss_reduction = "sum"
+    return config
+
+
 def cpu(num_steps: int = 10_000, num_seeds: int = 2):
     config = paper()
     config.num_steps = num_steps
@@ -61,7 +73,8 @@ def smoke():
 
 
 def named_configs():
-    return {"default": lambda: cpu(num_steps=1000), "paper": paper, "cpu": cpu, "smoke": smoke}
+    return {"default": lambda: cpu(num_steps=1000), "paper": paper, "paper_summed_loss": paper_summed_loss,
+            "cpu": cpu, "smoke": smoke}
 
 
 def get_config(name=None):

@@ -69,6 +69,8 @@ def unstated_choices(task: str, record: dict) -> list:
             "the paper says 'clip' without the kind" + protocols.get(task).clip_note),
            ("W_hx's N in alpha/sqrt(N)", f"{c.get('input_init_n', 'hidden')} size",
             "ambiguous in the paper (its Section 2 and Eq. 9 use N differently)"),
+           ("the training objective", f"the minibatch's {c.get('loss_reduction', 'mean')} loss",
+            "the paper says neither mean nor sum (with SGD the sum's steps are batch_size times larger)"),
            ("W_hy", "Glorot normal, untruncated; biases 0", "the paper names Glorot without the variant"),
            ("gRNN's scale", "N(0, 1/N)", "not stated; the natural reading"),
            ("test set", f"{c.get('test_size') or 'the whole'} examples, from a key apart from training",
