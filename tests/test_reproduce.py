@@ -114,6 +114,10 @@ def test_the_page_puts_the_papers_figures_beside_ours_cell_by_cell(tmp_path):
     _paper_job(root / "paper" / "addition_T200", 200, {"np": [0.20], "irnn": [0.80]})
     # an unfinished job: np has finished (30%), IRNN is at update 500,000
     _paper_job(root / "paper" / "addition_T300", 300, {"np": [0.30]}, running={"irnn": 500_000})
+    config_path = root / "paper" / "addition_T300" / "config.json"  # and gRNN, not started
+    record = json.loads(config_path.read_text())
+    record["config"]["inits"].append("grnn")
+    config_path.write_text(json.dumps(record))
     (root / "paper" / "jobs.jsonl").write_text(
         json.dumps({"job": "addition_T150", "seconds": 3600.0, "exit": 0}) + "\n"
         + json.dumps({"job": "addition_T200", "seconds": 1800.0, "exit": "killed"}) + "\n")
@@ -125,6 +129,7 @@ def test_the_page_puts_the_papers_figures_beside_ours_cell_by_cell(tmp_path):
     assert "| np | 95 / 72.7 (30.0-97.0; 2/3) | 94.5 / 20.0 | 88 / 30.0 |" in text
     assert "| irnn | 85.5 / 36.7 (10.0-60.0; 1/3) | 87.5 / 80.0 | 75 / running (500,000 of 1,000,000 updates) |" \
         in text
+    assert "| grnn | - | - | 8 / not started |" in text
     assert "cost of these cells on this machine: 1.5 h" in text
     # np's runs counted, not its mean: 2 of 3 at T=150, 0 of 1 at T=200 and at T=300 (finished
     # there though its job has not) reach 50% (the paper's one run: every length); np's mean is
@@ -135,7 +140,7 @@ def test_the_page_puts_the_papers_figures_beside_ours_cell_by_cell(tmp_path):
     assert ("`addition_T300` (addition paper_T300): still running or interrupted when this report was made; "
             "`python -m experiments.reproduce --budget=paper --root=DIR --only=addition_T300` resumes it. "
             "Finished runs (in the figure's table above): np; still running: irnn at update 500,000 of "
-            "1,000,000.") in text
+            "1,000,000, grnn not started.") in text
     assert (tmp_path / "docs" / "reproduction" / "paper_addition_figure.png").read_bytes()[:4] == b"\x89PNG"
     assert (tmp_path / "docs" / "reproduction" / "workdirs" / "paper" / "addition_T150" / "summary.json").is_file()
     assert "`addition_T400` (addition paper_T400): not started yet" in text

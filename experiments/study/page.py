@@ -44,7 +44,8 @@ def budget_part(root: pathlib.Path, jobs: dict, figures: pathlib.Path, rel: str,
                 n = partial["config"]["num_steps"]
                 why += (f". Finished runs (in the figure's table above): "
                         f"{', '.join(dict.fromkeys(r['init'] for r in partial['summary']))}; still running: "
-                        + (", ".join(f"{i} at update {s:,} of {n:,}" for i, s in partial["running"].items())
+                        + (", ".join(f"{i} not started" if s is None else f"{i} at update {s:,} of {n:,}"
+                                     for i, s in partial["running"].items())
                            or "none (the job has not written its summary yet)"))
             missing.append(f"- `{name}` ({job_spec[0]} {job_spec[1]}"
                            f"{''.join(' ' + o for o in job_spec[2])}): {why}.")

@@ -388,8 +388,12 @@ def paper_figures(finished: dict, figures: pathlib.Path, rel: str, prefix: str, 
                 values = [study._value(r, "test_accuracy") for r in cells[t][0] if r["init"] == init]
                 if not values:
                     p = paper[t].get(init)
-                    row.append(f"{'-' if p is None else f'{p:g}'} / running ({running[t][init][0]:,} of "
-                               f"{running[t][init][1]:,} updates)" if init in running[t] else "-")
+                    if init not in running[t]:
+                        row.append("-")
+                    else:
+                        step, total = running[t][init]
+                        row.append(f"{'-' if p is None else f'{p:g}'} / "
+                                   + ("not started" if step is None else f"running ({step:,} of {total:,} updates)"))
                     continue
                 initial = {k: v for j in cells[t][1] for k, v in study.initial_losses(j["rows"]).items()}
                 wins = sum(study.succeeded(r, "test_accuracy", threshold, initial.get(study._run_key(r)))

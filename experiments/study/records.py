@@ -102,7 +102,7 @@ def _load_unfinished(workdir: pathlib.Path, binary: Optional[str] = None) -> Opt
     job like `_load`'s whose ``summary`` holds each such run's evaluation at ``num_steps`` (the
     fields summary.json gives it, which equal that row's; ``diverged_step`` is not known from
     the evaluations and is left out), plus ``running``: ``{init: last evaluated step}`` of
-    every init of the config without a finished run. None: no readable config and metrics, or
+    every init of the config without a finished run (None: not started, no evaluation yet). None: no readable config and metrics, or
     a finished job (`_load` reads those)."""
     if (workdir / "summary.json").is_file() or not (workdir / "config.json").is_file() \
             or not (workdir / "metrics.jsonl").is_file():
@@ -125,7 +125,7 @@ def _load_unfinished(workdir: pathlib.Path, binary: Optional[str] = None) -> Opt
     done = {r["init"] for r in summary}
     return {"record": record, "config": config, "task": record.get("task"), "summary": summary, "rows": rows,
             "folder": workdir, "validation": None,
-            "running": {i: last.get(i, 0) for i in config["inits"] if i not in done}}
+            "running": {i: last.get(i) for i in config["inits"] if i not in done}}
 
 
 def find_unfinished(name: str, root: pathlib.Path, kept: Optional[pathlib.Path]) -> Optional[dict]:
