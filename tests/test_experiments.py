@@ -449,6 +449,7 @@ def test_training_loss_at_its_own_interval_and_tensorboard_events(tmp_path):
     assert (tmp_path / "train_loss.png").is_file()
 
 
+@pytest.mark.slow
 def test_a_workdir_refuses_other_data(tmp_path):
     rng = np.random.default_rng(0)
     data = tmp_path / "data"

@@ -241,6 +241,7 @@ def test_grid_traces_once(uninterrupted):
     assert counts == {"init": 2, "segment": 2, "evaluate": 2}
 
 
+@pytest.mark.slow
 def test_killed_run_resumes_to_identical_results(tmp_path, uninterrupted):
     # a real process killed at once (os._exit: no cleanup, the lock file left behind)
     first = run_child(tmp_path, CRASH="segment_done:np:20")
