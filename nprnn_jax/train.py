@@ -288,22 +288,16 @@ class Trainer:
         """
         key, k_batch = jax.random.split(state.key)
         batch = self.batch(state, k_batch, hp, data)
-
-        def loss_and_grad(params, rows):
-            loss, grads = jax.value_and_grad(self.loss)(params, rows)
-            if self.config.loss_reduction == "sum":
-                # the gradient of the whole minibatch's summed loss: the mean's times batch_size
-                # (under batch_axis too: the all-reduce below averages the local ones); the
-                # loss logged stays the mean
-                grads = jax.tree.map(lambda g: g * self.config.batch_size, grads)
-            return loss, grads
-
         if self.batch_axis is None:
-            loss, grads = loss_and_grad(state.params, batch)
+            loss, grads = jax.value_and_grad(self.loss)(state.params, batch)
         else:
             local = parallel.local_rows(batch, self.batch_axis)
-            loss, grads = loss_and_grad(state.params, local)
+            loss, grads = jax.value_and_grad(self.loss)(state.params, local)
             loss, grads = parallel.pmean_flat((loss, grads), self.batch_axis)  # one all-reduce
+        if self.config.loss_reduction == "sum":
+            # the gradient of the whole minibatch's summed loss: the mean's times batch_size
+            # (the loss logged stays the mean)
+            grads = jax.tree.map(lambda g: g * self.config.batch_size, grads)
         # The scheduled rate of this update stays readable in opt_state.hyperparams after it.
         updates, opt_state = self._optimizer(hp).update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)

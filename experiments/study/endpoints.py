@@ -15,6 +15,7 @@ from typing import Optional
 import numpy as np
 
 from experiments.study import protocols
+from experiments.study.records import read_rows
 from nprnn_jax import initializers, rnn, study
 
 METRIC = "test_accuracy"  # the marked-pair tasks' headline: the share of test sequences within 0.04
@@ -26,8 +27,7 @@ def load_rows(name: str, root: pathlib.Path, kept: Optional[pathlib.Path]) -> Op
     for folder in (root / name, None if kept is None else kept / name):
         if folder is None or not (folder / "config.json").is_file() or not (folder / "metrics.jsonl").is_file():
             continue
-        record = json.loads((folder / "config.json").read_text())
-        rows = [json.loads(line) for line in (folder / "metrics.jsonl").read_text().splitlines() if line.strip()]
+        record, rows = read_rows(folder)
         return {"config": record["config"], "rows": rows, "finished": (folder / "summary.json").is_file(),
                 "folder": folder}
     return None

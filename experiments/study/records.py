@@ -15,15 +15,21 @@ class JobRecordsError(ValueError):
     """A job folder whose records cannot be read as a finished job of this study."""
 
 
+def read_rows(workdir: pathlib.Path) -> tuple:
+    """``(config.json's record, metrics.jsonl's rows)`` of a job's folder."""
+    record = json.loads((workdir / "config.json").read_text())
+    rows = [json.loads(line) for line in (workdir / "metrics.jsonl").read_text().splitlines() if line.strip()]
+    return record, rows
+
+
 def _load(workdir: pathlib.Path, binary: Optional[str] = None) -> Optional[dict]:
     """A finished job's records (None when it has not finished); `JobRecordsError` naming the
     file when they are damaged or belong to another experiment than ``binary``."""
     if not (workdir / "summary.json").is_file():
         return None
     try:
-        config = json.loads((workdir / "config.json").read_text())
+        config, rows = read_rows(workdir)
         summary = json.loads((workdir / "summary.json").read_text())
-        rows = [json.loads(line) for line in (workdir / "metrics.jsonl").read_text().splitlines() if line.strip()]
         validation = json.loads((workdir / "validation.json").read_text()) \
             if (workdir / "validation.json").is_file() else None
         job = {"record": config, "config": config["config"], "task": config["task"], "summary": summary, "rows": rows,
@@ -102,15 +108,14 @@ def _load_unfinished(workdir: pathlib.Path, binary: Optional[str] = None) -> Opt
     job like `_load`'s whose ``summary`` holds each such run's evaluation at ``num_steps`` (the
     fields summary.json gives it, which equal that row's; ``diverged_step`` is not known from
     the evaluations and is left out), plus ``running``: ``{init: last evaluated step}`` of
-    every init of the config without a finished run (None: not started, no evaluation yet). None: no readable config and metrics, or
-    a finished job (`_load` reads those)."""
+    every init of the config without a finished run (None: not started, no evaluation yet).
+    None: no config and metrics, or a finished job (`_load` reads those)."""
     if (workdir / "summary.json").is_file() or not (workdir / "config.json").is_file() \
             or not (workdir / "metrics.jsonl").is_file():
         return None
     try:
-        record = json.loads((workdir / "config.json").read_text())
+        record, rows = read_rows(workdir)
         config = record["config"]
-        rows = [json.loads(line) for line in (workdir / "metrics.jsonl").read_text().splitlines() if line.strip()]
         num_steps = config["num_steps"]
         summary = [{k: v for k, v in r.items() if k not in ("step", "train_loss")}
                    for r in rows if r["step"] == num_steps]
@@ -128,24 +133,23 @@ def _load_unfinished(workdir: pathlib.Path, binary: Optional[str] = None) -> Opt
             "running": {i: last.get(i) for i in config["inits"] if i not in done}}
 
 
+def _first(name: str, root: pathlib.Path, kept: Optional[pathlib.Path], load) -> tuple:
+    """``(folder, load(folder, binary))`` of job ``name``'s first folder that ``load`` reads: its
+    workdir under ``root``, else its records kept beside the page; ``(root / name, None)``."""
+    for folder in (root / name, None if kept is None else kept / name):
+        if folder is not None:
+            job = load(folder, jobs_binary(name))
+            if job is not None:
+                return folder, job
+    return root / name, None
+
+
 def find_unfinished(name: str, root: pathlib.Path, kept: Optional[pathlib.Path]) -> Optional[dict]:
     """`_load_unfinished` of job ``name``: its workdir under ``root`` (the running job), else its
     snapshot kept beside the page; None when neither holds one."""
-    binary = jobs_binary(name)
-    for folder in (root / name, None if kept is None else kept / name):
-        if folder is not None:
-            job = _load_unfinished(folder, binary)
-            if job is not None:
-                return job
-    return None
+    return _first(name, root, kept, _load_unfinished)[1]
 
 
 def _find_job(name: str, root: pathlib.Path, kept: Optional[pathlib.Path]):
     """``(workdir, job)`` of a finished job: its workdir under ``root``, else its kept records."""
-    binary = jobs_binary(name)
-    for folder in (root / name, None if kept is None else kept / name):
-        if folder is not None:
-            job = _load(folder, binary)
-            if job is not None:
-                return folder, job
-    return root / name, None
+    return _first(name, root, kept, _load)
