@@ -105,6 +105,16 @@ def test_an_unfinished_jobs_finished_runs_are_read_from_its_metrics(tmp_path):
         records.find_unfinished("multiplication_T200", tmp_path, None)
 
 
+def test_the_page_of_a_root_holding_only_an_unfinished_job_makes_its_figures_folder(tmp_path):
+    # what the driver does when stopped early in a fresh root: the page goes to <root>/reproduction.md,
+    # whose figures folder nothing had made yet (the figure was refused with "No such file or directory")
+    root = tmp_path / "study"
+    _paper_job(root / "paper" / "addition_T400", 400, {"np": [0.078]}, running={"nrnn": 180_000})
+    text = page.write_page(root, root / "reproduction.md")
+    assert "| np | 83.5 / 7.8 |" in text and "| nrnn | 16 / running (180,000 of 1,000,000 updates) |" in text
+    assert (root / "reproduction" / "paper_addition_figure.png").read_bytes()[:4] == b"\x89PNG"
+
+
 @pytest.mark.slow
 def test_the_page_puts_the_papers_figures_beside_ours_cell_by_cell(tmp_path):
     root = tmp_path / "study"

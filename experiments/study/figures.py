@@ -10,9 +10,12 @@ import numpy as np
 
 
 def _save(fig, path):
-    """Writes a figure of the report (tight layout, 110 dpi) and frees it."""
+    """Writes a figure of the report (tight layout, 110 dpi) into its folder (made if missing) and frees it."""
+    import pathlib
+
     import matplotlib.pyplot as plt
 
+    pathlib.Path(path).parent.mkdir(parents=True, exist_ok=True)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
