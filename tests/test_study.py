@@ -323,3 +323,37 @@ def test_the_report_reads_each_inits_settings_from_its_recorded_run_else_from_th
     assert ("RMSprop" not in dict((w, o) for w, o, _ in paper.unstated_choices("mnist", recorded)))
     with pytest.raises(KeyError, match="'hidden_size' is not a per-init setting"):
         records.run_setting(legacy, "np", "hidden_size")
+
+
+def _mnist_job(folder, accuracies, num_steps, train_loss=2.3):
+    """A pixel-MNIST paper job's np-RNN rows: evaluations at steps 0, 1, ... with ``accuracies``;
+    finished (summary.json) when the last evaluation is at ``num_steps``."""
+    import json
+    folder.mkdir(parents=True)
+    (folder / "config.json").write_text(json.dumps({"config": {"task": "mnist", "inits": ["np"],
+                                                               "num_steps": num_steps}}))
+    rows = [dict(_row("np", 0, s, a), train_loss=None if s == 0 else train_loss) for s, a in enumerate(accuracies)]
+    (folder / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    if len(accuracies) - 1 == num_steps:
+        (folder / "summary.json").write_text("[]")
+
+
+def test_summed_loss_section_from_the_records(tmp_path):
+    from experiments.study import endpoints
+    assert endpoints.summed_loss_section(tmp_path, None) == []  # no summed-loss job: no section
+    _mnist_job(tmp_path / "mnist", [0.11] * 7, num_steps=6, train_loss=2.3011)
+    # running: at update 3 of 6, best 0.40 at update 2
+    _mnist_job(tmp_path / "mnist_summed_loss", [0.11, 0.2, 0.4, 0.3], num_steps=6, train_loss=1.5)
+    text = "\n".join(endpoints.summed_loss_section(tmp_path, None))
+    assert "| mean | `mnist` | finished | 11.0 / 11.0 | 11.0 (update 0) | 2.3011 |" in text
+    assert "| sum | `mnist_summed_loss` | running (update 3 of 6) | 30.0 so far | 40.0 (update 2) | 1.5000 |" in text
+    assert "**Answer**: not yet" in text
+    # finished: last five evaluations 0.85, 0.86, 0.9, 0.88, 0.91 (mean 0.88), within 10 points of 92
+    import shutil
+    shutil.rmtree(tmp_path / "mnist_summed_loss")
+    _mnist_job(tmp_path / "mnist_summed_loss", [0.11, 0.5, 0.85, 0.86, 0.9, 0.88, 0.91], num_steps=6)
+    text = "\n".join(endpoints.summed_loss_section(tmp_path, None))
+    assert "| sum | `mnist_summed_loss` | finished | 91.0 / 88.0 | 91.0 (update 6) | 2.3000 |" in text
+    assert ("**Answer**: with the summed loss np-RNN's last-5 mean is 88.0% (the mean loss: 11.0%), within 10 "
+            "points of the paper's 92%, and at or above the success bar (50%): the objective's reading "
+            "reproduces Table 2's np-RNN (one run, seed 0).") in text

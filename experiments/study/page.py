@@ -180,7 +180,8 @@ def write_page(root: pathlib.Path, out: pathlib.Path) -> str:
         part, found = budget_part(source, jobs(budget), figures, rel, budget, other,
                                   prefix="paper_" if budget == "paper" else "")
         if budget == "paper":
-            part += study_endpoints.readings_section(source, other) + study_endpoints.robust_endpoints(source, other)
+            part += (study_endpoints.readings_section(source, other) + study_endpoints.summed_loss_section(source, other)
+                         + study_endpoints.robust_endpoints(source, other))
         lines += [heading, ""] + part
         results += found
     _write_results(figures, results)
