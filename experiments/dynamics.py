@@ -9,7 +9,7 @@ Writes to --workdir:
   sensitivity.png      ||d h_T / d x_t|| against the lag T - t, per init, before/after training
   dynamics.json        the numbers: spectra, sensitivity curves, finite-time Lyapunov exponents
 
-With --trained_workdir (an addition or multiplication workdir of the benchmark binaries) the
+With --trained_workdir (a workdir of a fixed-length task: addition, multiplication, mnist) the
 inits, hidden size and task come from that workdir's config.json, and the trained
 parameters of learning-rate index --lr_index and seed --seed from its last checkpoint.
 """
@@ -38,16 +38,33 @@ flags.DEFINE_integer("batch_size", 16, "Sequences averaged over for sensitivity 
 FLAGS = flags.FLAGS
 
 
-def _analyse(params, xs, cell):
-    from nprnn_jax import analysis
+def _analyse(params, batch, cell, rnn_config, task):
+    """The spectrum, input sensitivity and Lyapunov exponent of one network, and what its
+    gradient sees at that stage on ``batch``: the last hidden state's size, the share of its
+    units at exactly 0 (ReLU), the task's loss and each parameter's gradient norm."""
+    import jax.numpy as jnp
 
+    from nprnn_jax import analysis, rnn
+
+    xs = batch["xs"]
     spectrum = analysis.spectrum(params["W_hh"])
+    sensitivity = np.asarray(analysis.input_sensitivity(params, xs, cell))
+    h_last = rnn.final_hidden(params, xs, rnn_config)
+    loss, grads = jax.value_and_grad(lambda p: task.loss(rnn.apply(p, xs, rnn_config), batch))(params)
     return {
         "eigenvalues": sorted(np.real_if_close(spectrum).real.tolist()),
         "max_abs_eigenvalue": float(np.abs(spectrum).max()),
+        "median_abs_eigenvalue": float(np.median(np.abs(spectrum))),
         "min_abs_eigenvalue": float(np.abs(spectrum).min()),
-        "sensitivity": np.asarray(analysis.input_sensitivity(params, xs, cell)).tolist(),
+        "sensitivity": sensitivity.tolist(),
+        "memory_horizon": analysis.memory_horizon(sensitivity),
         "lyapunov": float(analysis.lyapunov_exponent(params, xs, cell)),
+        "final_state_norm": float(jnp.mean(jnp.linalg.norm(h_last, axis=-1))),
+        "final_state_zero_share": float(jnp.mean(h_last == 0)),
+        "loss": float(loss),
+        "gradient_norms": {name: float(jnp.linalg.norm(g)) for name, g in sorted(grads.items())},
+        "batch_size": int(xs.shape[0]),
+        "trailing_zero_input_steps": analysis.trailing_zero_steps(xs),
     }, spectrum
 
 
@@ -64,11 +81,13 @@ def run():
         raise ValueError("--workdir is empty: give the folder for the figures")
     if FLAGS.trained_workdir:
         config, _ = experiment.read_config(FLAGS.trained_workdir)
-        marked = [t for t in tasks.names() if isinstance(tasks.get(t).build, tasks.MarkedPairBuild)]
-        if config.task not in marked:
-            raise ValueError(f"--trained_workdir holds a {config.task!r} run; dynamics reads the marked-pair "
-                             f"tasks' workdirs ({', '.join(marked)})")
+        if config.task not in tasks.names():
+            raise ValueError(f"--trained_workdir holds a {config.task!r} run; known tasks: {', '.join(tasks.names())}")
         task, _ = experiment.build_task(config)
+        if "lengths" in task.test_set():
+            raise ValueError(f"--trained_workdir holds a {config.task!r} run, whose sequences have lengths of their "
+                             "own; dynamics reads the workdirs of fixed-length tasks (addition, multiplication, "
+                             "mnist)")
         inits = list(config.inits)
     else:
         task = tasks.AdditionTask(seq_len=FLAGS.seq_len, test_size=FLAGS.batch_size)
@@ -78,7 +97,8 @@ def run():
     for init in inits:
         if rnn.get_init(init).cell == "lstm":
             raise ValueError(f"init {init!r}: the analysis covers the sRNN inits; an LSTM has no single W_hh")
-    xs = task.test_set()["xs"][:FLAGS.batch_size]
+    test = task.test_set()
+    batch = {"xs": test["xs"][:FLAGS.batch_size], "ys": test["ys"][:FLAGS.batch_size]}
     chosen = {}
     for init in inits:  # the trained run of each init, checked before anything is written
         if FLAGS.trained_workdir:
@@ -110,12 +130,15 @@ def run():
                 FLAGS.trained_workdir, init, lr, FLAGS.seed, dropout, initial=initial))
             step = checkpoints.restore_params(FLAGS.trained_workdir, init)[1]
             stages = {"init": load(True), f"trained (step {step})": load(False)}
+            rnn_config = rnn.RNNConfig(input_size=batch["xs"].shape[-1], hidden_size=config.hidden_size,
+                                       output_size=stages["init"]["W_hy"].shape[-1], init=init,
+                                       input_init_n=config.input_init_n)
         else:
-            config = rnn.RNNConfig(input_size=2, hidden_size=FLAGS.hidden_size, init=init)
-            stages = {"init": rnn.init_params(jax.random.PRNGKey(FLAGS.seed), config)}
+            rnn_config = rnn.RNNConfig(input_size=2, hidden_size=FLAGS.hidden_size, init=init)
+            stages = {"init": rnn.init_params(jax.random.PRNGKey(FLAGS.seed), rnn_config)}
         for stage, params in stages.items():
             label = f"{init} {stage}" if len(stages) > 1 else init
-            results[label], spectra[label] = _analyse(params, xs, cell)
+            results[label], spectra[label] = _analyse(params, batch, cell, rnn_config, task)
             curves[label] = results[label]["sensitivity"]
     analysis.plot_spectra(spectra, workdir / "spectra.png")
     analysis.plot_sensitivity(curves, workdir / "sensitivity.png",
@@ -123,7 +146,8 @@ def run():
     (workdir / "dynamics.json").write_text(json.dumps(results, indent=1) + "\n")
     lines = [f"{label:32s} max|eig| {r['max_abs_eigenvalue']:.3f}  lyapunov {r['lyapunov']:+.4f}  "
              f"sensitivity lag 0 {r['sensitivity'][-1]:.3g}, lag {len(r['sensitivity']) - 1} "
-             f"{r['sensitivity'][0]:.3g}" for label, r in results.items()]
+             f"{r['sensitivity'][0]:.3g}  |h_T| {r['final_state_norm']:.3g}  loss {r['loss']:.4g}  "
+             f"|dL/dW_hh| {r['gradient_norms']['W_hh']:.3g}" for label, r in results.items()]
     return "\n".join(lines), workdir
 
 

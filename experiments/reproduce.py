@@ -45,7 +45,7 @@ import sys
 import time
 from typing import Optional
 
-from absl import app, flags
+from absl import app, flags, logging
 
 from experiments.study import queue as queue_lib
 from experiments.study.plan import jobs
@@ -326,6 +326,8 @@ def main(argv):
     if len(argv) > 1:
         print(f"error: unexpected arguments: {' '.join(argv[1:])}", file=sys.stderr)
         sys.exit(2)
+    if not FLAGS["verbosity"].present:  # as the binaries: no INFO lines of JAX's backends on the terminal
+        logging.set_verbosity(logging.WARNING)
     all_jobs = jobs(FLAGS.budget)
     names = [n.strip() for n in FLAGS.only.split(",") if n.strip()]
     if FLAGS.only and not names:

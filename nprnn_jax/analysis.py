@@ -112,6 +112,15 @@ def lyapunov_exponent(params: Mapping, xs, activation: str = "relu", key=None) -
     return jnp.mean(jnp.sum(logs, axis=0) / steps)
 
 
+def trailing_zero_steps(xs) -> float:
+    """The mean over the batch ``xs [B, T, I]`` of the number of final steps whose input is all
+    zero (pixel MNIST: the background rows below the digit)."""
+    nonzero = np.any(np.asarray(xs) != 0, axis=-1)  # [B, T]
+    steps = xs.shape[1]
+    last = np.where(nonzero.any(axis=1), steps - 1 - np.argmax(nonzero[:, ::-1], axis=1), -1)
+    return float(np.mean(steps - 1 - last))
+
+
 def spectrum(w_hh) -> np.ndarray:
     """Eigenvalues of ``W_hh`` (complex in general; real for the symmetric inits)."""
     return np.linalg.eigvals(np.asarray(w_hh, np.float64))

@@ -87,6 +87,17 @@ def test_spectrum_of_np_init_and_identity():
     np.testing.assert_allclose(analysis.spectrum(jnp.eye(4)), np.ones(4))
 
 
+def test_trailing_zero_input_steps_by_hand():
+    import numpy as np
+
+    from nprnn_jax.analysis import trailing_zero_steps
+    xs = np.zeros((3, 6, 2))
+    xs[0, 2, 1] = 1.0  # last nonzero input at step 2: 3 trailing zero steps
+    xs[1, 5, 0] = 0.5  # at the last step: 0
+    # example 2 is all zero: 6
+    assert trailing_zero_steps(xs) == pytest.approx((3 + 0 + 6) / 3)
+
+
 def test_figures_are_written(tmp_path):
     analysis.plot_phase_portraits(tmp_path / "p.png", num_steps=5, grid=3)
     analysis.plot_spectra({"np": analysis.spectrum(jnp.eye(3))}, tmp_path / "s.png")
@@ -113,6 +124,11 @@ def test_dynamics_binary_on_init_and_trained_workdir(tmp_path):
     assert numbers["np init"]["max_abs_eigenvalue"] == pytest.approx(1.0, abs=1e-5)
     assert numbers["np init"]["eigenvalues"] != numbers["np trained (step 20)"]["eigenvalues"]
     assert len(numbers["irnn init"]["sensitivity"]) == 10
+    for stage in numbers.values():  # what the gradient sees: finite numbers of every parameter
+        assert set(stage["gradient_norms"]) == {"W_hx", "W_hh", "b_h", "W_hy", "b_y"}
+        assert all(np.isfinite(v) for v in stage["gradient_norms"].values()) and stage["loss"] > 0
+        assert stage["final_state_norm"] >= 0 and 0 <= stage["final_state_zero_share"] <= 1
+        assert stage["trailing_zero_input_steps"] == 0.0  # addition's value channel is never all zero
     for name in ("phase_portraits.png", "spectra.png", "sensitivity.png"):
         assert (out / name).read_bytes()[:4] == b"\x89PNG"
     by_rate = run_binary("dynamics", f"--trained_workdir={trained}", f"--workdir={tmp_path / 'by_rate'}",

@@ -53,6 +53,19 @@ def test_a_snapshot_of_an_unfinished_job_resumes_elsewhere_to_the_uninterrupted_
         "config.json", "metrics.jsonl", "results.md", "summary.json", "validation.json"]
 
 
+def test_kept_records_carry_a_jobs_dynamics_folder(tmp_path):
+    from experiments.study import records
+    job = tmp_path / "root" / "mnist"
+    (job / "dynamics").mkdir(parents=True)
+    (job / "config.json").write_text("{}")
+    (job / "dynamics" / "dynamics.json").write_text('{"np init": {}}')
+    (job / "dynamics" / "sensitivity.png").write_bytes(b"\x89PNG")
+    (job / "checkpoints").mkdir()
+    records._keep_records(job, tmp_path / "kept" / "mnist")
+    assert sorted(str(p.relative_to(tmp_path / "kept" / "mnist")) for p in (tmp_path / "kept" / "mnist").rglob("*")) \
+        == ["config.json", "dynamics", "dynamics/dynamics.json", "dynamics/sensitivity.png"]
+
+
 def test_a_killed_invocation_is_recorded_from_its_heartbeat(tmp_path):
     (tmp_path / "job.running.json").write_text(json.dumps(
         {"record": {"job": "job", "binary": "addition", "variant": "paper_T150", "overrides": []},

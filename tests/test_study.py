@@ -357,3 +357,34 @@ def test_summed_loss_section_from_the_records(tmp_path):
     assert ("**Answer**: with the summed loss np-RNN's last-5 mean is 88.0% (the mean loss: 11.0%), within 10 "
             "points of the paper's 92%, and at or above the success bar (50%): the objective's reading "
             "reproduces Table 2's np-RNN (one run, seed 0).") in text
+
+
+def test_start_section_states_the_horizon_against_the_background_from_the_records(tmp_path):
+    import json
+    import math
+
+    from experiments.study import endpoints
+    assert endpoints.start_section(tmp_path, None) == []
+
+    def stage(horizon, median, norm, loss, g_hh):
+        # sensitivity over 200 steps (lag decreasing along the array): 1 at lag 0, 0.5 at lag 10, 0 beyond
+        curve = [0.0] * 189 + [0.5] + [0.2] * 9 + [1.0]
+        return {"max_abs_eigenvalue": 1.0, "median_abs_eigenvalue": median, "memory_horizon": horizon,
+                "sensitivity": curve, "final_state_norm": norm, "final_state_zero_share": 0.25, "loss": loss,
+                "gradient_norms": {"W_hh": g_hh, "W_hx": 1e-8}, "batch_size": 4, "trailing_zero_input_steps": 99.5}
+    folder = tmp_path / "mnist" / "dynamics"
+    folder.mkdir(parents=True)
+    (folder / "dynamics.json").write_text(json.dumps({
+        "np init": stage(17, 0.31, 1e-7, math.log(10), 3.6e-7), "irnn init": stage(None, 1.0, 82.0, 13.7, 2e4)}))
+    text = "\n".join(endpoints.start_section(tmp_path, None, linked=tmp_path))
+    assert "| np init | 1.000 / 0.310 | 17 | 1, 0.5, 0 | 1e-07 (25%) | 2.303 | 3.6e-07, 1e-08 |" in text
+    assert "| irnn init | 1.000 / 1.000 | > T |" in text
+    assert ("On these 4 images the last 100 pixels on average are background (input exactly 0). np-RNN's start "
+            "forgets a pixel within 17 steps (IRNN's: beyond the sequence), though both W_hh have the largest "
+            "eigenvalue 1.00 and 1.00: its median eigenvalue is 0.31 (IRNN's 1.00). Its last state is 1e-07 in "
+            "norm, the loss 2.3026 (ln 10 = 2.3026") in text
+    assert "sensitivity.png" not in text  # no figure kept, no link
+    (folder / "sensitivity.png").write_bytes(b"\x89PNG")
+    assert "![input sensitivity on mnist](reproduction/workdirs/paper/mnist/dynamics/sensitivity.png)" in \
+        "\n".join(endpoints.start_section(tmp_path, None, linked=tmp_path))
+

@@ -319,3 +319,69 @@ def summed_loss_section(root: pathlib.Path, kept: Optional[pathlib.Path]) -> lis
               + f" the success bar ({100 * bar:g}%): the objective's reading "
               + ("reproduces" if near else "does not reproduce") + " Table 2's np-RNN (one run, seed 0).", ""]
     return lines
+
+
+def _sens_at(values: dict, lag: int) -> str:
+    curve = values["sensitivity"]
+    return "-" if lag >= len(curve) else f"{curve[-1 - lag]:.2g}"
+
+
+def _horizon_text(horizon: Optional[int], beyond: str) -> str:
+    return beyond if horizon is None else f"{horizon} steps"
+
+
+def start_section(root: pathlib.Path, kept: Optional[pathlib.Path], linked: Optional[pathlib.Path] = None,
+                  rel: str = "reproduction", job: str = "mnist") -> list:
+    """"What np-RNN's gradient sees on Table 2": ``experiments.dynamics`` of the job's runs at
+    their start and after training (``<job>/dynamics/dynamics.json``), in a table and a plain
+    statement: how far back a pixel still moves the last state, against how many steps of
+    background end the images, and what the gradient is at the start. ``linked``: the kept
+    records' folder the page links into (``<rel>/workdirs/paper``), for the sensitivity figure."""
+    path = next((f / job / "dynamics" / "dynamics.json" for f in (root, kept)
+                 if f is not None and (f / job / "dynamics" / "dynamics.json").is_file()), None)
+    if path is None:
+        return []
+    found = json.loads(path.read_text())
+    lags = (0, 10, 100)
+    lines = ["### Table 2: what each variant's gradient sees at its start", "",
+             f"`python -m experiments.dynamics --trained_workdir=<the {job} job> --workdir=<the {job} job>/dynamics` "
+             f"(kept as `{job}/dynamics/`): each run of Table 2 (seed 0) at its start and after its 375,000 updates, "
+             "on the first test images. Memory horizon: the lag (steps back from the last pixel) at which "
+             "||d h_T / d x_t|| falls below 1/1000 of its lag-0 value ('> T': never within the sequence; a horizon "
+             "near the image's length is where its first nonzero pixel lies: before it the state is exactly 0, "
+             "where ReLU passes no gradient); "
+             "|h_T|: the mean norm of the last hidden state; the loss and the gradient norms are those of the "
+             "mean cross-entropy on the same images.", "",
+             "| run | max / median abs eigenvalue of W_hh | memory horizon (steps) | sensitivity at lag "
+             + ", ".join(map(str, lags)) + " | abs h_T (units at 0) | loss | gradient norm: W_hh, W_hx |",
+             "|---|---|---|---|---|---|---|"]
+    for label, v in found.items():
+        horizon = v.get("memory_horizon")
+        g = v["gradient_norms"]
+        lines.append(f"| {label} | {v['max_abs_eigenvalue']:.3f} / {v['median_abs_eigenvalue']:.3f} | "
+                     f"{'> T' if horizon is None else horizon} | {', '.join(_sens_at(v, k) for k in lags)} | "
+                     f"{v['final_state_norm']:.2g} ({100 * v['final_state_zero_share']:.0f}%) | {v['loss']:.4g} | "
+                     f"{g['W_hh']:.2g}, {g['W_hx']:.2g} |")
+    start = {label.split(" ")[0]: v for label, v in found.items() if label.endswith(" init")}
+    lines += [""]
+    if "np" in start:
+        v = start["np"]
+        text = (f"On these {v['batch_size']} images the last {v['trailing_zero_input_steps']:.0f} pixels on average are "
+                f"background (input exactly 0). np-RNN's start forgets a pixel within "
+                f"{_horizon_text(v['memory_horizon'], 'the sequence')}")
+        if "irnn" in start:
+            w = start["irnn"]
+            text += (f" (IRNN's: {_horizon_text(w['memory_horizon'], 'beyond the sequence')}"
+                     f"), though both W_hh have the largest eigenvalue {v['max_abs_eigenvalue']:.2f} and "
+                     f"{w['max_abs_eigenvalue']:.2f}: its median eigenvalue is {v['median_abs_eigenvalue']:.2f} "
+                     f"(IRNN's {w['median_abs_eigenvalue']:.2f})")
+        text += (f". Its last state is {v['final_state_norm']:.2g} in norm, the loss "
+                 f"{v['loss']:.4f} (ln 10 = {math.log(10):.4f}: no information about the digit reaches the output) "
+                 f"and the gradient of W_hh {v['gradient_norms']['W_hh']:.2g}"
+                 + (f" (IRNN's {start['irnn']['gradient_norms']['W_hh']:.2g})" if "irnn" in start else "")
+                 + ". Here the largest eigenvalue does not tell the two starts apart; the memory horizon and "
+                 "the median eigenvalue do.")
+        lines += [text, ""]
+    if linked is not None and (linked / job / "dynamics" / "sensitivity.png").is_file():
+        lines += [f"![input sensitivity on {job}]({rel}/workdirs/paper/{job}/dynamics/sensitivity.png)", ""]
+    return lines

@@ -181,7 +181,8 @@ def write_page(root: pathlib.Path, out: pathlib.Path) -> str:
                                   prefix="paper_" if budget == "paper" else "")
         if budget == "paper":
             part += (study_endpoints.readings_section(source, other) + study_endpoints.summed_loss_section(source, other)
-                         + study_endpoints.robust_endpoints(source, other))
+                     + study_endpoints.start_section(source, other, kept, rel)
+                     + study_endpoints.robust_endpoints(source, other))
         lines += [heading, ""] + part
         results += found
     _write_results(figures, results)

@@ -76,6 +76,8 @@ def _keep_records(workdir: pathlib.Path, to: pathlib.Path) -> None:
     for name in RECORD_FILES:
         if (workdir / name).is_file():
             shutil.copyfile(workdir / name, to / name)
+    if (workdir / "dynamics" / "dynamics.json").is_file():  # experiments.dynamics of the job (its numbers, figures)
+        shutil.copytree(workdir / "dynamics", to / "dynamics", dirs_exist_ok=True)
     # what a snapshot of the unfinished job kept there is not needed once it has finished
     for name in ("checkpoints", "checkpoint_hashes"):
         shutil.rmtree(to / name, ignore_errors=True)
