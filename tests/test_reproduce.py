@@ -634,3 +634,113 @@ def test_the_slurm_launcher_runs_an_array_and_a_requeued_task_resumes_to_the_sam
     [failing] = slurm.submit(executor, ["addition_a"], bad, tmp_path / "other", [])
     with pytest.raises(Exception, match="addition_a: its binary ended with exit 2"):
         result(failing)
+
+
+_HOOK_IN_A_SIGNAL_HANDLER = r"""
+import json, os, pathlib, signal, sys, threading, time
+from experiments.study import plan, slurm
+
+root = pathlib.Path(sys.argv[1])
+task = slurm.StudyTask(plan.jobs("smoke"), root, [])
+out = {}
+
+def handler(signum, frame):  # as submitit's: the task's checkpoint hook, then exit (it requeues)
+    delayed = task.checkpoint("addition_a")
+    out["resubmits"] = delayed.args
+    raise SystemExit(0)
+
+def aim():  # SIGUSR2 once the binary has passed step 20, as SLURM's --signal=USR2@90 would
+    path = root / "addition_a" / "metrics.jsonl"
+    while not (path.is_file() and any(json.loads(x)["step"] >= 20 for x in path.read_text().splitlines() if x)):
+        time.sleep(0.2)
+    os.kill(os.getpid(), signal.SIGUSR2)
+
+signal.signal(signal.SIGUSR2, handler)
+threading.Thread(target=aim, daemon=True).start()
+try:
+    task("addition_a")  # the task's own Popen.wait, interrupted by the handler
+finally:
+    print(json.dumps(out))
+"""
+
+
+@pytest.mark.slow
+def test_the_slurm_hook_inside_a_signal_handler_stops_the_binary_without_deadlock(tmp_path, uninterrupted):
+    # On a real cluster submitit runs the checkpoint hook inside its SIGUSR2 handler, in the thread
+    # that waits for the binary (Popen.wait, holding its lock); a hook that called Popen.wait too
+    # hung there for good (seen on SLURM 22.05). Run as submitit does, in a process of its own,
+    # bounded by a timeout.
+    import subprocess
+    import sys
+    pytest.importorskip("submitit")
+    root = tmp_path / "smoke"
+    result = subprocess.run([sys.executable, "-c", _HOOK_IN_A_SIGNAL_HANDLER, str(root)], cwd=REPO,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert json.loads(result.stdout.strip().splitlines()[-1]) == {"resubmits": ["addition_a"]}
+    log = (root / "addition_a.log").read_text()
+    assert "SIGTERM: stopping after the current segment's checkpoint" in log and "stopped on request" in log
+    assert not (root / "addition_a" / "summary.json").exists()
+    from experiments.study import slurm
+    assert slurm.StudyTask(plan.jobs("smoke"), root, [])("addition_a") == {"job": "addition_a", "exit": 0}
+    for name in ("summary.json", "metrics.jsonl", "train_loss.jsonl"):
+        assert (root / "addition_a" / name).read_text() == (uninterrupted / name).read_text(), name
+
+
+def _slurm_answers() -> bool:
+    import shutil
+    import subprocess
+    if shutil.which("sinfo") is None or shutil.which("sbatch") is None:
+        return False
+    try:
+        return subprocess.run(["sinfo", "-h"], capture_output=True, timeout=20).returncode == 0
+    except (OSError, subprocess.SubprocessError):
+        return False
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not _slurm_answers(), reason="no SLURM cluster answers here (sinfo); run where one does "
+                                                 "(last run on a one-node SLURM 22.05, Debian's slurm-wlm)")
+def test_on_a_real_slurm_cluster(tmp_path, uninterrupted):
+    # (a) SIGUSR2 to the running task, what SLURM sends before a time limit (--signal=USR2@90):
+    #     the hook stops the binary at a checkpoint, submitit requeues the task, it resumes and ends
+    #     with the uninterrupted run's records; (b) SIGTERM to the task's processes (a scancel, a
+    #     preemption): the binary stops at a checkpoint, the task fails with an error that says so,
+    #     and a second submission ends with the same records.
+    import subprocess
+    import time
+    pytest.importorskip("submitit")
+    from experiments.study import slurm
+
+    def run_until(predicate, what, timeout=600):
+        end = time.time() + timeout
+        while not predicate():
+            if time.time() > end:
+                raise AssertionError(f"{what}: not within {timeout} s")
+            time.sleep(1)
+
+    smoke = plan.jobs("smoke")
+    for signal_name in ("USR2", "TERM"):
+        root = tmp_path / signal_name / "smoke"
+        executor = slurm.slurm_executor(root / "slurm", partition="", time_min=30, cpus=1, parallelism=2, requeues=3)
+        [job] = slurm.submit(executor, ["addition_a"], smoke, root, [])
+        try:
+            _wait_for_step(root / "addition_a", 20, timeout=600)
+            subprocess.run(["scancel", job.job_id, f"--signal={signal_name}"], check=True, timeout=60)
+            if signal_name == "USR2":
+                run_until(lambda: (root / "addition_a" / "summary.json").is_file(), "the requeued task's end")
+                run_until(job.done, "submitit's record of the task")
+                assert job.result() == {"job": "addition_a", "exit": 0}
+                assert "stopped on request" in (root / "addition_a.log").read_text()
+            else:
+                run_until(job.done, "the stopped task's end")
+                with pytest.raises(Exception, match="stopped from outside .exit 75. after writing its checkpoint"):
+                    job.result()
+                assert not (root / "addition_a" / "summary.json").exists()
+                [again] = slurm.submit(executor, ["addition_a"], smoke, root, [])
+                run_until(again.done, "the second submission's end")
+                assert again.result() == {"job": "addition_a", "exit": 0}
+        finally:
+            subprocess.run(["scancel", job.job_id], timeout=60)
+        for name in ("summary.json", "metrics.jsonl", "train_loss.jsonl"):
+            assert (root / "addition_a" / name).read_text() == (uninterrupted / name).read_text(), (signal_name, name)

@@ -7,7 +7,14 @@ a time limit or a preemption submitit signals the task (SIGUSR2): the task asks 
 stop (SIGTERM: it ends its current segment and writes its checkpoint), waits for it, and
 returns itself as the next submission, so submitit requeues the same task, which resumes from
 the workdir. A finished job is not run again. Tested with submitit's local executor, which
-runs the same code without a cluster.
+runs the same code without a cluster, and on a one-node SLURM 22.05 cluster (Debian's
+slurm-wlm): `tests/test_reproduce.py::test_on_a_real_slurm_cluster`, which runs where `sinfo`
+answers.
+
+The hook runs inside submitit's signal handler, in the thread that is waiting for the binary
+(`Popen.wait`, which holds the Popen's lock while it waits): it must not call `Popen.wait` or
+`poll` itself (that deadlocks, as the real cluster showed), so it waits with
+``waitid(WNOWAIT)``, which sees the binary's end without reaping it.
 """
 
 from __future__ import annotations
@@ -17,6 +24,7 @@ import pathlib
 import signal
 import subprocess
 import sys
+import time
 from typing import Optional
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
@@ -55,6 +63,10 @@ class StudyTask:
                                            start_new_session=True, env=env)
             status = self._child.wait()
         self._child = None
+        if status == queue.STOPPED_EXIT:  # SLURM signalled the binary itself (scancel, a preemption)
+            raise RuntimeError(f"{name}: its binary was stopped from outside (exit {status}) after writing its "
+                               "checkpoint; submit the job again and it continues from there "
+                               f"(log: {self.root / f'{name}.log'})")
         if status != 0:
             raise RuntimeError(f"{name}: its binary ended with exit {status} (log: {self.root / f'{name}.log'})")
         return {"job": name, "exit": 0}
@@ -64,11 +76,31 @@ class StudyTask:
         segment with its checkpoint; the same task is submitted again and resumes from it."""
         import submitit
 
-        child = self._child
-        if child is not None and child.poll() is None:
-            child.send_signal(signal.SIGTERM)
-            child.wait()
+        if self._child is not None:
+            stop_and_wait(self._child.pid)
         return submitit.helpers.DelayedSubmission(StudyTask(self.jobs, self.root, self.snapshots), name)
+
+
+def _ended(pid: int) -> bool:
+    """Whether child ``pid`` has ended, without reaping it (its Popen.wait does that)."""
+    try:
+        return os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
+    except ChildProcessError:  # reaped already
+        return True
+
+
+def stop_and_wait(pid: int, poll_s: float = 0.2) -> None:
+    """Asks child ``pid`` (a study binary) to stop at its next checkpoint (SIGTERM) and waits until
+    it has ended, without touching its Popen: safe inside a signal handler that interrupted
+    that Popen's own wait. SLURM's kill after its signal delay bounds the wait."""
+    if _ended(pid):
+        return
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    while not _ended(pid):
+        time.sleep(poll_s)
 
 
 def submit(executor, names: list, jobs: dict, root: pathlib.Path, snapshots: list) -> list:
