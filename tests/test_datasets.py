@@ -303,3 +303,28 @@ def test_first10_marker_placement_is_hochreiter_and_schmidhubers():
                                + values[np.arange(4000), positions[:, 1]], rtol=1e-6)
     with pytest.raises(ValueError, match="first10' needs seq_len >= 4"):
         tasks.AdditionTask(seq_len=3, marker_placement="first10")
+
+
+def test_standardized_pixels_have_the_training_pools_mean_0_and_std_1():
+    from nprnn_jax import tasks
+
+    rng = np.random.default_rng(0)
+    images = np.where(rng.random((30, 28, 28)) < 0.2, rng.integers(1, 256, (30, 28, 28)), 0).astype(np.uint8)
+    labels = np.arange(30) % 10
+    task = tasks.mnist_task(images, labels, images[:6], labels[:6], validation_size=10, pixels="standardized")
+    pool = images[:20].astype(np.float64) / 255.0  # the 20 training images (the last 10 are validation)
+    mean, std = pool.mean(), pool.std()
+    assert task.describe()["pixel_mean"] == pytest.approx(mean) and task.describe()["pixel_std"] == pytest.approx(std)
+    test = np.asarray(task.test_set()["xs"])[..., 0]
+    np.testing.assert_allclose(test, (images[:6].reshape(6, 784) / 255.0 - mean) / std, rtol=1e-5, atol=1e-5)
+    assert test.min() == pytest.approx(-mean / std, rel=1e-5)  # the background
+    batch = task.take(task.train_data(), np.arange(20))
+    assert float(np.mean(batch["xs"])) == pytest.approx(0.0, abs=1e-5)
+    assert float(np.std(batch["xs"])) == pytest.approx(1.0, abs=1e-4)
+    # the default is untouched: x / 255, the background exactly 0
+    unit = tasks.mnist_task(images, labels, images[:6], labels[:6])
+    np.testing.assert_array_equal(np.asarray(unit.test_set()["xs"])[..., 0],
+                                  (images[:6].reshape(6, 784).astype(np.float32) * np.float32(1 / 255)))
+    assert "pixels" not in unit.describe()
+    with pytest.raises(ValueError, match="pixels='raw': one of unit, standardized"):
+        tasks.mnist_task(images, labels, images[:6], labels[:6], pixels="raw")

@@ -338,26 +338,30 @@ def _mnist_job(folder, accuracies, num_steps, train_loss=2.3):
         (folder / "summary.json").write_text("[]")
 
 
-def test_summed_loss_section_from_the_records(tmp_path):
+def test_table2_readings_section_from_the_records(tmp_path):
     from experiments.study import endpoints
-    assert endpoints.summed_loss_section(tmp_path, None) == []  # no summed-loss job: no section
     _mnist_job(tmp_path / "mnist", [0.11] * 7, num_steps=6, train_loss=2.3011)
+    assert endpoints.table2_readings_section(tmp_path, None) == []  # no other reading run: no section
     # running: at update 3 of 6, best 0.40 at update 2
     _mnist_job(tmp_path / "mnist_summed_loss", [0.11, 0.2, 0.4, 0.3], num_steps=6, train_loss=1.5)
-    text = "\n".join(endpoints.summed_loss_section(tmp_path, None))
-    assert "| mean | `mnist` | finished | 11.0 / 11.0 | 11.0 (update 0) | 2.3011 |" in text
-    assert "| sum | `mnist_summed_loss` | running (update 3 of 6) | 30.0 so far | 40.0 (update 2) | 1.5000 |" in text
-    assert "**Answer**: not yet" in text
-    # finished: last five evaluations 0.85, 0.86, 0.9, 0.88, 0.91 (mean 0.88), within 10 points of 92
+    text = "\n".join(endpoints.table2_readings_section(tmp_path, None))
+    assert "| the minibatch's mean loss, pixels in [0, 1] (our reading: Table 2 above) | `mnist` | finished | " \
+           "11.0 / 11.0 | 11.0 (update 0) | 2.3011 |" in text
+    assert "| `mnist_summed_loss` | running (update 3 of 6) | 30.0 so far | 40.0 (update 2) | 1.5000 |" in text
+    assert "- `mnist_summed_loss`: not finished yet." in text and "mnist_standardized" not in text
+    # finished: last five evaluations 0.85, 0.86, 0.9, 0.88, 0.91 (mean 0.88), within 10 points of 92;
+    # standardized: finished at chance
     import shutil
     shutil.rmtree(tmp_path / "mnist_summed_loss")
     _mnist_job(tmp_path / "mnist_summed_loss", [0.11, 0.5, 0.85, 0.86, 0.9, 0.88, 0.91], num_steps=6)
-    text = "\n".join(endpoints.summed_loss_section(tmp_path, None))
-    assert "| sum | `mnist_summed_loss` | finished | 91.0 / 88.0 | 91.0 (update 6) | 2.3000 |" in text
-    assert ("**Answer**: with the summed loss np-RNN's last-5 mean is 88.0% (the mean loss: 11.0%), within 10 "
-            "points of the paper's 92%, and at or above the success bar (50%): the objective's reading "
-            "reproduces Table 2's np-RNN (one run, seed 0).") in text
-
+    _mnist_job(tmp_path / "mnist_standardized", [0.11] * 7, num_steps=6)
+    text = "\n".join(endpoints.table2_readings_section(tmp_path, None))
+    assert "| `mnist_summed_loss` | finished | 91.0 / 88.0 | 91.0 (update 6) | 2.3000 |" in text
+    assert ("- `mnist_summed_loss`: np-RNN's last-5 mean is 88.0% (our reading: 11.0%), within 10 points of the "
+            "paper's 92%, at or above the success bar (50%): this reading reproduces Table 2's np-RNN (one run, "
+            "seed 0).") in text
+    assert ("- `mnist_standardized`: np-RNN's last-5 mean is 11.0% (our reading: 11.0%), not within 10 points of "
+            "the paper's 92%, below the success bar (50%): this reading does not reproduce") in text
 
 def test_start_section_states_the_horizon_against_the_background_from_the_records(tmp_path):
     import json

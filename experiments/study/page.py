@@ -180,7 +180,7 @@ def write_page(root: pathlib.Path, out: pathlib.Path) -> str:
         part, found = budget_part(source, jobs(budget), figures, rel, budget, other,
                                   prefix="paper_" if budget == "paper" else "")
         if budget == "paper":
-            part += (study_endpoints.readings_section(source, other) + study_endpoints.summed_loss_section(source, other)
+            part += (study_endpoints.readings_section(source, other) + study_endpoints.table2_readings_section(source, other)
                      + study_endpoints.start_section(source, other, kept, rel)
                      + study_endpoints.robust_endpoints(source, other))
         lines += [heading, ""] + part

@@ -84,6 +84,10 @@ def jobs(budget: str) -> dict:
     # Table 2's np-RNN with the minibatch's summed loss as the objective (issue 33: the paper
     # says neither mean nor sum); last in the queue, not part of Table 2's cell.
     out["mnist_summed_loss"] = ("mnist", "paper_summed_loss", [])
+    # ... and on standardized pixels (the paper does not say how it scales them): np-RNN's start
+    # on [0, 1] pixels has a last state of 1e-7 at the end of each image's background rows
+    # (report: "Table 2: what each variant's gradient sees"), on standardized ones it does not.
+    out["mnist_standardized"] = ("mnist", "paper_standardized", [])
     return out
 
 

@@ -313,6 +313,7 @@ class ClassificationTask(Task):
         int labels and optionally ``lengths [N]`` (variable-length, masked).
       num_classes: output size.
       scale: factor applied to ``xs`` (1/255 for uint8 pixels).
+      shift: added to ``xs`` after ``scale`` (0: none; standardized pixels: minus mean / std).
       test_size: evaluate on the first ``test_size`` test examples (None: all).
       validation: a dict like ``test``, held out of the training data (`hold_out`), or None.
     """
@@ -323,12 +324,13 @@ class ClassificationTask(Task):
 
     def __init__(self, name: str, train: dict, test: dict, num_classes: int, scale: float = 1.0,
                  test_size: Optional[int] = None, info: Optional[dict] = None,
-                 validation: Optional[dict] = None):
+                 validation: Optional[dict] = None, shift: float = 0.0):
         self.name = name
         self.num_classes = int(num_classes)
         self.output_size = self.num_classes
         self.input_size = int(train["xs"].shape[-1])
         self.scale = float(scale)
+        self.shift = float(shift)
         if test_size is not None:
             if test_size < 1:
                 raise ValueError(f"test_size must be a positive int; got {test_size}")
@@ -357,6 +359,8 @@ class ClassificationTask(Task):
     def _prepare(self, batch):
         batch = dict(batch)
         batch["xs"] = jnp.asarray(batch["xs"]).astype(jnp.float32) * self.scale
+        if self.shift:
+            batch["xs"] = batch["xs"] + self.shift
         batch["ys"] = jnp.asarray(batch["ys"]).astype(jnp.int32)
         return batch
 

@@ -15,9 +15,17 @@ import numpy as np
 from nprnn_jax import checks, datasets
 from nprnn_jax.tasks import base
 
+PIXELS = ("unit", "standardized")
+
+
 def mnist_task(images, labels, test_images, test_labels, permute: bool = False,
-               permutation_seed: int = 0, test_size: Optional[int] = None, validation_size: int = 0):
+               permutation_seed: int = 0, test_size: Optional[int] = None, validation_size: int = 0,
+               pixels: str = "unit"):
     """Pixel MNIST: one pixel per step (784 steps, row-major), pixels in [0, 1].
+
+    ``pixels``: "unit", x / 255 in [0, 1] (the background exactly 0); "standardized",
+    (x / 255 - mean) / std with the mean and std of the training pool's pixels (the validation
+    images left out), so the background is about -0.42. The paper does not say which.
 
     ``validation_size``: the last that many training images are the validation set and
     are not trained on (5,000 is the usual split).
@@ -34,11 +42,19 @@ def mnist_task(images, labels, test_images, test_labels, permute: bool = False,
         flat, test_flat = flat[:, permutation], test_flat[:, permutation]
     train, validation = base.hold_out({"xs": flat[..., None], "ys": np.asarray(labels)}, validation_size,
                                  stratified=False)
+    if pixels not in PIXELS:
+        raise ValueError(f"pixels={pixels!r}: one of {', '.join(PIXELS)}")
+    scale, shift, info = 1.0 / 255.0, 0.0, {}
+    if pixels == "standardized":
+        unit = train["xs"].astype(np.float64) / 255.0
+        mean, std = float(unit.mean()), float(unit.std())
+        scale, shift = 1.0 / (255.0 * std), -mean / std
+        info = {"pixels": pixels, "pixel_mean": mean, "pixel_std": std}
     task = base.ClassificationTask(
         "pmnist" if permute else "mnist", train,
         {"xs": test_flat[..., None], "ys": np.asarray(test_labels)},
-        num_classes=10, scale=1.0 / 255.0, test_size=test_size,
-        info={"permute": bool(permute), "permutation_seed": permutation_seed if permute else None},
+        num_classes=10, scale=scale, shift=shift, test_size=test_size,
+        info={"permute": bool(permute), "permutation_seed": permutation_seed if permute else None, **info},
         validation=validation)
     task.permutation = permutation
     return task
@@ -50,7 +66,7 @@ def build(config):
     test_images, test_labels = datasets.load_mnist(directory, "test", config.tfds_data_dir or None)
     task = mnist_task(train_images, train_labels, test_images, test_labels, permute=config.permute,
                       permutation_seed=config.permutation_seed, test_size=config.test_size or None,
-                      validation_size=config.validation_size)
+                      validation_size=config.validation_size, pixels=config.pixels)
     extra = {}
     if config.permute:
         extra["permutation.json"] = json.dumps({"seed": config.permutation_seed,
@@ -64,6 +80,9 @@ TASK = base.register(base.TaskSpec(
     settings=base.DATA_SET_SETTINGS + (
         _S("permute", False, "permuted pixel MNIST (a fixed permutation of the 784 positions)", checks.boolean),
         _S("permutation_seed", 0, "seed of the permutation", checks.integer(0)),
+        _S("pixels", "unit", "pixel values: unit (x/255 in [0, 1], the background 0) or standardized (mean 0, "
+           "std 1 over the training pool's pixels, the background about -0.42); the paper does not say",
+           checks.one_of(PIXELS)),
         _S("tfds_data_dir", "", "a TFDS data dir holding a prepared MNIST (never downloaded)", checks.string,
            location=True),
     ),
