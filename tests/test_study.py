@@ -388,6 +388,15 @@ def test_start_section_states_the_horizon_against_the_background_from_the_record
             "eigenvalue 1.00 and 1.00: its median eigenvalue is 0.31 (IRNN's 1.00). Its last state is 1e-07 in "
             "norm, the loss 2.3026 (ln 10 = 2.3026") in text
     assert "sensitivity.png" not in text  # no figure kept, no link
+    # another reading's runs (standardized pixels) join the table, with a sentence on np-RNN's start
+    other = tmp_path / "mnist_standardized" / "dynamics"
+    other.mkdir(parents=True)
+    (other / "dynamics.json").write_text(json.dumps({"np init": stage(19, 0.31, 0.88, 2.28, 0.27)}))
+    text = "\n".join(endpoints.start_section(tmp_path, None, linked=tmp_path))
+    assert "| `mnist_standardized`: np init | 1.000 / 0.310 | 19 |" in text
+    assert ("With standardized pixels (`mnist_standardized`), np-RNN's start keeps a last state of 0.88 in norm "
+            "(25% of its units at 0), the loss 2.2800 and the gradient of W_hh 0.27; it forgets a pixel within "
+            "19 steps.") in text
     (folder / "sensitivity.png").write_bytes(b"\x89PNG")
     assert "![input sensitivity on mnist](reproduction/workdirs/paper/mnist/dynamics/sensitivity.png)" in \
         "\n".join(endpoints.start_section(tmp_path, None, linked=tmp_path))

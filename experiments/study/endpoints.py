@@ -338,6 +338,10 @@ def _horizon_text(horizon: Optional[int], beyond: str) -> str:
     return beyond if horizon is None else f"{horizon} steps"
 
 
+# Other readings of Table 2 whose runs `start_section` shows beside ours: (job, what it changes).
+START_OTHER_READINGS = (("mnist_standardized", "standardized pixels"),)
+
+
 def start_section(root: pathlib.Path, kept: Optional[pathlib.Path], linked: Optional[pathlib.Path] = None,
                   rel: str = "reproduction", job: str = "mnist") -> list:
     """"What np-RNN's gradient sees on Table 2": ``experiments.dynamics`` of the job's runs at
@@ -345,31 +349,38 @@ def start_section(root: pathlib.Path, kept: Optional[pathlib.Path], linked: Opti
     statement: how far back a pixel still moves the last state, against how many steps of
     background end the images, and what the gradient is at the start. ``linked``: the kept
     records' folder the page links into (``<rel>/workdirs/paper``), for the sensitivity figure."""
-    path = next((f / job / "dynamics" / "dynamics.json" for f in (root, kept)
-                 if f is not None and (f / job / "dynamics" / "dynamics.json").is_file()), None)
-    if path is None:
+    def find(name):
+        path = next((f / name / "dynamics" / "dynamics.json" for f in (root, kept)
+                     if f is not None and (f / name / "dynamics" / "dynamics.json").is_file()), None)
+        return None if path is None else json.loads(path.read_text())
+
+    found = find(job)
+    if found is None:
         return []
-    found = json.loads(path.read_text())
+    others = [(name, what, find(name)) for name, what in START_OTHER_READINGS]
+    others = [(n, w, d) for n, w, d in others if d is not None]
     lags = (0, 10, 100)
     lines = ["### Table 2: what each variant's gradient sees at its start", "",
-             f"`python -m experiments.dynamics --trained_workdir=<the {job} job> --workdir=<the {job} job>/dynamics` "
-             f"(kept as `{job}/dynamics/`): each run of Table 2 (seed 0) at its start and after its 375,000 updates, "
-             "on the first test images. Memory horizon: the lag (steps back from the last pixel) at which "
-             "||d h_T / d x_t|| falls below 1/1000 of its lag-0 value ('> T': never within the sequence; a horizon "
-             "near the image's length is where its first nonzero pixel lies: before it the state is exactly 0, "
-             "where ReLU passes no gradient); "
+             f"`python -m experiments.dynamics --trained_workdir=<the job> --workdir=<the job>/dynamics` (kept as "
+             f"`<job>/dynamics/`): each run of Table 2 (`{job}`, seed 0) at its start and at its newest checkpoint "
+             "(the update in the row), on the first test images"
+             + "".join(f"; the same for `{n}` ({w})" for n, w, _ in others) + ". Memory horizon: the lag (steps "
+             "back from the last pixel) at which ||d h_T / d x_t|| falls below 1/1000 of its lag-0 value ('> T': "
+             "never within the sequence; a horizon near the image's length is where its first nonzero pixel lies: "
+             "before it the state is exactly 0, where ReLU passes no gradient); "
              "|h_T|: the mean norm of the last hidden state; the loss and the gradient norms are those of the "
              "mean cross-entropy on the same images.", "",
              "| run | max / median abs eigenvalue of W_hh | memory horizon (steps) | sensitivity at lag "
              + ", ".join(map(str, lags)) + " | abs h_T (units at 0) | loss | gradient norm: W_hh, W_hx |",
              "|---|---|---|---|---|---|---|"]
-    for label, v in found.items():
-        horizon = v.get("memory_horizon")
-        g = v["gradient_norms"]
-        lines.append(f"| {label} | {v['max_abs_eigenvalue']:.3f} / {v['median_abs_eigenvalue']:.3f} | "
-                     f"{'> T' if horizon is None else horizon} | {', '.join(_sens_at(v, k) for k in lags)} | "
-                     f"{v['final_state_norm']:.2g} ({100 * v['final_state_zero_share']:.0f}%) | {v['loss']:.4g} | "
-                     f"{g['W_hh']:.2g}, {g['W_hx']:.2g} |")
+    for prefix, numbers in [("", found)] + [(f"`{n}`: ", d) for n, _, d in others]:
+        for label, v in numbers.items():
+            horizon = v.get("memory_horizon")
+            g = v["gradient_norms"]
+            lines.append(f"| {prefix}{label} | {v['max_abs_eigenvalue']:.3f} / {v['median_abs_eigenvalue']:.3f} | "
+                         f"{'> T' if horizon is None else horizon} | {', '.join(_sens_at(v, k) for k in lags)} | "
+                         f"{v['final_state_norm']:.2g} ({100 * v['final_state_zero_share']:.0f}%) | {v['loss']:.4g} | "
+                         f"{g['W_hh']:.2g}, {g['W_hx']:.2g} |")
     start = {label.split(" ")[0]: v for label, v in found.items() if label.endswith(" init")}
     lines += [""]
     if "np" in start:
@@ -390,6 +401,13 @@ def start_section(root: pathlib.Path, kept: Optional[pathlib.Path], linked: Opti
                  + ". Here the largest eigenvalue does not tell the two starts apart; the memory horizon and "
                  "the median eigenvalue do.")
         lines += [text, ""]
+    for name, what, numbers in others:
+        v = numbers.get("np init")
+        if v is not None:
+            lines += [f"With {what} (`{name}`), np-RNN's start keeps a last state of {v['final_state_norm']:.2g} in "
+                      f"norm ({100 * v['final_state_zero_share']:.0f}% of its units at 0), the loss {v['loss']:.4f} and "
+                      f"the gradient of W_hh {v['gradient_norms']['W_hh']:.2g}; it forgets a pixel within "
+                      f"{_horizon_text(v['memory_horizon'], 'the sequence')}.", ""]
     if linked is not None and (linked / job / "dynamics" / "sensitivity.png").is_file():
         lines += [f"![input sensitivity on {job}]({rel}/workdirs/paper/{job}/dynamics/sensitivity.png)", ""]
     return lines
