@@ -310,19 +310,19 @@ def table2_readings_section(root: pathlib.Path, kept: Optional[pathlib.Path]) ->
         lines.append(f"| {what} | `{name}` | {state} | {value} | {_pct(study._value(best, METRIC))} "
                      f"(update {best['step']:,}) | {'-' if loss is None else f'{loss:.4f}'} |")
         if ends:
-            ended[name] = (what, ends[0]["last"])
+            ended[name] = ends[0]["last"]
     lines += ["", f"The paper's np-RNN: {paper['np']:g}% (its IRNN {paper['irnn']:g}%).", ""]
     ours = ended.get("mnist")
-    for what, name, job in loaded:
+    for _, name, job in loaded:
         if name == "mnist" or job is None:
             continue
         if name not in ended:
             lines += [f"- `{name}`: not finished yet.", ""]
             continue
-        value = ended[name][1]
+        value = ended[name]
         near = abs(100 * value - paper["np"]) <= 10
         lines += [f"- `{name}`: np-RNN's last-{study.LAST_EVALS} mean is {_pct(value)}%"
-                  + ("" if ours is None else f" (our reading: {_pct(ours[1])}%)") + ", "
+                  + ("" if ours is None else f" (our reading: {_pct(ours)}%)") + ", "
                   + ("within 10 points of" if near else "not within 10 points of") + f" the paper's {paper['np']:g}%, "
                   + ("at or above" if value >= bar else "below") + f" the success bar ({100 * bar:g}%): this reading "
                   + ("reproduces" if near else "does not reproduce") + " Table 2's np-RNN (one run, seed 0).", ""]

@@ -34,6 +34,8 @@ def mnist_task(images, labels, test_images, test_labels, permute: bool = False,
     ``permutation_seed``) is applied to every image: permuted pixel MNIST. The
     permutation is `task.permutation` (recorded in the workdir by the binary).
     """
+    if pixels not in PIXELS:
+        raise ValueError(f"pixels={pixels!r}: one of {', '.join(PIXELS)}")
     flat = np.asarray(images, np.uint8).reshape(len(images), 784)
     test_flat = np.asarray(test_images, np.uint8).reshape(len(test_images), 784)
     permutation = None
@@ -42,8 +44,6 @@ def mnist_task(images, labels, test_images, test_labels, permute: bool = False,
         flat, test_flat = flat[:, permutation], test_flat[:, permutation]
     train, validation = base.hold_out({"xs": flat[..., None], "ys": np.asarray(labels)}, validation_size,
                                  stratified=False)
-    if pixels not in PIXELS:
-        raise ValueError(f"pixels={pixels!r}: one of {', '.join(PIXELS)}")
     scale, shift, info = 1.0 / 255.0, 0.0, {}
     if pixels == "standardized":
         unit = train["xs"].astype(np.float64) / 255.0
