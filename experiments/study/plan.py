@@ -80,6 +80,9 @@ def jobs(budget: str) -> dict:
     # (reported with the seed-0 job as one 3-seed cell).
     out["addition_T150_seeds12"] = ("addition", "paper_T150", SEEDS_12)
     out["multiplication_T50_seeds12"] = ("multiplication", "paper_T50", SEEDS_12)
+    # ... and of the next length of each figure (issue 32: while cores remain, after T=500).
+    out["addition_T200_seeds12"] = ("addition", "paper_T200", SEEDS_12)
+    out["multiplication_T100_seeds12"] = ("multiplication", "paper_T100", SEEDS_12)
     out["action_ucf101"] = ("action_recognition", "paper", [])
     # Table 2's np-RNN with the minibatch's summed loss as the objective (issue 33: the paper
     # says neither mean nor sum); last in the queue, not part of Table 2's cell.
