@@ -3,6 +3,7 @@ killed invocations keep their cost, and the paper-budget part of the page."""
 
 import json
 import pathlib
+import time
 
 import pytest
 
@@ -73,6 +74,8 @@ def test_a_killed_invocation_is_recorded_from_its_heartbeat(tmp_path):
     reproduce._record_killed(tmp_path, "job")
     record = json.loads((tmp_path / "jobs.jsonl").read_text())
     assert (record["job"], record["exit"], record["seconds"]) == ("job", "killed", 3600.0)
+    # named by its start, as its driver names it (a heartbeat of an older driver has no name)
+    assert record["started_at"] == time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(1000.0))
     assert not (tmp_path / "job.running.json").exists()
 
 
@@ -432,6 +435,9 @@ def test_the_queue_runs_at_most_workers_jobs_at_once_in_order_and_reports_failur
 
     def record_cost(record):
         spans.append((record["job"], time.time() - record["seconds"], time.time(), record["exit"], record["core"]))
+        # the invocation's name (what merging cost records keys on): its start, to the second
+        started = time.mktime(time.strptime(record["started_at"], "%Y-%m-%dT%H:%M:%S"))
+        assert abs(started - spans[-1][1]) < 2, (record, spans[-1])
 
     def command(name, workdir):
         code = "import sys, time; time.sleep(0.6); sys.exit(3 if '" + name + "' == 'b' else 0)"
@@ -516,10 +522,31 @@ def test_a_job_ends_with_its_driver_even_after_kill_9(tmp_path):
 
 
 def test_cost_records_merge_instead_of_replacing_the_kept_ones():
-    kept = '{"job": "a", "seconds": 10}\n{"job": "b", "exit": "running at snapshot", "seconds": 5}\n'
-    new = '{"job": "a", "seconds": 10}\n{"job": "b", "seconds": 7}\n'
-    assert records.merge_cost_records(kept, new) == '{"job": "a", "seconds": 10}\n{"job": "b", "seconds": 7}\n'
+    def line(job, started, exit, seconds, root="r1"):
+        return json.dumps({"job": job, "command": [f"--workdir={root}/{job}"], "started_at": started,
+                           "exit": exit, "seconds": seconds})
+
+    running_b = line("b", "T1", "running at snapshot", 5)
+    kept = "".join(x + "\n" for x in ('{"job": "a", "seconds": 10}', running_b))
+    closed_b = line("b", "T1", 0, 7)
+    new = "".join(x + "\n" for x in ('{"job": "a", "seconds": 10}', closed_b))
+    # the invocation's closing record replaces its snapshot line, in the snapshot line's place
+    assert records.merge_cost_records(kept, new) == '{"job": "a", "seconds": 10}\n' + closed_b + "\n"
     assert records.merge_cost_records("", new) == new
+    # ... and is not replaced by it either way round; of two snapshot lines the later (longer) one
+    assert records.merge_cost_records(new, kept) == '{"job": "a", "seconds": 10}\n' + closed_b + "\n"
+    later_b = line("b", "T1", "running at snapshot", 9)
+    assert records.merge_cost_records(kept, later_b + "\n").splitlines() == ['{"job": "a", "seconds": 10}', later_b]
+    # A snapshot line of an invocation the new records do not hold (another root's, a driver
+    # killed with its machine) stays: dropping it lost 1.8 hours of addition_T400's cost once.
+    other_root = line("b", "T0", "running at snapshot", 6383, root="r0")
+    merged = records.merge_cost_records(other_root + "\n" + running_b + "\n", new).splitlines()
+    assert merged == [other_root, closed_b, '{"job": "a", "seconds": 10}']
+    assert sum(json.loads(x)["seconds"] for x in merged) == 6383 + 7 + 10
+    # so do old records without started_at, which cannot be told apart, unless repeated verbatim
+    legacy = '{"job": "c", "exit": "running at snapshot", "seconds": 4}'
+    assert records.merge_cost_records(legacy + "\n", legacy + '\n{"job": "c", "exit": 0, "seconds": 8}\n') \
+        == legacy + '\n{"job": "c", "exit": 0, "seconds": 8}\n'
 
 
 @pytest.mark.slow

@@ -21,6 +21,8 @@ import sys
 import time
 from typing import Callable, Optional
 
+from experiments.study.records import started_at
+
 STOPPED_EXIT = 75  # experiments.common.STOPPED_EXIT: stopped on request, checkpoint written
 POLL_S = 1.0
 HEARTBEAT_S = 60.0
@@ -187,8 +189,12 @@ class Queue:
         # preexec_fn: nothing runs between fork and exec in a process with JAX.
         env = job_env(core)
         process = subprocess.Popen(command, stdout=log, stderr=log, env=env, start_new_session=True)
-        record = {"job": name, "command": command[1:], "core": core}
-        self.running[name] = Running(name, process, core, time.time(), log, record)
+        started = time.time()
+        # started_at names the invocation: its heartbeat's records ("running at snapshot", "killed")
+        # and its final one share it, so merging cost records keeps each invocation once.
+        record = {"job": name, "command": command[1:], "core": core,
+                  "started_at": started_at(started)}
+        self.running[name] = Running(name, process, core, started, log, record)
         self.say(f"{name}: started on core {core} (log: {self.root / f'{name}.log'})")
 
     def _heartbeat(self, job: Running):

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import pathlib
+import time
 from typing import Optional
 
 from experiments.study.plan import jobs_binary
@@ -84,14 +85,39 @@ def _keep_records(workdir: pathlib.Path, to: pathlib.Path) -> None:
     (to / "train_loss.jsonl").unlink(missing_ok=True)
 
 
+def started_at(started: float) -> str:
+    """An invocation's name in its cost records: its start (``time.time()``), local time, to the second."""
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(started))
+
+
 def merge_cost_records(kept: str, new: str) -> str:
-    """The cost records (jobs.jsonl lines) of ``kept`` and ``new`` together, each once, in order:
-    a root whose jobs did not start from the kept records lacks their earlier invocations, so a
-    copy would lose them. A kept "running at snapshot" line is dropped (``new`` has the job's
-    newer state)."""
-    lines = [x for x in kept.splitlines() if x.strip() and '"running at snapshot"' not in x]
-    lines += [x for x in new.splitlines() if x.strip()]
-    return "".join(x + "\n" for x in dict.fromkeys(lines))
+    """The cost records (jobs.jsonl lines) of ``kept`` and ``new`` together, in order, each
+    invocation once: a root whose jobs did not start from the kept records lacks their earlier
+    invocations, so a copy would lose them. Records of one invocation (the same job, command and
+    ``started_at``) are one line: its closing record (an exit status, "killed") over a "running at
+    snapshot" one, else the one with more seconds. A record without ``started_at`` (written before
+    invocations were named) is kept unless the same line is there already: its invocation cannot
+    be told from another, and dropping it would lose a cost no other record holds."""
+    merged = {}
+    for line in kept.splitlines() + new.splitlines():
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+            key = (record["job"], record["started_at"], json.dumps(record.get("command")))
+        except (ValueError, KeyError, TypeError):
+            key = line
+        if key not in merged or (isinstance(key, tuple) and _supersedes(json.loads(line), json.loads(merged[key]))):
+            merged[key] = line
+    return "".join(x + "\n" for x in merged.values())
+
+
+def _supersedes(record: dict, other: dict) -> bool:
+    """Whether ``record`` says more of its invocation than ``other`` (the same invocation's)."""
+    running, other_running = (r.get("exit") == "running at snapshot" for r in (record, other))
+    if running != other_running:
+        return other_running
+    return running and record.get("seconds", 0) > other.get("seconds", 0)
 
 
 def _costs(root: pathlib.Path) -> dict:
