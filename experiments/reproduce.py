@@ -49,7 +49,6 @@ from absl import app, flags, logging
 
 from experiments.study import queue as queue_lib
 from experiments.study.plan import jobs
-from experiments.study.records import started_at
 
 flags.DEFINE_enum("budget", "cpu", ["cpu", "paper", "frontier", "smoke"], "smoke: three jobs of seconds each, to "
                   "try the driver, its deadline and snapshots; cpu: the study on 2 CPU cores (about 1.5-2 h); "
@@ -107,7 +106,7 @@ def _record_killed(root: pathlib.Path, name: str):
     if beat.is_file():
         try:
             state = json.loads(beat.read_text())
-            _append_cost(root, {"started_at": started_at(state["started"]), **state["record"], "exit": "killed",
+            _append_cost(root, {"started_at": queue_lib.started_at(state["started"]), **state["record"], "exit": "killed",
                                 "seconds": round(state["updated"] - state["started"], 1),
                                 "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S",
                                                              time.localtime(state["updated"]))})
@@ -257,7 +256,7 @@ def snapshot_all(root: pathlib.Path, names: list, out: pathlib.Path) -> list:
                 state = json.loads(beat.read_text())
             except (OSError, ValueError):
                 continue
-            records += json.dumps({"started_at": started_at(state["started"]), **state["record"],
+            records += json.dumps({"started_at": queue_lib.started_at(state["started"]), **state["record"],
                                    "exit": "running at snapshot",
                                    "seconds": round(state["updated"] - state["started"], 1)}) + "\n"
         out.mkdir(parents=True, exist_ok=True)

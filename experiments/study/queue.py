@@ -21,12 +21,15 @@ import sys
 import time
 from typing import Callable, Optional
 
-from experiments.study.records import started_at
-
 STOPPED_EXIT = 75  # experiments.common.STOPPED_EXIT: stopped on request, checkpoint written
 POLL_S = 1.0
 HEARTBEAT_S = 60.0
 SLACK_S = 20.0  # added to the measured margin (process exit, the report)
+
+
+def started_at(started: float) -> str:
+    """An invocation's name in its cost records: its start (``time.time()``), local time, to the second."""
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(started))
 
 
 def usable_cores() -> list:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import pathlib
-import time
 from typing import Optional
 
 from experiments.study.plan import jobs_binary
@@ -83,11 +82,6 @@ def _keep_records(workdir: pathlib.Path, to: pathlib.Path) -> None:
     for name in ("checkpoints", "checkpoint_hashes"):
         shutil.rmtree(to / name, ignore_errors=True)
     (to / "train_loss.jsonl").unlink(missing_ok=True)
-
-
-def started_at(started: float) -> str:
-    """An invocation's name in its cost records: its start (``time.time()``), local time, to the second."""
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(started))
 
 
 def merge_cost_records(kept: str, new: str) -> str:
