@@ -100,14 +100,20 @@ def _append_cost(root: pathlib.Path, record: dict):
         f.write(json.dumps(record) + "\n")
 
 
+def _heartbeat_record(state: dict, exit: str) -> dict:
+    """The cost record of an invocation from its heartbeat (``<job>.running.json``): its time so
+    far, named by its start (a heartbeat of a driver older than ``started_at`` lacks the name)."""
+    return {"started_at": queue_lib.started_at(state["started"]), **state["record"], "exit": exit,
+            "seconds": round(state["updated"] - state["started"], 1)}
+
+
 def _record_killed(root: pathlib.Path, name: str):
     """Turns the heartbeat of an invocation that never finished into its cost record."""
     beat = root / f"{name}.running.json"
     if beat.is_file():
         try:
             state = json.loads(beat.read_text())
-            _append_cost(root, {"started_at": queue_lib.started_at(state["started"]), **state["record"], "exit": "killed",
-                                "seconds": round(state["updated"] - state["started"], 1),
+            _append_cost(root, {**_heartbeat_record(state, "killed"),
                                 "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S",
                                                              time.localtime(state["updated"]))})
         except (OSError, ValueError, KeyError):
@@ -256,9 +262,7 @@ def snapshot_all(root: pathlib.Path, names: list, out: pathlib.Path) -> list:
                 state = json.loads(beat.read_text())
             except (OSError, ValueError):
                 continue
-            records += json.dumps({"started_at": queue_lib.started_at(state["started"]), **state["record"],
-                                   "exit": "running at snapshot",
-                                   "seconds": round(state["updated"] - state["started"], 1)}) + "\n"
+            records += json.dumps(_heartbeat_record(state, "running at snapshot")) + "\n"
         out.mkdir(parents=True, exist_ok=True)
         kept = (out / "jobs.jsonl").read_text() if (out / "jobs.jsonl").is_file() else ""
         workdir_lib.atomic_write(out / "jobs.jsonl", merge_cost_records(kept, records))

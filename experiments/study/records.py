@@ -92,7 +92,7 @@ def merge_cost_records(kept: str, new: str) -> str:
     snapshot" one, else the one with more seconds. A record without ``started_at`` (written before
     invocations were named) is kept unless the same line is there already: its invocation cannot
     be told from another, and dropping it would lose a cost no other record holds."""
-    merged = {}
+    merged = {}  # key -> (record or None, line)
     for line in kept.splitlines() + new.splitlines():
         if not line.strip():
             continue
@@ -100,10 +100,10 @@ def merge_cost_records(kept: str, new: str) -> str:
             record = json.loads(line)
             key = (record["job"], record["started_at"], json.dumps(record.get("command")))
         except (ValueError, KeyError, TypeError):
-            key = line
-        if key not in merged or (isinstance(key, tuple) and _supersedes(json.loads(line), json.loads(merged[key]))):
-            merged[key] = line
-    return "".join(x + "\n" for x in merged.values())
+            record, key = None, line
+        if key not in merged or (record is not None and _supersedes(record, merged[key][0])):
+            merged[key] = (record, line)
+    return "".join(line + "\n" for _, line in merged.values())
 
 
 def _supersedes(record: dict, other: dict) -> bool:
